@@ -1,0 +1,515 @@
+//! The `tta-host` command line: `load` and `run`.
+//!
+//! Output for people goes to stdout (the load table, a call's output); progress, guest
+//! logs, summaries and errors go to stderr. Exit codes say what kind of failure it was.
+
+use crate::bindings::{Level, Value};
+use crate::config::HostConfig;
+use crate::error::{CallError, LoadError};
+use crate::host::{CallOptions, Host};
+use crate::plugin::Plugin;
+use crate::report::{CallReport, parse_traceparent};
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Exit codes, stable for scripts.
+pub mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// A host-side failure (bad config, I/O).
+    pub const HOST: u8 = 1;
+    /// Bad command-line usage (from clap).
+    pub const USAGE: u8 = 2;
+    /// A component was rejected at load.
+    pub const LOAD: u8 = 3;
+    /// The primitive returned an error.
+    pub const GUEST_ERROR: u8 = 4;
+    /// The guest trapped.
+    pub const TRAP: u8 = 5;
+    /// The call hit a limit: fuel, deadline, memory, stack, payload size, nesting.
+    pub const LIMIT: u8 = 6;
+}
+
+const EXIT_CODES_HELP: &str = "Exit codes: 0 success, 1 host error, 2 usage, 3 component rejected at load, \
+4 primitive returned an error, 5 guest trapped, 6 a limit was hit (fuel, deadline, memory, stack, size).";
+
+/// Runs workflow primitives as sandboxed WebAssembly components and makes every call observable.
+#[derive(Debug, Parser)]
+#[command(name = "tta-host", version, after_help = EXIT_CODES_HELP)]
+pub struct Cli {
+    /// Config file (TOML); flags override it.
+    #[arg(long, global = true, env = "TTA_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Host log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+    /// More host logs (-v debug, -vv trace); `RUST_LOG` overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log formats.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object a line.
+    Json,
+}
+
+/// Limits that override the config file.
+#[derive(Debug, Args, Default)]
+pub struct LimitArgs {
+    /// Fuel one call may burn.
+    #[arg(long, global = true)]
+    pub fuel: Option<u64>,
+    /// Wall-clock limit of one call, in milliseconds.
+    #[arg(long, global = true)]
+    pub timeout_ms: Option<u64>,
+    /// Linear memory one instance may use, in MiB.
+    #[arg(long, global = true)]
+    pub max_memory_mb: Option<usize>,
+    /// Largest input, in bytes.
+    #[arg(long, global = true)]
+    pub max_input_bytes: Option<usize>,
+    /// Largest output, in bytes.
+    #[arg(long, global = true)]
+    pub max_output_bytes: Option<usize>,
+    /// Where compiled components are cached (default: the user cache dir, or TTA_CACHE_DIR).
+    #[arg(long, global = true)]
+    pub cache_dir: Option<PathBuf>,
+    /// Compile every component afresh; do not read or write the cache.
+    #[arg(long, global = true)]
+    pub no_cache: bool,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate components and print what each one is.
+    ///
+    /// Prints a table: name, version, source language, size, compile time, and OK or
+    /// the exact reason a file was rejected. Exits 3 if any file was rejected.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Load(LoadArgs),
+    /// Run one primitive once and print its output.
+    ///
+    /// The output goes to stdout; guest logs and a summary (status, wall time, fuel,
+    /// peak memory) go to stderr.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Run(RunArgs),
+}
+
+/// `tta-host load`.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Component files (`plugins/*.wasm`).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+/// `tta-host run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A component file, or the name of a primitive in the plugin directory.
+    pub target: String,
+    /// Input (JSON by convention).
+    #[arg(long, conflicts_with = "input_file")]
+    pub input: Option<String>,
+    /// Read the input from a file (`-` for stdin).
+    #[arg(long)]
+    pub input_file: Option<PathBuf>,
+    /// Where primitives named by `invoke` (and by name) are found.
+    #[arg(long, default_value = "plugins", env = "TTA_PLUGIN_DIR")]
+    pub plugin_dir: PathBuf,
+    /// Correlation id (default: a new UUID).
+    #[arg(long)]
+    pub correlation_id: Option<String>,
+    /// W3C traceparent to run under.
+    #[arg(long)]
+    pub traceparent: Option<String>,
+    /// W3C tracestate to pass along.
+    #[arg(long)]
+    pub tracestate: Option<String>,
+    /// Tenant to run as.
+    #[arg(long, default_value = "default")]
+    pub tenant: String,
+    /// Workflow data for the context, `key=value` (repeatable).
+    #[arg(long = "data", value_parser = parse_key_value)]
+    pub data: Vec<(String, String)>,
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("{s:?} is not key=value"))
+}
+
+/// Runs the CLI and returns the process exit code.
+pub fn main() -> u8 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { exit::USAGE } else { exit::OK };
+        }
+    };
+    init_logging(cli.log_format, cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return exit::HOST;
+        }
+    };
+    match runtime.block_on(run_command(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            exit::HOST
+        }
+    }
+}
+
+fn init_logging(format: LogFormat, verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn,tta_host=info",
+        1 => "info,tta_host=debug",
+        _ => "debug,tta_host=trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Pretty => builder.with_target(false).try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+fn host_config(cli: &Cli) -> anyhow::Result<HostConfig> {
+    let mut config = match &cli.config {
+        Some(path) => HostConfig::from_file(path)?,
+        None => HostConfig::default(),
+    };
+    let l = &cli.limits;
+    if let Some(v) = l.fuel {
+        config.limits.fuel = v;
+    }
+    if let Some(v) = l.timeout_ms {
+        config.limits.timeout_ms = v;
+    }
+    if let Some(v) = l.max_memory_mb {
+        config.limits.max_memory_bytes = v.checked_mul(1 << 20).context("--max-memory-mb is too large")?;
+    }
+    if let Some(v) = l.max_input_bytes {
+        config.limits.max_input_bytes = v;
+    }
+    if let Some(v) = l.max_output_bytes {
+        config.limits.max_output_bytes = v;
+    }
+    if let Some(dir) = &l.cache_dir {
+        config.cache_dir = Some(dir.clone());
+    }
+    if l.no_cache {
+        config.cache_dir = None;
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+async fn run_command(cli: Cli) -> anyhow::Result<u8> {
+    let config = host_config(&cli)?;
+    let host = Host::new(config)?;
+    match cli.command {
+        Command::Load(args) => load(&host, &args).await,
+        Command::Run(args) => run(&host, &args).await,
+    }
+}
+
+async fn load(host: &Host, args: &LoadArgs) -> anyhow::Result<u8> {
+    let total = args.files.len();
+    let mut rows = Vec::with_capacity(total);
+    let mut rejected = 0;
+    for (i, path) in args.files.iter().enumerate() {
+        if total > 1 {
+            eprintln!("[{}/{total}] loading {}", i + 1, path.display());
+        }
+        let result = match host.inspect(path).await {
+            Ok(plugin) => host.register(Arc::clone(&plugin)).map(|()| plugin),
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            rejected += 1;
+        }
+        rows.push((path.clone(), result));
+    }
+    print_load_table(&rows);
+    if rejected > 0 {
+        for (_, result) in &rows {
+            if let Err(e) = result {
+                eprintln!("error: {e}");
+            }
+        }
+        eprintln!("{rejected} of {total} file(s) rejected");
+        return Ok(exit::LOAD);
+    }
+    Ok(exit::OK)
+}
+
+fn print_load_table(rows: &[(PathBuf, Result<Arc<Plugin>, LoadError>)]) {
+    let mut table = vec![[
+        "NAME".to_owned(),
+        "VERSION".into(),
+        "LANGUAGE".into(),
+        "SIZE".into(),
+        "COMPILE".into(),
+        "STATUS".into(),
+        "DESCRIPTION / REASON".into(),
+    ]];
+    for (path, result) in rows {
+        table.push(match result {
+            Ok(p) => [
+                p.metadata.name.clone(),
+                p.metadata.version.clone(),
+                p.language.clone().unwrap_or_else(|| "unknown".into()),
+                human_bytes(p.size),
+                format!(
+                    "{}{}",
+                    human_duration(p.compile_time),
+                    if p.origin == crate::cache::Origin::Cached { " (cached)" } else { "" }
+                ),
+                "OK".into(),
+                p.metadata.description.clone(),
+            ],
+            Err(e) => [
+                path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned()),
+                "-".into(),
+                "-".into(),
+                std::fs::metadata(path).map_or_else(|_| "-".into(), |m| human_bytes(m.len() as usize)),
+                "-".into(),
+                "REJECTED".into(),
+                one_line(&e.to_string()),
+            ],
+        });
+    }
+    let widths: Vec<usize> = (0..6)
+        .map(|c| table.iter().map(|row| row[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = std::io::stdout().lock();
+    for row in &table {
+        let mut line = String::new();
+        for (c, width) in widths.iter().enumerate() {
+            line.push_str(&format!("{:<width$}  ", row[c]));
+        }
+        line.push_str(&row[6]);
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.lines().next().unwrap_or_default().to_owned()
+}
+
+async fn run(host: &Host, args: &RunArgs) -> anyhow::Result<u8> {
+    if let Some(tp) = &args.traceparent {
+        parse_traceparent(tp).map_err(|e| anyhow::anyhow!("--traceparent: {e}"))?;
+    }
+    let input = read_input(args)?;
+    let target_path = Path::new(&args.target);
+    let is_file = target_path.extension().is_some_and(|e| e == "wasm") || target_path.is_file();
+    let target = if is_file {
+        match host.load(target_path).await {
+            Ok(plugin) => Some(plugin),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(exit::LOAD);
+            }
+        }
+    } else {
+        None
+    };
+    load_plugin_dir(host, &args.plugin_dir).await;
+    let plugin = match target {
+        Some(plugin) => plugin,
+        None => match host.registry().get(&args.target) {
+            Some(plugin) => plugin,
+            None => {
+                eprintln!(
+                    "error: no primitive named `{}` in {} (loaded: {}); pass a .wasm file or build the plugins with `cargo xtask plugins`",
+                    args.target,
+                    args.plugin_dir.display(),
+                    host.registry().names().join(", ")
+                );
+                return Ok(exit::LOAD);
+            }
+        },
+    };
+    let options = CallOptions {
+        correlation_id: args.correlation_id.clone(),
+        tenant: Some(args.tenant.clone()),
+        traceparent: args.traceparent.clone(),
+        tracestate: args.tracestate.clone(),
+        data: args.data.clone(),
+    };
+    let outcome = host.call_plugin(&plugin, &input, options).await;
+    print_guest_logs(&outcome.report, 0);
+    let code = match &outcome.output {
+        Ok(output) => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(output)?;
+            if stdout.is_terminal() && !output.ends_with(b"\n") {
+                stdout.write_all(b"\n")?;
+            }
+            stdout.flush()?;
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("error: {}: {e}", plugin.metadata.name);
+            exit_code(e)
+        }
+    };
+    eprintln!("{}", summary(&outcome.report));
+    Ok(code)
+}
+
+/// Registers every loadable component of `dir`, so `invoke` and names resolve; files that
+/// fail to load are skipped with a warning (they are not the target of this run).
+async fn load_plugin_dir(host: &Host, dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
+        .collect();
+    paths.sort();
+    let registered: Vec<PathBuf> = host.registry().plugins().map(|p| p.path.clone()).collect();
+    for path in paths {
+        if registered.iter().any(|r| same_file(r, &path)) {
+            continue;
+        }
+        match host.inspect(&path).await {
+            Ok(plugin) => {
+                if host.registry().get(&plugin.metadata.name).is_none() {
+                    let _ = host.register(plugin);
+                }
+            }
+            Err(e) => tracing::warn!("skipping {}: {e}", path.display()),
+        }
+    }
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+fn read_input(args: &RunArgs) -> anyhow::Result<Vec<u8>> {
+    match (&args.input, &args.input_file) {
+        (Some(text), _) => Ok(text.clone().into_bytes()),
+        (None, Some(path)) if path == Path::new("-") => {
+            let mut buf = Vec::new();
+            std::io::stdin().read_to_end(&mut buf).context("reading input from stdin")?;
+            Ok(buf)
+        }
+        (None, Some(path)) => std::fs::read(path).with_context(|| format!("reading --input-file {}", path.display())),
+        (None, None) => Ok(Vec::new()),
+    }
+}
+
+/// The exit code for a failed call.
+pub fn exit_code(error: &CallError) -> u8 {
+    match error {
+        CallError::Guest(_) => exit::GUEST_ERROR,
+        CallError::Trap { .. } => exit::TRAP,
+        e if e.is_limit() => exit::LIMIT,
+        CallError::UnknownPrimitive { .. } => exit::LOAD,
+        _ => exit::HOST,
+    }
+}
+
+fn print_guest_logs(report: &CallReport, depth: usize) {
+    let indent = "  ".repeat(depth);
+    for log in &report.logs {
+        let level = match log.level {
+            Level::Trace => "trace",
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        };
+        let mut line = format!("{indent}[{level}] {}: {}", report.primitive, log.message);
+        for (k, v) in &log.fields {
+            line.push_str(&format!(" {k}={}", format_value(v)));
+        }
+        eprintln!("{line}");
+    }
+    for nested in &report.nested {
+        print_guest_logs(nested, depth + 1);
+    }
+}
+
+/// A telemetry value as text.
+pub fn format_value(value: &Value) -> String {
+    match value {
+        Value::Str(s) => s.clone(),
+        Value::Int(i) => i.to_string(),
+        Value::Float(f) => f.to_string(),
+        Value::Boolean(b) => b.to_string(),
+    }
+}
+
+/// The one-line summary of a call.
+pub fn summary(report: &CallReport) -> String {
+    let s = &report.stats;
+    format!(
+        "{} {} {}: wall {}, instantiate {}, fuel {}, memory peak {}, correlation_id {}, trace_id {:032x}",
+        match &report.error {
+            None => "ok".to_owned(),
+            Some(e) => format!("failed ({})", e.error_type()),
+        },
+        report.primitive,
+        report.version,
+        human_duration(s.wall),
+        human_duration(s.instantiate),
+        s.fuel_consumed,
+        human_bytes(s.memory_peak_bytes),
+        report.correlation_id,
+        report.ids.trace_id,
+    )
+}
+
+fn human_bytes(n: usize) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{n} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}
+
+fn human_duration(d: Duration) -> String {
+    let ns = d.as_nanos();
+    if ns < 1_000 {
+        format!("{ns} ns")
+    } else if ns < 1_000_000 {
+        format!("{:.1} µs", ns as f64 / 1e3)
+    } else if ns < 1_000_000_000 {
+        format!("{:.1} ms", ns as f64 / 1e6)
+    } else {
+        format!("{:.2} s", ns as f64 / 1e9)
+    }
+}

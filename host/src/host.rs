@@ -1,0 +1,185 @@
+//! The `Host`: one engine, one linker, the loaded primitives, and the entry point for calls.
+//!
+//! Cheap to clone and share between tasks: everything lives behind one `Arc`, and the
+//! registry is swapped atomically, so lookups on the call path take no lock.
+
+use crate::bindings::PrimitivePlugin;
+use crate::cache::ArtifactCache;
+use crate::config::HostConfig;
+use crate::engine::{EpochTicker, build_engine};
+use crate::error::{CallError, LoadError};
+use crate::plugin::{self, Plugin, Registry};
+use crate::report::{CallReport, parse_traceparent};
+use crate::sandbox::{self, CallState, Invocation};
+use arc_swap::ArcSwap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::Engine;
+use wasmtime::component::{HasSelf, Linker};
+
+/// Why a host could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// wasmtime refused the engine configuration.
+    #[error("cannot configure the WebAssembly engine: {0}")]
+    Engine(String),
+    /// The epoch ticker thread could not start.
+    #[error("cannot start the deadline ticker thread: {0}")]
+    Ticker(std::io::Error),
+}
+
+pub(crate) struct Shared {
+    pub(crate) engine: Engine,
+    pub(crate) linker: Linker<CallState>,
+    pub(crate) config: HostConfig,
+    pub(crate) registry: ArcSwap<Registry>,
+    pub(crate) cache: Option<ArtifactCache>,
+    _ticker: EpochTicker,
+}
+
+/// What the caller decides about one call; everything is optional.
+#[derive(Debug, Clone, Default)]
+pub struct CallOptions {
+    /// The correlation id; a new UUID when absent.
+    pub correlation_id: Option<String>,
+    /// The tenant; `default` when absent.
+    pub tenant: Option<String>,
+    /// A W3C `traceparent` whose span becomes the parent of this call.
+    pub traceparent: Option<String>,
+    /// The W3C `tracestate` to pass along.
+    pub tracestate: Option<String>,
+    /// Workflow data for the guest's context.
+    pub data: Vec<(String, String)>,
+}
+
+/// The result of one call and its report.
+#[derive(Debug)]
+pub struct CallOutcome {
+    /// The guest's output, or why there is none.
+    pub output: Result<Vec<u8>, CallError>,
+    /// What the call measured and the guest reported.
+    pub report: CallReport,
+}
+
+/// A host of primitives. Clone it freely; clones share everything.
+#[derive(Clone)]
+pub struct Host {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host")
+            .field("primitives", &self.shared.registry.load().names())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Host {
+    /// Starts a host: engine, linker, cache and deadline ticker. Needs a tokio runtime for calls.
+    pub fn new(config: HostConfig) -> Result<Self, HostError> {
+        config.validate()?;
+        let engine = build_engine(&config).map_err(|e| HostError::Engine(format!("{e:#}")))?;
+        let mut linker = Linker::<CallState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| HostError::Engine(format!("{e:#}")))?;
+        PrimitivePlugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |state| state)
+            .map_err(|e| HostError::Engine(format!("{e:#}")))?;
+        let cache = config.cache_dir.as_deref().and_then(|dir| match ArtifactCache::open(dir, &engine) {
+            Ok(cache) => Some(cache),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "compiled-component cache is off: cannot open its directory");
+                None
+            }
+        });
+        let ticker = EpochTicker::start(engine.clone(), Duration::from_millis(config.epoch_tick_ms))
+            .map_err(HostError::Ticker)?;
+        Ok(Host {
+            shared: Arc::new(Shared {
+                engine,
+                linker,
+                config,
+                registry: ArcSwap::from_pointee(Registry::default()),
+                cache,
+                _ticker: ticker,
+            }),
+        })
+    }
+
+    /// The configuration the host runs with.
+    pub fn config(&self) -> &HostConfig {
+        &self.shared.config
+    }
+
+    /// Loads, validates and registers the component at `path`, so calls and `invoke` find it.
+    pub async fn load(&self, path: &Path) -> Result<Arc<Plugin>, LoadError> {
+        let plugin = self.inspect(path).await?;
+        self.register(Arc::clone(&plugin))?;
+        Ok(plugin)
+    }
+
+    /// Loads and validates the component at `path` without registering it.
+    pub async fn inspect(&self, path: &Path) -> Result<Arc<Plugin>, LoadError> {
+        plugin::load(&self.shared, path).await.map(Arc::new)
+    }
+
+    /// Registers a loaded plugin under its name.
+    pub fn register(&self, plugin: Arc<Plugin>) -> Result<(), LoadError> {
+        let mut registry = Registry::clone(&self.shared.registry.load());
+        registry.insert(plugin)?;
+        self.shared.registry.store(Arc::new(registry));
+        Ok(())
+    }
+
+    /// A snapshot of the loaded primitives.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.shared.registry.load_full()
+    }
+
+    /// Calls the loaded primitive `name` once on `input`.
+    pub async fn call(&self, name: &str, input: &[u8], options: CallOptions) -> CallOutcome {
+        match self.shared.registry.load().get(name) {
+            Some(plugin) => self.call_plugin(&plugin, input, options).await,
+            None => {
+                let error = CallError::UnknownPrimitive {
+                    name: name.to_owned(),
+                    available: self.shared.registry.load().names(),
+                };
+                let invocation = self.invocation(options);
+                let mut report = CallReport::new(name, "", &invocation);
+                report.error = Some(error.clone());
+                CallOutcome { output: Err(error), report }
+            }
+        }
+    }
+
+    /// Calls `plugin` once on `input`.
+    pub async fn call_plugin(&self, plugin: &Arc<Plugin>, input: &[u8], options: CallOptions) -> CallOutcome {
+        let invocation = self.invocation(options);
+        let (output, report) = sandbox::execute(&self.shared, plugin, invocation, input).await;
+        CallOutcome { output, report }
+    }
+
+    /// The invocation of a top-level call. An invalid `traceparent` is ignored, as W3C asks,
+    /// and the call starts a new trace.
+    fn invocation(&self, options: CallOptions) -> Invocation {
+        let correlation_id = options
+            .correlation_id
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let tenant = options.tenant.unwrap_or_else(|| "default".to_owned());
+        let parent = options.traceparent.as_deref().and_then(|header| match parse_traceparent(header) {
+            Ok(parent) => Some(parent),
+            Err(reason) => {
+                tracing::warn!(%reason, "ignoring invalid traceparent; starting a new trace");
+                None
+            }
+        });
+        let mut invocation = Invocation::root(&self.shared.config.limits, correlation_id, tenant, parent);
+        invocation.tracestate = options.tracestate.unwrap_or_default();
+        invocation.data = options.data;
+        invocation
+    }
+}

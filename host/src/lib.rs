@@ -1,0 +1,25 @@
+//! tta-host: runs workflow primitives as sandboxed WebAssembly components and makes
+//! every call observable.
+//!
+//! Data flows one way: [`Host::call`] → [`sandbox`] (one store, one instance, its limits)
+//! → the guest; what the guest reports comes back as a [`report::CallReport`]. See
+//! `ARCHITECTURE.md` for the map.
+
+pub mod bindings;
+pub mod cache;
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod guest_api;
+pub mod host;
+pub mod plugin;
+pub mod report;
+pub mod sandbox;
+pub mod stdio;
+
+pub use config::{HostConfig, Limits};
+pub use error::{CallError, GuestError, LoadError};
+pub use host::{CallOptions, CallOutcome, Host, HostError};
+pub use plugin::{Plugin, Registry};
+pub use report::CallReport;

@@ -1,0 +1,290 @@
+//! Loading components: checking the bytes, compiling (through the cache), checking the
+//! world, asking the primitive to describe itself; and the registry of loaded primitives.
+//!
+//! Each check runs before the next so the error names the first real problem: a missing
+//! file, not wasm, a core module, an invalid component, a component of another world.
+
+use crate::bindings::{Metadata, PrimitivePluginPre};
+use crate::cache::Origin;
+use crate::error::LoadError;
+use crate::host::Shared;
+use crate::sandbox::{self, CallState};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasmtime::component::Component;
+use wasmtime::component::types::ComponentItem;
+use wasmtime::wasmparser::{KnownCustom, Parser, Payload};
+
+/// The interfaces of our own package a primitive may import.
+const TTA_IMPORTS: [&str; 3] = [
+    "tta:primitives/telemetry@0.1.0",
+    "tta:primitives/invoke@0.1.0",
+    "tta:primitives/types@0.1.0",
+];
+
+/// The interface a primitive must export.
+pub const PRIMITIVE_EXPORT: &str = "tta:primitives/primitive@0.1.0";
+
+/// A loaded, validated, ready-to-call primitive.
+pub struct Plugin {
+    /// What it says about itself.
+    pub metadata: Metadata,
+    /// The file it came from.
+    pub path: PathBuf,
+    /// Size of the component in bytes.
+    pub size: usize,
+    /// SHA-256 of the component, hex.
+    pub digest: String,
+    /// The source language, from the producers section, if it says.
+    pub language: Option<String>,
+    /// Time to compile or fetch from the cache.
+    pub compile_time: Duration,
+    /// Compiled now or taken from the cache.
+    pub origin: Origin,
+    /// The interfaces it imports.
+    pub imports: Vec<String>,
+    pub(crate) imports_invoke: bool,
+    pub(crate) pre: PrimitivePluginPre<CallState>,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.metadata.name)
+            .field("version", &self.metadata.version)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The primitives loaded into a host, by name.
+#[derive(Debug, Default, Clone)]
+pub struct Registry {
+    plugins: BTreeMap<String, Arc<Plugin>>,
+}
+
+impl Registry {
+    /// The primitive called `name`.
+    pub fn get(&self, name: &str) -> Option<Arc<Plugin>> {
+        self.plugins.get(name).cloned()
+    }
+
+    /// The names of all loaded primitives, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.plugins.keys().cloned().collect()
+    }
+
+    /// All loaded primitives, sorted by name.
+    pub fn plugins(&self) -> impl Iterator<Item = &Arc<Plugin>> {
+        self.plugins.values()
+    }
+
+    /// Adds `plugin`; a different file with the same name is refused, the same file replaced.
+    pub fn insert(&mut self, plugin: Arc<Plugin>) -> Result<(), LoadError> {
+        if let Some(existing) = self.plugins.get(&plugin.metadata.name)
+            && existing.path != plugin.path
+        {
+            return Err(LoadError::Duplicate {
+                path: plugin.path.clone(),
+                name: plugin.metadata.name.clone(),
+                existing: existing.path.clone(),
+            });
+        }
+        self.plugins.insert(plugin.metadata.name.clone(), plugin);
+        Ok(())
+    }
+}
+
+/// Loads and validates the component at `path`.
+pub(crate) async fn load(shared: &Arc<Shared>, path: &Path) -> Result<Plugin, LoadError> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(LoadError::NotFound { path: path.to_owned() });
+        }
+        Err(source) => return Err(LoadError::Io { path: path.to_owned(), source }),
+    };
+    check_header(path, &bytes)?;
+
+    let started = Instant::now();
+    let engine = shared.engine.clone();
+    let shared_for_compile = Arc::clone(shared);
+    let (bytes, compiled) = tokio::task::spawn_blocking(move || {
+        let compiled = match &shared_for_compile.cache {
+            Some(cache) => cache.load_or_compile(&engine, &bytes),
+            None => Component::new(&engine, &bytes).map(|c| (c, Origin::Compiled)),
+        };
+        (bytes, compiled)
+    })
+    .await
+    .map_err(|e| LoadError::Invalid {
+        path: path.to_owned(),
+        reason: format!("compilation panicked: {e}"),
+    })?;
+    let (component, origin) = compiled.map_err(|e| LoadError::Invalid {
+        path: path.to_owned(),
+        reason: format!("{e:#}"),
+    })?;
+    let compile_time = started.elapsed();
+
+    let imports = check_imports(shared, path, &component)?;
+    let pre = shared
+        .linker
+        .instantiate_pre(&component)
+        .map_err(|e| LoadError::WrongWorld {
+            path: path.to_owned(),
+            reason: format!("{e:#}"),
+        })?;
+    let pre = PrimitivePluginPre::new(pre).map_err(|e| LoadError::WrongWorld {
+        path: path.to_owned(),
+        reason: format!(
+            "{e:#}; it exports [{}], and must export `{PRIMITIVE_EXPORT}` with `describe` and `execute`",
+            export_names(shared, &component).join(", ")
+        ),
+    })?;
+
+    let metadata = sandbox::describe(shared, &pre)
+        .await
+        .map_err(|e| LoadError::Describe {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+    check_metadata(path, &metadata)?;
+
+    Ok(Plugin {
+        metadata,
+        path: path.to_owned(),
+        size: bytes.len(),
+        digest: hex::encode(Sha256::digest(&bytes)),
+        language: source_language(&bytes),
+        compile_time,
+        origin,
+        imports_invoke: imports.iter().any(|i| i == TTA_IMPORTS[1]),
+        imports,
+        pre,
+    })
+}
+
+fn check_header(path: &Path, bytes: &[u8]) -> Result<(), LoadError> {
+    const MAGIC: &[u8; 4] = b"\0asm";
+    if bytes.len() < 8 {
+        if bytes.starts_with(MAGIC) || (!bytes.is_empty() && MAGIC.starts_with(bytes)) {
+            return Err(LoadError::Truncated { path: path.to_owned(), len: bytes.len() });
+        }
+        return Err(LoadError::NotWasm { path: path.to_owned() });
+    }
+    if !bytes.starts_with(MAGIC) {
+        return Err(LoadError::NotWasm { path: path.to_owned() });
+    }
+    if Parser::is_core_wasm(bytes) {
+        return Err(LoadError::CoreModule { path: path.to_owned() });
+    }
+    if !Parser::is_component(bytes) {
+        return Err(LoadError::Invalid {
+            path: path.to_owned(),
+            reason: format!(
+                "unsupported WebAssembly version/layer {:02x?}; expected a component (0d 00 01 00)",
+                &bytes[4..8]
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Refuses imports this host does not provide, naming each one.
+fn check_imports(shared: &Shared, path: &Path, component: &Component) -> Result<Vec<String>, LoadError> {
+    let ty = component.component_type();
+    let names: Vec<String> = ty.imports(&shared.engine).map(|(name, _)| name.to_owned()).collect();
+    let unknown: Vec<&String> = names
+        .iter()
+        .filter(|name| !TTA_IMPORTS.contains(&name.as_str()) && !is_wasi_p2(name))
+        .collect();
+    if !unknown.is_empty() {
+        let list: Vec<String> = unknown.iter().map(|n| format!("`{n}`")).collect();
+        return Err(LoadError::WrongWorld {
+            path: path.to_owned(),
+            reason: format!(
+                "it imports {}, which this host does not provide; a primitive may import only \
+                 tta:primitives/{{telemetry,invoke}}@0.1.0 and WASI 0.2 (wasi:cli, wasi:clocks, wasi:random, ...)",
+                list.join(", ")
+            ),
+        });
+    }
+    Ok(names)
+}
+
+fn is_wasi_p2(name: &str) -> bool {
+    name.starts_with("wasi:") && name.contains("@0.2.")
+}
+
+fn export_names(shared: &Shared, component: &Component) -> Vec<String> {
+    component
+        .component_type()
+        .exports(&shared.engine)
+        .map(|(name, item)| match item.ty {
+            ComponentItem::ComponentFunc(_) => format!("func {name}"),
+            _ => name.to_owned(),
+        })
+        .collect()
+}
+
+fn check_metadata(path: &Path, metadata: &Metadata) -> Result<(), LoadError> {
+    let name = &metadata.name;
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    if !valid {
+        return Err(LoadError::Describe {
+            path: path.to_owned(),
+            reason: format!(
+                "name {name:?} is not usable: use 1 to 64 characters of a-z, 0-9, '-', '_', '.', starting with a letter or digit"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The source language named in the component's producers sections, e.g. `Rust`.
+///
+/// A component bundles several modules (a Rust guest links wasi-libc, written in C), so a
+/// language other than C wins when several are named; C is the answer only when alone.
+pub fn source_language(bytes: &[u8]) -> Option<String> {
+    let mut languages: Vec<String> = Vec::new();
+    let mut processed_by = Vec::new();
+    for payload in Parser::new(0).parse_all(bytes) {
+        let Ok(Payload::CustomSection(section)) = payload else {
+            continue;
+        };
+        let KnownCustom::Producers(reader) = section.as_known() else {
+            continue;
+        };
+        for field in reader.into_iter().flatten() {
+            for value in field.values.into_iter().flatten() {
+                match field.name {
+                    "language" if !value.name.is_empty() => languages.push(value.name.to_owned()),
+                    "processed-by" => processed_by.push(value.name.to_ascii_lowercase()),
+                    _ => {}
+                }
+            }
+        }
+    }
+    let from_tool = processed_by.iter().find_map(|tool| {
+        if tool.contains("componentize-py") {
+            Some("Python".to_owned())
+        } else if tool.contains("componentize-js") || tool.contains("componentizejs") {
+            Some("JavaScript".to_owned())
+        } else {
+            None
+        }
+    });
+    let is_c = |l: &str| l == "C" || (l.starts_with('C') && l[1..].chars().all(|c| c.is_ascii_digit()));
+    from_tool
+        .or_else(|| languages.iter().find(|l| !is_c(l)).cloned())
+        .or_else(|| languages.first().cloned())
+}

@@ -1,0 +1,34 @@
+//! `uppercase`: `{"text": "hi"}` becomes `{"text": "HI"}`.
+
+use serde::{Deserialize, Serialize};
+use tta_guest::{Context, Error, JsonPrimitive, Metadata};
+
+#[derive(Deserialize)]
+struct Input {
+    text: String,
+}
+
+#[derive(Serialize)]
+struct Output {
+    text: String,
+}
+
+struct Uppercase;
+
+impl JsonPrimitive for Uppercase {
+    type Input = Input;
+    type Output = Output;
+
+    fn describe() -> Metadata {
+        Metadata::new("uppercase", env!("CARGO_PKG_VERSION"), env!("CARGO_PKG_DESCRIPTION"))
+    }
+
+    fn run(_ctx: &Context, input: Input) -> Result<Output, Error> {
+        tta_guest::debug!(chars = input.text.chars().count(); "upper-casing");
+        Ok(Output {
+            text: input.text.to_uppercase(),
+        })
+    }
+}
+
+tta_guest::export!(Uppercase);
