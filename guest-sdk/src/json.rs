@@ -45,6 +45,5 @@ pub fn from_json<T: DeserializeOwned>(input: &[u8]) -> Result<T, Error> {
 
 /// Serializes output as JSON.
 pub fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> {
-    serde_json::to_vec(value)
-        .map_err(|e| Error::internal(format!("output could not be serialized as JSON: {e}")))
+    serde_json::to_vec(value).map_err(|e| Error::internal(format!("output could not be serialized as JSON: {e}")))
 }

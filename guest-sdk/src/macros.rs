@@ -19,7 +19,7 @@ macro_rules! export {
                     <$ty as $crate::Primitive>::execute(&ctx, &input)
                 }
             }
-            $crate::bindings::__export_primitive_plugin!($ty with_types_in $crate::bindings);
+    $crate::bindings::__export_primitive_plugin!($ty with_types_in $crate::bindings);
         };
     };
 }

@@ -16,10 +16,7 @@ impl Metadata {
 impl Context {
     /// The value of the workflow data entry `key`, if present.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.data
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.data.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 }
 

@@ -187,7 +187,9 @@ fn init_logging(format: LogFormat, verbose: u8) {
         _ => "debug,tta_host=trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Pretty => builder.with_target(false).try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
@@ -284,13 +286,18 @@ fn print_load_table(rows: &[(PathBuf, Result<Arc<Plugin>, LoadError>)]) {
                 format!(
                     "{}{}",
                     human_duration(p.compile_time),
-                    if p.origin == crate::cache::Origin::Cached { " (cached)" } else { "" }
+                    if p.origin == crate::cache::Origin::Cached {
+                        " (cached)"
+                    } else {
+                        ""
+                    }
                 ),
                 "OK".into(),
                 p.metadata.description.clone(),
             ],
             Err(e) => [
-                path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned()),
+                path.file_name()
+                    .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned()),
                 "-".into(),
                 "-".into(),
                 std::fs::metadata(path).map_or_else(|_| "-".into(), |m| human_bytes(m.len() as usize)),
@@ -420,7 +427,9 @@ fn read_input(args: &RunArgs) -> anyhow::Result<Vec<u8>> {
         (Some(text), _) => Ok(text.clone().into_bytes()),
         (None, Some(path)) if path == Path::new("-") => {
             let mut buf = Vec::new();
-            std::io::stdin().read_to_end(&mut buf).context("reading input from stdin")?;
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .context("reading input from stdin")?;
             Ok(buf)
         }
         (None, Some(path)) => std::fs::read(path).with_context(|| format!("reading --input-file {}", path.display())),
@@ -498,7 +507,11 @@ fn human_bytes(n: usize) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{n} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }
 
 fn human_duration(d: Duration) -> String {

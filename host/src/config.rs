@@ -25,8 +25,6 @@ pub struct Limits {
     pub max_input_bytes: usize,
     /// Largest output accepted from a guest, in bytes.
     pub max_output_bytes: usize,
-    /// Bytes a guest may pass to the host in one import call (strings, lists).
-    pub max_hostcall_bytes: usize,
     /// Bytes of guest stdout and of stderr kept per call; the rest is counted and dropped.
     pub max_stdio_bytes: usize,
     /// Log records a call may emit; further ones are counted and dropped.
@@ -51,7 +49,6 @@ impl Default for Limits {
             max_wasm_stack_bytes: 1 << 20,
             max_input_bytes: 8 << 20,
             max_output_bytes: 8 << 20,
-            max_hostcall_bytes: 1 << 20,
             max_stdio_bytes: 64 << 10,
             max_log_records: 1_000,
             max_spans: 256,

@@ -187,7 +187,9 @@ pub enum CallError {
         limit: usize,
     },
     /// The call burned all its fuel.
-    #[error("out of fuel: the call used its whole budget of {limit} fuel (an infinite loop?); raise `limits.fuel` if the work is legitimate")]
+    #[error(
+        "out of fuel: the call used its whole budget of {limit} fuel (an infinite loop?); raise `limits.fuel` if the work is legitimate"
+    )]
     OutOfFuel {
         /// The budget.
         limit: u64,
@@ -199,7 +201,9 @@ pub enum CallError {
         limit: Duration,
     },
     /// The guest tried to grow memory past its limit.
-    #[error("memory limit: the guest asked for {requested} bytes of linear memory, over the limit of {limit}; raise `limits.max_memory_bytes` if legitimate")]
+    #[error(
+        "memory limit: the guest asked for {requested} bytes of linear memory, over the limit of {limit}; raise `limits.max_memory_bytes` if legitimate"
+    )]
     MemoryLimit {
         /// The limit.
         limit: usize,

@@ -7,7 +7,7 @@
 use crate::bindings::tta::primitives::{invoke, telemetry, types};
 use crate::bindings::{Level, Value, WitError};
 use crate::error::CallError;
-use crate::report::{GuestLog, GuestMetric, GuestSpanRecord, LogSource, MetricKind, SpanIds};
+use crate::report::{GuestLog, GuestMetric, GuestSpanRecord, LogSource, MetricKind, SpanEvent, SpanIds};
 use crate::sandbox::{self, CallState, Invocation};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -174,12 +174,21 @@ impl telemetry::HostSpan for CallState {
         Ok(())
     }
 
-    fn add_event(&mut self, handle: Resource<GuestSpan>, name: String, attributes: Vec<(String, Value)>) -> wasmtime::Result<()> {
+    fn add_event(
+        &mut self,
+        handle: Resource<GuestSpan>,
+        name: String,
+        attributes: Vec<(String, Value)>,
+    ) -> wasmtime::Result<()> {
         if self.span_has_room(&handle) {
             let (attributes, dropped) = bounded_attributes(attributes, self.limits().max_span_items);
             self.report.dropped.span_items += dropped;
             if let Some(span) = self.span_mut(&handle) {
-                span.events.push((bounded(name), SystemTime::now(), attributes));
+                span.events.push(SpanEvent {
+                    name: bounded(name),
+                    time: SystemTime::now(),
+                    attributes,
+                });
             }
         }
         Ok(())
@@ -211,9 +220,12 @@ impl invoke::Host for CallState {
         }
         let Some(plugin) = self.shared.registry.load().get(&primitive) else {
             let available = self.shared.registry.load().names();
-            return Ok(Err(CallError::UnknownPrimitive { name: primitive, available }
-                .to_guest_error()
-                .into()));
+            return Ok(Err(CallError::UnknownPrimitive {
+                name: primitive,
+                available,
+            }
+            .to_guest_error()
+            .into()));
         };
         let parent = &self.invocation;
         let child = Invocation {

@@ -151,7 +151,10 @@ impl Host {
                 let invocation = self.invocation(options);
                 let mut report = CallReport::new(name, "", &invocation);
                 report.error = Some(error.clone());
-                CallOutcome { output: Err(error), report }
+                CallOutcome {
+                    output: Err(error),
+                    report,
+                }
             }
         }
     }
@@ -170,13 +173,16 @@ impl Host {
             .correlation_id
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let tenant = options.tenant.unwrap_or_else(|| "default".to_owned());
-        let parent = options.traceparent.as_deref().and_then(|header| match parse_traceparent(header) {
-            Ok(parent) => Some(parent),
-            Err(reason) => {
-                tracing::warn!(%reason, "ignoring invalid traceparent; starting a new trace");
-                None
-            }
-        });
+        let parent = options
+            .traceparent
+            .as_deref()
+            .and_then(|header| match parse_traceparent(header) {
+                Ok(parent) => Some(parent),
+                Err(reason) => {
+                    tracing::warn!(%reason, "ignoring invalid traceparent; starting a new trace");
+                    None
+                }
+            });
         let mut invocation = Invocation::root(&self.shared.config.limits, correlation_id, tenant, parent);
         invocation.tracestate = options.tracestate.unwrap_or_default();
         invocation.data = options.data;

@@ -8,7 +8,7 @@ use crate::bindings::{Metadata, PrimitivePluginPre};
 use crate::cache::Origin;
 use crate::error::LoadError;
 use crate::host::Shared;
-use crate::sandbox::{self, CallState};
+use crate::sandbox::{self, CallState, DescribeFailure};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -105,7 +105,12 @@ pub(crate) async fn load(shared: &Arc<Shared>, path: &Path) -> Result<Plugin, Lo
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(LoadError::NotFound { path: path.to_owned() });
         }
-        Err(source) => return Err(LoadError::Io { path: path.to_owned(), source }),
+        Err(source) => {
+            return Err(LoadError::Io {
+                path: path.to_owned(),
+                source,
+            });
+        }
     };
     check_header(path, &bytes)?;
 
@@ -146,12 +151,16 @@ pub(crate) async fn load(shared: &Arc<Shared>, path: &Path) -> Result<Plugin, Lo
         ),
     })?;
 
-    let metadata = sandbox::describe(shared, &pre)
-        .await
-        .map_err(|e| LoadError::Describe {
+    let metadata = sandbox::describe(shared, &pre).await.map_err(|failure| match failure {
+        DescribeFailure::Types(reason) => LoadError::WrongWorld {
+            path: path.to_owned(),
+            reason: format!("its exports do not have the types of `{PRIMITIVE_EXPORT}`: {reason}"),
+        },
+        DescribeFailure::Call(e) => LoadError::Describe {
             path: path.to_owned(),
             reason: e.to_string(),
-        })?;
+        },
+    })?;
     check_metadata(path, &metadata)?;
 
     Ok(Plugin {
@@ -172,7 +181,10 @@ fn check_header(path: &Path, bytes: &[u8]) -> Result<(), LoadError> {
     const MAGIC: &[u8; 4] = b"\0asm";
     if bytes.len() < 8 {
         if bytes.starts_with(MAGIC) || (!bytes.is_empty() && MAGIC.starts_with(bytes)) {
-            return Err(LoadError::Truncated { path: path.to_owned(), len: bytes.len() });
+            return Err(LoadError::Truncated {
+                path: path.to_owned(),
+                len: bytes.len(),
+            });
         }
         return Err(LoadError::NotWasm { path: path.to_owned() });
     }

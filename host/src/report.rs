@@ -38,9 +38,12 @@ pub fn parse_traceparent(header: &str) -> Result<(u128, u64, bool), String> {
     let [version, trace, span, flags] = parts.as_slice() else {
         return Err(format!("{header:?} is not `00-<32 hex>-<16 hex>-<2 hex>`"));
     };
-    let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let hex =
+        |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     if !hex(version, 2) || *version == "ff" || !hex(trace, 32) || !hex(span, 16) || !hex(flags, 2) {
-        return Err(format!("{header:?} is not `00-<32 lowercase hex>-<16 lowercase hex>-<2 hex>`"));
+        return Err(format!(
+            "{header:?} is not `00-<32 lowercase hex>-<16 lowercase hex>-<2 hex>`"
+        ));
     }
     let trace_id = u128::from_str_radix(trace, 16).map_err(|e| e.to_string())?;
     let span_id = u64::from_str_radix(span, 16).map_err(|e| e.to_string())?;
@@ -109,10 +112,21 @@ pub struct GuestSpanRecord {
     pub end: Option<SystemTime>,
     /// Its attributes, in order set.
     pub attributes: Vec<(String, Value)>,
-    /// Its events: name, time and attributes.
-    pub events: Vec<(String, SystemTime, Vec<(String, Value)>)>,
+    /// Its events, in order.
+    pub events: Vec<SpanEvent>,
     /// The error message, when the guest marked it failed.
     pub error: Option<String>,
+}
+
+/// An event on a guest span.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpanEvent {
+    /// Its name.
+    pub name: String,
+    /// When it happened.
+    pub time: SystemTime,
+    /// Its attributes.
+    pub attributes: Vec<(String, Value)>,
 }
 
 /// A metric data point a guest recorded.

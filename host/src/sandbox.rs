@@ -5,7 +5,7 @@
 //! context grants nothing: no files, no sockets, no environment, no arguments; stdout
 //! and stderr are captured, bounded, and become the call's log records.
 
-use crate::bindings::{Context, Level, Metadata, PrimitivePluginPre};
+use crate::bindings::{Context, Level, Metadata, PrimitivePlugin, PrimitivePluginPre};
 use crate::config::Limits;
 use crate::error::{CallError, GuestError};
 use crate::host::Shared;
@@ -116,12 +116,7 @@ impl MemoryLimiter {
 }
 
 impl wasmtime::ResourceLimiter for MemoryLimiter {
-    fn memory_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         let total = self.current_total - current.min(self.current_total) + desired;
         if total > self.limit {
             self.exceeded = Some((self.limit, total));
@@ -135,12 +130,7 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
         Ok(true)
     }
 
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= self.max_table_elements)
     }
 }
@@ -252,23 +242,36 @@ pub(crate) async fn execute(
     finish(store, result, instantiate, fuel, began)
 }
 
-/// Calls `describe()` on a fresh instance, under the same limits as a call.
-pub(crate) async fn describe(shared: &Arc<Shared>, pre: &PrimitivePluginPre<CallState>) -> Result<Metadata, CallError> {
+/// Why `describe()` gave no metadata.
+pub(crate) enum DescribeFailure {
+    /// The exports have the right names but not the types of the world.
+    Types(String),
+    /// The call failed.
+    Call(CallError),
+}
+
+/// Calls `describe()` on a fresh instance, under the same limits as a call; this is also
+/// where the types of the exports are checked against the world.
+pub(crate) async fn describe(
+    shared: &Arc<Shared>,
+    pre: &PrimitivePluginPre<CallState>,
+) -> Result<Metadata, DescribeFailure> {
     let invocation = Invocation::root(&shared.config.limits, "describe".into(), "default".into(), None);
     let report = CallReport::new("describe", "", &invocation);
     let (timeout, fuel) = (invocation.timeout, invocation.fuel);
-    let mut store = new_store(shared, invocation, report, false).map_err(|(err, _)| err)?;
-    let result = match pre.instantiate_async(&mut store).await {
-        Ok(instance) => instance.tta_primitives_primitive().call_describe(&mut store).await,
-        Err(e) => Err(e),
+    let mut store = new_store(shared, invocation, report, false).map_err(|(err, _)| DescribeFailure::Call(err))?;
+    let instance = match pre.instance_pre().instantiate_async(&mut store).await {
+        Ok(instance) => instance,
+        Err(e) => return Err(DescribeFailure::Call(classify(e, store.data(), fuel, timeout, true))),
     };
-    match result {
+    let plugin = PrimitivePlugin::new(&mut store, &instance).map_err(|e| DescribeFailure::Types(format!("{e:#}")))?;
+    match plugin.tta_primitives_primitive().call_describe(&mut store).await {
         Ok(metadata) => Ok(metadata),
         Err(e) => {
             let err = classify(e, store.data(), fuel, timeout, false);
             // `finish` adds the guest's last words on stderr to a trap.
             let (result, _) = finish(store, Err(err.clone()), Duration::ZERO, fuel, Instant::now());
-            Err(result.err().unwrap_or(err))
+            Err(DescribeFailure::Call(result.err().unwrap_or(err)))
         }
     }
 }
@@ -306,7 +309,9 @@ fn new_store(
     };
     let mut store = Store::new(&shared.engine, state);
     store.limiter(|state| &mut state.limiter);
-    store.set_hostcall_fuel(limits.max_hostcall_bytes);
+    // Data a guest hands the host in one crossing can never exceed its own memory; with this
+    // bound an oversized output is lifted and then refused as `OutputTooLarge` by name.
+    store.set_hostcall_fuel(limits.max_memory_bytes.saturating_add(1 << 16));
     if let Err(e) = store.set_fuel(fuel) {
         return Err((CallError::Host(e.to_string()), store.into_data().report));
     }
@@ -414,13 +419,7 @@ fn last_stderr_words(logs: &[GuestLog]) -> String {
 }
 
 /// Turns wasmtime's error chain into a specific `CallError`, by downcasting, never by text.
-fn classify(
-    error: wasmtime::Error,
-    state: &CallState,
-    fuel: u64,
-    timeout: Duration,
-    instantiating: bool,
-) -> CallError {
+fn classify(error: wasmtime::Error, state: &CallState, fuel: u64, timeout: Duration, instantiating: bool) -> CallError {
     if let Some(m) = error.downcast_ref::<MemoryLimitExceeded>() {
         return CallError::MemoryLimit {
             limit: m.limit,

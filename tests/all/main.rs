@@ -1,1 +1,69 @@
-fn main(){}
+//! End-to-end tests of tta-host with real components built from source by `cargo xtask plugins`.
+//!
+//! One binary for the whole workspace (each extra test binary is another link of wasmtime).
+
+mod calls;
+mod cli;
+mod contract;
+mod limits;
+mod load;
+
+use std::path::{Path, PathBuf};
+use tta_host::{CallOptions, CallOutcome, Host, HostConfig};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("host/ has a parent")
+        .to_path_buf()
+}
+
+fn built(path: PathBuf) -> PathBuf {
+    assert!(
+        path.is_file(),
+        "{} is missing: build the guests first with `cargo xtask plugins`",
+        path.display()
+    );
+    path
+}
+
+/// An example plugin from `plugins/`.
+pub fn plugin(name: &str) -> PathBuf {
+    built(repo().join("plugins").join(format!("{name}.wasm")))
+}
+
+/// A misbehaving fixture from `tests/fixtures/`.
+pub fn fixture(name: &str) -> PathBuf {
+    built(repo().join("tests/fixtures").join(format!("{name}.wasm")))
+}
+
+/// A config for tests: default limits, a cache shared by the tests of this run.
+pub fn config() -> HostConfig {
+    HostConfig {
+        cache_dir: Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache")),
+        ..HostConfig::default()
+    }
+}
+
+/// A host with the given components loaded.
+pub async fn host_with(config: HostConfig, paths: &[PathBuf]) -> Host {
+    let host = Host::new(config).expect("host starts");
+    for path in paths {
+        host.load(path)
+            .await
+            .unwrap_or_else(|e| panic!("{} should load: {e}", path.display()));
+    }
+    host
+}
+
+/// Calls `name` with `input` and default options.
+pub async fn call(host: &Host, name: &str, input: &str) -> CallOutcome {
+    host.call(name, input.as_bytes(), CallOptions::default()).await
+}
+
+/// The output of a successful call as JSON.
+pub fn json_output(outcome: &CallOutcome) -> serde_json::Value {
+    let output = outcome.output.as_ref().unwrap_or_else(|e| panic!("call failed: {e}"));
+    serde_json::from_slice(output).expect("output is JSON")
+}

@@ -49,7 +49,11 @@ fn main() -> ExitCode {
                  Uses a rustup wasm32-wasip2 target when installed, else Debian's Rust with\n\
                  -Zbuild-std. Guest builds use target/guests."
             );
-            if args.is_empty() { ExitCode::from(2) } else { ExitCode::SUCCESS }
+            if args.is_empty() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            }
         }
         Some(other) => {
             eprintln!("error: unknown task `{other}`; try `cargo xtask --help`");
@@ -92,7 +96,13 @@ fn build_plugins() -> Result<(), String> {
     }
     eprintln!("[{total}/{total}] building echo for wasm32-unknown-unknown (a component without WASI)");
     let plugins = root.join("plugins");
-    cargo_build(&toolchain, &plugins, &target_dir, "wasm32-unknown-unknown", Some("echo"))?;
+    cargo_build(
+        &toolchain,
+        &plugins,
+        &target_dir,
+        "wasm32-unknown-unknown",
+        Some("echo"),
+    )?;
     let module = target_dir.join("wasm32-unknown-unknown/release/echo.wasm");
     let module_bytes = std::fs::read(&module).map_err(|e| format!("reading {}: {e}", module.display()))?;
     let component = wit_component::ComponentEncoder::default()
@@ -110,7 +120,9 @@ fn detect_toolchain() -> Result<Toolchain, String> {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
-    if installed.lines().any(|t| t.trim() == "wasm32-wasip2") && installed.lines().any(|t| t.trim() == "wasm32-unknown-unknown") {
+    if installed.lines().any(|t| t.trim() == "wasm32-wasip2")
+        && installed.lines().any(|t| t.trim() == "wasm32-unknown-unknown")
+    {
         return Ok(Toolchain::Rustup);
     }
     eprintln!("no rustup wasm32-wasip2 target: using Debian's Rust with -Zbuild-std");
@@ -129,10 +141,14 @@ fn detect_toolchain() -> Result<Toolchain, String> {
 }
 
 fn install_debian_packages() -> Result<(), String> {
-    eprintln!("installing the guest toolchain: apt-get install {}", DEBIAN_PACKAGES.join(" "));
+    eprintln!(
+        "installing the guest toolchain: apt-get install {}",
+        DEBIAN_PACKAGES.join(" ")
+    );
     let install = || {
         let mut cmd = Command::new("apt-get");
-        cmd.args(["install", "-y", "--no-install-recommends"]).args(DEBIAN_PACKAGES);
+        cmd.args(["install", "-y", "--no-install-recommends"])
+            .args(DEBIAN_PACKAGES);
         cmd.env("DEBIAN_FRONTEND", "noninteractive");
         run(&mut cmd)
     };
@@ -160,7 +176,9 @@ fn cargo_build(
         Toolchain::Debian => {
             let mut cmd = Command::new("/usr/bin/cargo");
             let path = std::env::var("PATH").unwrap_or_default();
-            let home_bin = std::env::var("HOME").map(|h| format!("{h}/.cargo/bin")).unwrap_or_default();
+            let home_bin = std::env::var("HOME")
+                .map(|h| format!("{h}/.cargo/bin"))
+                .unwrap_or_default();
             cmd.env("PATH", format!("{LLVM_BIN}:/usr/bin:{path}:{home_bin}"))
                 .env("RUSTFLAGS", format!("-L {WASI_LIBC}"))
                 .env("RUSTC_BOOTSTRAP", "1")

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The demo: builds the host and every plugin from source (installing the guest toolchain
+# if it is missing), loads the plugins, and runs a few calls, good and bad.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "building tta-host (release)"
+cargo build --release --locked -p tta-host
+step "building the plugins from source (cargo xtask plugins)"
+cargo xtask plugins
+
+tta=./target/release/tta-host
+step "tta-host load plugins/*.wasm"
+"$tta" load plugins/*.wasm
+
+step "tta-host run orchestrator: calls uppercase and word-count through invoke"
+"$tta" run orchestrator --input '{"text": "Every guest call is traced, metered and correlated"}'
+echo
+
+step "tta-host run json-validate on a bad record: the guest's typed error, exit code 4"
+"$tta" run json-validate --input '{"name": "", "age": 200}' || echo "exit code $?"
+
+step "tta-host run spin-forever with a 200 ms deadline: the sandbox stops it, exit code 6"
+"$tta" run tests/fixtures/spin-forever.wasm --fuel 100000000000 --timeout-ms 200 || echo "exit code $?"
+
+step "tta-host run memory-hog: stopped at the 256 MiB memory limit, exit code 6"
+"$tta" run tests/fixtures/memory-hog.wasm || echo "exit code $?"

@@ -1,0 +1,170 @@
+//! The `tta-host` binary as a user runs it: tables, outputs, summaries and exit codes.
+
+use crate::{fixture, plugin, repo};
+use std::process::{Command, Output};
+
+fn tta_host(args: &[&str]) -> Output {
+    let cache = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache");
+    Command::new(env!("CARGO_BIN_EXE_tta-host"))
+        .args(args)
+        .current_dir(repo())
+        .env("TTA_CACHE_DIR", cache)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("tta-host runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn load_prints_a_table_of_every_plugin() {
+    let paths: Vec<String> = ["echo", "uppercase", "json-validate", "word-count", "orchestrator"]
+        .iter()
+        .map(|n| plugin(n).display().to_string())
+        .collect();
+    let mut args = vec!["load"];
+    args.extend(paths.iter().map(String::as_str));
+    let out = tta_host(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let header = stdout.lines().next().expect("header");
+    for column in ["NAME", "VERSION", "LANGUAGE", "SIZE", "COMPILE", "STATUS"] {
+        assert!(header.contains(column), "{header}");
+    }
+    for name in ["echo", "uppercase", "json-validate", "word-count", "orchestrator"] {
+        let row = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no row for {name} in\n{stdout}"));
+        assert!(
+            row.contains("0.1.0") && row.contains("Rust") && row.contains(" OK "),
+            "{row}"
+        );
+    }
+    assert!(text(&out.stderr).contains("[5/5] loading"), "progress is shown");
+}
+
+#[test]
+fn load_rejects_bad_files_with_their_reason_and_exit_code_3() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, "not wasm").expect("write");
+    let core = dir.path().join("core.wasm");
+    std::fs::write(&core, wat::parse_str("(module)").expect("wat")).expect("write");
+    let echo = plugin("echo");
+    let out = tta_host(&[
+        "load",
+        echo.to_str().expect("utf-8"),
+        junk.to_str().expect("utf-8"),
+        core.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.lines().any(|l| l.starts_with("echo ") && l.contains(" OK ")),
+        "{stdout}"
+    );
+    let junk_row = stdout.lines().find(|l| l.starts_with("junk.wasm")).expect("junk row");
+    assert!(
+        junk_row.contains("REJECTED") && junk_row.contains("not a WebAssembly file"),
+        "{junk_row}"
+    );
+    let core_row = stdout.lines().find(|l| l.starts_with("core.wasm")).expect("core row");
+    assert!(core_row.contains("build it as a component"), "{core_row}");
+    assert!(text(&out.stderr).contains("2 of 3 file(s) rejected"));
+}
+
+#[test]
+fn run_prints_the_output_and_a_summary() {
+    let out = tta_host(&[
+        "run",
+        "orchestrator",
+        "--input",
+        r#"{"text":"a b c"}"#,
+        "--correlation-id",
+        "cli-1",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let output: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(output["counts"]["words"], 3);
+    assert_eq!(output["correlation_id"], "cli-1");
+    let stderr = text(&out.stderr);
+    let summary = stderr.lines().last().expect("summary");
+    for needle in [
+        "ok orchestrator 0.1.0",
+        "wall ",
+        "fuel ",
+        "memory peak ",
+        "correlation_id cli-1",
+    ] {
+        assert!(summary.contains(needle), "{needle:?} missing from {summary}");
+    }
+    assert!(stderr.contains("[info] word-count: counted words words=3"), "{stderr}");
+}
+
+#[test]
+fn run_reads_input_from_a_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in.json");
+    std::fs::write(&input, r#"{"text":"from a file"}"#).expect("write");
+    let out = tta_host(&["run", "uppercase", "--input-file", input.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), r#"{"text":"FROM A FILE"}"#);
+}
+
+#[test]
+fn exit_codes_say_what_went_wrong() {
+    let cases: [(Vec<String>, i32, &str); 5] = [
+        (
+            vec!["json-validate".into(), "--input".into(), "{}".into()],
+            4,
+            "invalid-input",
+        ),
+        (vec![fixture("trap").display().to_string()], 5, "guest trapped"),
+        (
+            vec![
+                fixture("spin-forever").display().to_string(),
+                "--fuel".into(),
+                "1000000".into(),
+            ],
+            6,
+            "out of fuel",
+        ),
+        (
+            vec!["no-such-primitive".into()],
+            3,
+            "no primitive named `no-such-primitive`",
+        ),
+        (vec!["plugins/missing.wasm".into()], 3, "no such file"),
+    ];
+    for (args, code, needle) in cases {
+        let mut all = vec!["run".to_owned()];
+        all.extend(args);
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        let out = tta_host(&refs);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{refs:?}: {stderr}");
+        assert!(stderr.contains(needle), "{refs:?}: {needle:?} not in {stderr}");
+    }
+}
+
+#[test]
+fn every_command_has_help() {
+    for args in [vec!["--help"], vec!["load", "--help"], vec!["run", "--help"]] {
+        let out = tta_host(&args);
+        assert_eq!(out.status.code(), Some(0));
+        let stdout = text(&out.stdout);
+        assert!(stdout.contains("Usage:") && stdout.contains("Exit codes"), "{stdout}");
+    }
+    let out = tta_host(&["run"]);
+    assert_eq!(out.status.code(), Some(2), "missing argument is a usage error");
+}
+
+#[test]
+fn a_bad_traceparent_flag_is_refused() {
+    let out = tta_host(&["run", "echo", "--traceparent", "nonsense"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("--traceparent"), "{}", text(&out.stderr));
+}
