@@ -168,3 +168,36 @@ fn a_bad_traceparent_flag_is_refused() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("--traceparent"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn limits_come_from_the_config_file_and_flags_override_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("tta.toml");
+    std::fs::write(&config, "[limits]\nfuel = 3000000\n").expect("write");
+    let spin = fixture("spin-forever").display().to_string();
+    let config_arg = config.to_str().expect("utf-8");
+
+    let out = tta_host(&["--config", config_arg, "run", &spin]);
+    assert_eq!(out.status.code(), Some(6));
+    assert!(
+        text(&out.stderr).contains("budget of 3000000 fuel"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = tta_host(&["--config", config_arg, "run", &spin, "--fuel", "4000000"]);
+    assert!(
+        text(&out.stderr).contains("budget of 4000000 fuel"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    std::fs::write(&config, "[limits]\nfule = 1\n").expect("write");
+    let out = tta_host(&["--config", config_arg, "run", &spin]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("fule"),
+        "the unknown key is named: {}",
+        text(&out.stderr)
+    );
+}

@@ -54,7 +54,11 @@ fn kind(value: &Value) -> &'static str {
 
 impl Primitive for JsonValidate {
     fn describe() -> Metadata {
-        Metadata::new("json-validate", env!("CARGO_PKG_VERSION"), env!("CARGO_PKG_DESCRIPTION"))
+        Metadata::new(
+            "json-validate",
+            env!("CARGO_PKG_VERSION"),
+            env!("CARGO_PKG_DESCRIPTION"),
+        )
     }
 
     fn execute(_ctx: &Context, input: &[u8]) -> Result<Vec<u8>, Error> {
