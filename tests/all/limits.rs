@@ -74,7 +74,9 @@ async fn memory_bomb_stops_at_the_limit_and_host_memory_stays_bounded() {
     config.limits.max_memory_bytes = 64 << 20;
     let host = hostile_host(config).await;
     let mut after_first = 0;
-    for round in 0..5 {
+    // Other tests run in this process at the same time, so the bound is loose; a leak of
+    // each bomb's memory would be 9 × 64 MiB.
+    for round in 0..10 {
         let outcome = call(&host, "memory-hog", "").await;
         let Err(CallError::MemoryLimit { limit, requested }) = outcome.output else {
             panic!("expected MemoryLimit, got {:?}", outcome.output);
@@ -88,8 +90,8 @@ async fn memory_bomb_stops_at_the_limit_and_host_memory_stays_bounded() {
     }
     let growth = resident_bytes().saturating_sub(after_first);
     assert!(
-        growth < 32 << 20,
-        "host RSS grew by {growth} bytes over 4 more memory bombs"
+        growth < 192 << 20,
+        "host RSS grew by {growth} bytes over 9 more memory bombs"
     );
     still_healthy(&host).await;
 }
