@@ -9,8 +9,9 @@ use crate::error::{CallError, LoadError};
 use crate::host::{CallOptions, Host};
 use crate::plugin::Plugin;
 use crate::report::{CallReport, parse_traceparent};
+use crate::telemetry::{Exporter, LogFormat, OtlpProtocol, SamplerKind};
 use anyhow::Context as _;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -44,25 +45,54 @@ pub struct Cli {
     /// Config file (TOML); flags override it.
     #[arg(long, global = true, env = "TTA_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Host log format on stderr.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Pretty)]
-    pub log_format: LogFormat,
+    /// Log format on stderr: `pretty` for people, `json` for the TTA.dev JSON lines.
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
     /// More host logs (-v debug, -vv trace); `RUST_LOG` overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
     #[command(subcommand)]
     pub command: Command,
 }
 
-/// Log formats.
-#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Pretty,
-    /// One JSON object a line.
-    Json,
+/// Telemetry settings that override the config file and the `OTEL_*` variables.
+#[derive(Debug, Args, Default)]
+#[command(next_help_heading = "Telemetry")]
+pub struct TelemetryArgs {
+    /// OTLP endpoint for traces, logs and metrics (e.g. http://localhost:4317); turns OTLP on.
+    #[arg(long, global = true)]
+    pub otlp_endpoint: Option<String>,
+    /// OTLP protocol.
+    #[arg(long, global = true, value_enum)]
+    pub otlp_protocol: Option<OtlpProtocol>,
+    /// Where traces go (repeatable): otlp, console, file.
+    #[arg(long = "traces-exporter", global = true, value_enum)]
+    pub traces_exporters: Vec<Exporter>,
+    /// Where call and guest log records go (repeatable): otlp, console, file.
+    #[arg(long = "logs-exporter", global = true, value_enum)]
+    pub logs_exporters: Vec<Exporter>,
+    /// JSON-lines file of the `file` trace exporter.
+    #[arg(long, global = true)]
+    pub traces_file: Option<PathBuf>,
+    /// JSON-lines file of the `file` log exporter.
+    #[arg(long, global = true)]
+    pub logs_file: Option<PathBuf>,
+    /// Share of new traces recorded, 0.0 to 1.0 (parent-based: a caller's decision wins).
+    #[arg(long, global = true)]
+    pub sample_ratio: Option<f64>,
+    /// Serve Prometheus metrics on this address (e.g. 0.0.0.0:9464).
+    #[arg(long, global = true)]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Serve no metrics endpoint, whatever the config says.
+    #[arg(long, global = true, conflicts_with = "metrics_addr")]
+    pub no_metrics: bool,
+    /// `service.name` on all telemetry.
+    #[arg(long, global = true)]
+    pub service_name: Option<String>,
 }
 
 /// Limits that override the config file.
@@ -145,6 +175,9 @@ pub struct RunArgs {
     /// Workflow data for the context, `key=value` (repeatable).
     #[arg(long = "data", value_parser = parse_key_value)]
     pub data: Vec<(String, String)>,
+    /// Print the finished trace as a tree on stderr: spans, durations, fuel, events, logs.
+    #[arg(long)]
+    pub trace: bool,
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -162,7 +195,28 @@ pub fn main() -> u8 {
             return if e.use_stderr() { exit::USAGE } else { exit::OK };
         }
     };
-    init_logging(cli.log_format, cli.verbose);
+    let config = match host_config(&cli) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return exit::HOST;
+        }
+    };
+    let level = match cli.verbose {
+        0 => config.telemetry.logs.level.clone(),
+        1 => "debug".into(),
+        _ => "trace".into(),
+    };
+    let telemetry = match crate::telemetry::Telemetry::builder(config.telemetry.clone())
+        .install_logger(format!("warn,tta_host={level}"))
+        .build()
+    {
+        Ok(telemetry) => telemetry,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::HOST;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -170,30 +224,17 @@ pub fn main() -> u8 {
             return exit::HOST;
         }
     };
-    match runtime.block_on(run_command(cli)) {
+    let code = match runtime.block_on(run_command(cli, config, telemetry.clone())) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             exit::HOST
         }
+    };
+    if let Err(e) = telemetry.shutdown() {
+        tracing::warn!("{e}");
     }
-}
-
-fn init_logging(format: LogFormat, verbose: u8) {
-    use tracing_subscriber::EnvFilter;
-    let default = match verbose {
-        0 => "warn,tta_host=info",
-        1 => "info,tta_host=debug",
-        _ => "debug,tta_host=trace",
-    };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Pretty => builder.with_target(false).try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-    };
+    code
 }
 
 fn host_config(cli: &Cli) -> anyhow::Result<HostConfig> {
@@ -223,13 +264,58 @@ fn host_config(cli: &Cli) -> anyhow::Result<HostConfig> {
     if l.no_cache {
         config.cache_dir = None;
     }
+    let t = &mut config.telemetry;
+    t.apply_env(|name| std::env::var(name).ok())?;
+    let a = &cli.telemetry;
+    if let Some(endpoint) = &a.otlp_endpoint {
+        t.otlp.endpoint = Some(endpoint.clone());
+        for list in [&mut t.traces.exporters, &mut t.logs.exporters, &mut t.metrics.exporters] {
+            if !list.contains(&Exporter::Otlp) {
+                list.push(Exporter::Otlp);
+            }
+        }
+    }
+    if let Some(protocol) = a.otlp_protocol {
+        t.otlp.protocol = protocol;
+    }
+    if !a.traces_exporters.is_empty() {
+        t.traces.exporters = a.traces_exporters.clone();
+    }
+    if !a.logs_exporters.is_empty() {
+        t.logs.exporters = a.logs_exporters.clone();
+    }
+    if let Some(path) = &a.traces_file {
+        t.traces.file = Some(path.clone());
+    }
+    if let Some(path) = &a.logs_file {
+        t.logs.file = Some(path.clone());
+    }
+    if let Some(ratio) = a.sample_ratio {
+        t.traces.sampler = SamplerKind::ParentbasedTraceidratio;
+        t.traces.sampler_arg = ratio;
+    }
+    if let Some(addr) = a.metrics_addr {
+        t.metrics.listen = Some(addr);
+    }
+    if a.no_metrics {
+        t.metrics.listen = None;
+    }
+    if let Some(name) = &a.service_name {
+        t.service_name = name.clone();
+    }
+    if let Some(format) = cli.log_format {
+        t.logs.format = format;
+    }
+    // In JSON mode a run's records are the JSON lines themselves, so they go to stderr.
+    if t.logs.format == LogFormat::Json && matches!(cli.command, Command::Run(_)) && !t.logs.exporters.contains(&Exporter::Console) {
+        t.logs.exporters.push(Exporter::Console);
+    }
     config.validate()?;
     Ok(config)
 }
 
-async fn run_command(cli: Cli) -> anyhow::Result<u8> {
-    let config = host_config(&cli)?;
-    let host = Host::new(config)?;
+async fn run_command(cli: Cli, config: HostConfig, telemetry: crate::telemetry::Telemetry) -> anyhow::Result<u8> {
+    let host = Host::with_telemetry(config, telemetry)?;
     match cli.command {
         Command::Load(args) => load(&host, &args).await,
         Command::Run(args) => run(&host, &args).await,
@@ -367,7 +453,10 @@ async fn run(host: &Host, args: &RunArgs) -> anyhow::Result<u8> {
         data: args.data.clone(),
     };
     let outcome = host.call_plugin(&plugin, &input, options).await;
-    print_guest_logs(&outcome.report, 0);
+    let json = host.config().telemetry.logs.format == LogFormat::Json;
+    if !json {
+        print_guest_logs(&outcome.report, 0);
+    }
     let code = match &outcome.output {
         Ok(output) => {
             let mut stdout = std::io::stdout().lock();
@@ -383,7 +472,12 @@ async fn run(host: &Host, args: &RunArgs) -> anyhow::Result<u8> {
             exit_code(e)
         }
     };
-    eprintln!("{}", summary(&outcome.report));
+    if !json {
+        eprintln!("{}", summary(&outcome.report));
+    }
+    if args.trace {
+        eprint!("{}", crate::telemetry::tree::render(&outcome.report));
+    }
     Ok(code)
 }
 

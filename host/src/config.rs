@@ -78,6 +78,8 @@ pub struct HostConfig {
     pub max_instances: u32,
     /// How often the epoch ticker fires, in milliseconds; deadlines are this precise.
     pub epoch_tick_ms: u64,
+    /// Observability: exporters, sampling, metrics endpoint, log format.
+    pub telemetry: crate::telemetry::ObservabilityConfig,
 }
 
 impl Default for HostConfig {
@@ -87,6 +89,7 @@ impl Default for HostConfig {
             cache_dir: default_cache_dir(),
             max_instances: 128,
             epoch_tick_ms: 5,
+            telemetry: crate::telemetry::ObservabilityConfig::default(),
         }
     }
 }
@@ -110,6 +113,9 @@ pub enum ConfigError {
         /// What is wrong and where, from the TOML parser.
         message: String,
     },
+    /// A `[telemetry]` setting is invalid.
+    #[error(transparent)]
+    Telemetry(#[from] crate::telemetry::TelemetryConfigError),
     /// A value is out of range.
     #[error("config value `{key}` is invalid: {message}")]
     Value {
@@ -166,6 +172,7 @@ impl HostConfig {
                 message: format!("{} is over the 4 GiB maximum of 32-bit wasm", l.max_memory_bytes),
             });
         }
+        self.telemetry.validate()?;
         Ok(())
     }
 }

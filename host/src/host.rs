@@ -11,6 +11,7 @@ use crate::error::{CallError, LoadError};
 use crate::plugin::{self, Plugin, Registry};
 use crate::report::{CallReport, parse_traceparent};
 use crate::sandbox::{self, CallState, Invocation};
+use crate::telemetry::Telemetry;
 use arc_swap::ArcSwap;
 use std::path::Path;
 use std::sync::Arc;
@@ -38,6 +39,7 @@ pub(crate) struct Shared {
     pub(crate) config: HostConfig,
     pub(crate) registry: ArcSwap<Registry>,
     pub(crate) cache: Option<ArtifactCache>,
+    pub(crate) telemetry: Telemetry,
     _ticker: EpochTicker,
 }
 
@@ -61,8 +63,8 @@ pub struct CallOptions {
 pub struct CallOutcome {
     /// The guest's output, or why there is none.
     pub output: Result<Vec<u8>, CallError>,
-    /// What the call measured and the guest reported.
-    pub report: CallReport,
+    /// What the call measured and the guest reported; shared with the exporters.
+    pub report: Arc<CallReport>,
 }
 
 /// A host of primitives. Clone it freely; clones share everything.
@@ -80,8 +82,16 @@ impl std::fmt::Debug for Host {
 }
 
 impl Host {
-    /// Starts a host: engine, linker, cache and deadline ticker. Needs a tokio runtime for calls.
+    /// Starts a host: engine, linker, cache and deadline ticker. Needs a tokio runtime for
+    /// calls. Calls are metered in memory but nothing is exported: use [`Host::with_telemetry`]
+    /// with [`crate::initialize_observability`] for that.
     pub fn new(config: HostConfig) -> Result<Self, HostError> {
+        let telemetry = Telemetry::disabled(&config.telemetry);
+        Self::with_telemetry(config, telemetry)
+    }
+
+    /// Starts a host whose calls are traced, metered and logged through `telemetry`.
+    pub fn with_telemetry(config: HostConfig, telemetry: Telemetry) -> Result<Self, HostError> {
         config.validate()?;
         let engine = build_engine(&config).map_err(|e| HostError::Engine(format!("{e:#}")))?;
         let mut linker = Linker::<CallState>::new(&engine);
@@ -104,6 +114,7 @@ impl Host {
                 config,
                 registry: ArcSwap::from_pointee(Registry::default()),
                 cache,
+                telemetry,
                 _ticker: ticker,
             }),
         })
@@ -112,6 +123,11 @@ impl Host {
     /// The configuration the host runs with.
     pub fn config(&self) -> &HostConfig {
         &self.shared.config
+    }
+
+    /// The host's telemetry: metrics, exporters, sampler.
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.shared.telemetry
     }
 
     /// Loads, validates and registers the component at `path`, so calls and `invoke` find it.
@@ -153,7 +169,7 @@ impl Host {
                 report.error = Some(error.clone());
                 CallOutcome {
                     output: Err(error),
-                    report,
+                    report: Arc::new(report),
                 }
             }
         }
@@ -163,6 +179,8 @@ impl Host {
     pub async fn call_plugin(&self, plugin: &Arc<Plugin>, input: &[u8], options: CallOptions) -> CallOutcome {
         let invocation = self.invocation(options);
         let (output, report) = sandbox::execute(&self.shared, plugin, invocation, input).await;
+        let report = Arc::new(report);
+        self.shared.telemetry.export(&report);
         CallOutcome { output, report }
     }
 
@@ -184,6 +202,11 @@ impl Host {
                 }
             });
         let mut invocation = Invocation::root(&self.shared.config.limits, correlation_id, tenant, parent);
+        invocation.ids.sampled = self
+            .shared
+            .telemetry
+            .sampler()
+            .sample(invocation.ids.trace_id, parent.map(|(_, _, sampled)| sampled));
         invocation.tracestate = options.tracestate.unwrap_or_default();
         invocation.data = options.data;
         invocation

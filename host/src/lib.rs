@@ -17,9 +17,11 @@ pub mod plugin;
 pub mod report;
 pub mod sandbox;
 pub mod stdio;
+pub mod telemetry;
 
 pub use config::{HostConfig, Limits};
 pub use error::{CallError, GuestError, LoadError};
 pub use host::{CallOptions, CallOutcome, Host, HostError};
 pub use plugin::{Plugin, Registry};
 pub use report::CallReport;
+pub use telemetry::{ObservabilityConfig, Telemetry, initialize_observability};

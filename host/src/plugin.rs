@@ -48,6 +48,8 @@ pub struct Plugin {
     pub imports: Vec<String>,
     pub(crate) imports_invoke: bool,
     pub(crate) pre: PrimitivePluginPre<CallState>,
+    /// Cached metric handles, so a call never looks its series up by name.
+    pub(crate) metrics: Arc<crate::telemetry::PrimitiveMetrics>,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -164,6 +166,7 @@ pub(crate) async fn load(shared: &Arc<Shared>, path: &Path) -> Result<Plugin, Lo
     check_metadata(path, &metadata)?;
 
     Ok(Plugin {
+        metrics: shared.telemetry.metrics().primitive(&metadata.name),
         metadata,
         path: path.to_owned(),
         size: bytes.len(),

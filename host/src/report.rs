@@ -179,6 +179,12 @@ pub struct CallReport {
     pub tenant: String,
     /// The ids of the call's host span.
     pub ids: SpanIds,
+    /// The W3C `tracestate` the call ran with.
+    pub tracestate: String,
+    /// The id of the `wasm.instantiate` child span.
+    pub instantiate_span_id: u64,
+    /// How many `invoke` levels above this call (0 for a top-level call).
+    pub nested_depth: u32,
     /// When it started.
     pub start: SystemTime,
     /// Measurements.
@@ -206,6 +212,9 @@ impl CallReport {
             correlation_id: invocation.correlation_id.clone(),
             tenant: invocation.tenant.clone(),
             ids: invocation.ids,
+            tracestate: invocation.tracestate.clone(),
+            instantiate_span_id: crate::guest_api::new_span_id(),
+            nested_depth: invocation.depth,
             start: SystemTime::now(),
             stats: CallStats::default(),
             error: None,

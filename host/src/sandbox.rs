@@ -176,8 +176,20 @@ impl CallState {
     }
 }
 
-/// Runs `plugin` once on `input` under `invocation`; returns its output and its report.
+/// Runs `plugin` once on `input` under `invocation`; records its metrics and returns its
+/// output and its report.
 pub(crate) async fn execute(
+    shared: &Arc<Shared>,
+    plugin: &Arc<Plugin>,
+    invocation: Invocation,
+    input: &[u8],
+) -> (Result<Vec<u8>, CallError>, CallReport) {
+    let (result, report) = execute_unmetered(shared, plugin, invocation, input).await;
+    shared.telemetry.metrics().record_call(&plugin.metrics, &report);
+    (result, report)
+}
+
+async fn execute_unmetered(
     shared: &Arc<Shared>,
     plugin: &Arc<Plugin>,
     invocation: Invocation,
@@ -276,6 +288,9 @@ pub(crate) async fn describe(
     }
 }
 
+/// Fuel burned between two yields to the executor (a few milliseconds of guest code).
+const FUEL_YIELD_INTERVAL: u64 = 10_000_000;
+
 /// A store for one call: WASI locked down, limits, fuel, deadline.
 #[allow(clippy::result_large_err)]
 fn new_store(
@@ -312,7 +327,9 @@ fn new_store(
     // Data a guest hands the host in one crossing can never exceed its own memory; with this
     // bound an oversized output is lifted and then refused as `OutputTooLarge` by name.
     store.set_hostcall_fuel(limits.max_memory_bytes.saturating_add(1 << 16));
-    if let Err(e) = store.set_fuel(fuel) {
+    // Yielding every so much fuel keeps long calls from hogging an executor thread, and
+    // makes the fuel counter current at each yield, so a deadline stop reports what was burned.
+    if let Err(e) = store.set_fuel(fuel).and_then(|()| store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL))) {
         return Err((CallError::Host(e.to_string()), store.into_data().report));
     }
     store.set_epoch_deadline(1);

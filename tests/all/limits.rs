@@ -169,7 +169,7 @@ async fn invoke_recursion_stops_at_the_nesting_limit() {
     assert_eq!(e.kind, ErrorKind::Unavailable);
     assert!(e.message.contains("nesting limit of 8"), "{}", e.message);
     let mut depth = 0;
-    let mut report = &outcome.report;
+    let mut report: &tta_host::CallReport = &outcome.report;
     while let Some(next) = report.nested.first() {
         depth += 1;
         report = next;

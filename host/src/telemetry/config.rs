@@ -1,0 +1,485 @@
+//! What to export, where to, and how much: the `[telemetry]` section of the config file,
+//! the standard `OTEL_*` environment variables, and CLI flags, in that order of precedence
+//! (later wins).
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Observability settings. The defaults export nothing and serve no endpoint: calls are
+/// still metered (the registry is always there) and traced ids still reach guests.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ObservabilityConfig {
+    /// `service.name` of every span, log record and metric (`OTEL_SERVICE_NAME`).
+    pub service_name: String,
+    /// Turns every exporter off (`OTEL_SDK_DISABLED=true`); metrics are still kept in memory.
+    pub disabled: bool,
+    /// Traces.
+    pub traces: TracesConfig,
+    /// Logs.
+    pub logs: LogsConfig,
+    /// Metrics.
+    pub metrics: MetricsConfig,
+    /// The OTLP endpoint shared by all signals.
+    pub otlp: OtlpConfig,
+    /// The export queue shared by all signals.
+    pub export: ExportConfig,
+}
+
+impl Default for ObservabilityConfig {
+    fn default() -> Self {
+        ObservabilityConfig {
+            service_name: "tta-host".into(),
+            disabled: false,
+            traces: TracesConfig::default(),
+            logs: LogsConfig::default(),
+            metrics: MetricsConfig::default(),
+            otlp: OtlpConfig::default(),
+            export: ExportConfig::default(),
+        }
+    }
+}
+
+/// Where a signal goes.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Exporter {
+    /// OTLP, gRPC or HTTP/protobuf per `[telemetry.otlp]`.
+    Otlp,
+    /// Human-readable text on stderr.
+    Console,
+    /// JSON lines appended to a file.
+    File,
+}
+
+/// Which traces are recorded: the W3C/OTel sampler names of `OTEL_TRACES_SAMPLER`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SamplerKind {
+    /// Every trace.
+    AlwaysOn,
+    /// No trace.
+    AlwaysOff,
+    /// A share of traces, by trace id.
+    Traceidratio,
+    /// The caller's decision when there is a parent; every root trace otherwise.
+    ParentbasedAlwaysOn,
+    /// The caller's decision when there is a parent; no root trace otherwise.
+    ParentbasedAlwaysOff,
+    /// The caller's decision when there is a parent; a share of root traces otherwise.
+    ParentbasedTraceidratio,
+}
+
+/// `[telemetry.traces]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TracesConfig {
+    /// Exporters (`OTEL_TRACES_EXPORTER`: `otlp`, `console`, `file`, `none`).
+    pub exporters: Vec<Exporter>,
+    /// The sampler (`OTEL_TRACES_SAMPLER`).
+    pub sampler: SamplerKind,
+    /// The ratio of the ratio samplers, 0.0 to 1.0 (`OTEL_TRACES_SAMPLER_ARG`).
+    pub sampler_arg: f64,
+    /// The JSON-lines file of the `file` exporter.
+    pub file: Option<PathBuf>,
+}
+
+impl Default for TracesConfig {
+    fn default() -> Self {
+        TracesConfig {
+            exporters: Vec::new(),
+            sampler: SamplerKind::ParentbasedAlwaysOn,
+            sampler_arg: 1.0,
+            file: None,
+        }
+    }
+}
+
+/// `[telemetry.logs]`: where call and guest log records go besides the host's own stderr.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogsConfig {
+    /// Exporters (`OTEL_LOGS_EXPORTER`: `otlp`, `console`, `file`, `none`).
+    pub exporters: Vec<Exporter>,
+    /// The least severe level exported: `trace`, `debug`, `info`, `warn`, `error`.
+    pub level: String,
+    /// Format of host logs and `console` records on stderr.
+    pub format: LogFormat,
+    /// The JSON-lines file of the `file` exporter.
+    pub file: Option<PathBuf>,
+}
+
+impl Default for LogsConfig {
+    fn default() -> Self {
+        LogsConfig {
+            exporters: Vec::new(),
+            level: "info".into(),
+            format: LogFormat::Pretty,
+            file: None,
+        }
+    }
+}
+
+/// How log lines look on stderr.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object a line, the TTA.dev log format.
+    Json,
+}
+
+/// `[telemetry.metrics]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Where `/metrics` is served (Prometheus text); `None` serves nothing.
+    pub listen: Option<SocketAddr>,
+    /// Exporters pushing metrics (`OTEL_METRICS_EXPORTER`: `otlp`, `none`).
+    pub exporters: Vec<Exporter>,
+    /// How often metrics are pushed, in milliseconds (`OTEL_METRIC_EXPORT_INTERVAL`).
+    pub export_interval_ms: u64,
+    /// Distinct series of guest-defined metrics one primitive may create; the rest are
+    /// counted in `primitive_telemetry_dropped_total{kind="metric_series"}`.
+    pub guest_series_per_primitive: usize,
+    /// Labels a guest metric may carry besides `primitive_name` and `tenant`.
+    pub guest_labels: usize,
+    /// Distinct `llm.model` values per primitive; more are reported as `other`.
+    pub llm_models_per_primitive: usize,
+    /// Distinct tenants with their own series; more are reported as `other`.
+    pub tenants: usize,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            listen: None,
+            exporters: Vec::new(),
+            export_interval_ms: 10_000,
+            guest_series_per_primitive: 200,
+            guest_labels: 4,
+            llm_models_per_primitive: 16,
+            tenants: 1_000,
+        }
+    }
+}
+
+/// The OTLP wire protocol.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+pub enum OtlpProtocol {
+    /// gRPC (default port 4317).
+    #[serde(rename = "grpc")]
+    #[value(name = "grpc")]
+    Grpc,
+    /// HTTP with protobuf bodies (default port 4318).
+    #[serde(rename = "http/protobuf")]
+    #[value(name = "http/protobuf")]
+    HttpProtobuf,
+}
+
+/// `[telemetry.otlp]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OtlpConfig {
+    /// Base URL (`OTEL_EXPORTER_OTLP_ENDPOINT`); per protocol default when absent.
+    pub endpoint: Option<String>,
+    /// Protocol (`OTEL_EXPORTER_OTLP_PROTOCOL`).
+    pub protocol: OtlpProtocol,
+    /// Timeout of one export, in milliseconds (`OTEL_EXPORTER_OTLP_TIMEOUT`).
+    pub timeout_ms: u64,
+}
+
+impl Default for OtlpConfig {
+    fn default() -> Self {
+        OtlpConfig {
+            endpoint: None,
+            protocol: OtlpProtocol::Grpc,
+            timeout_ms: 5_000,
+        }
+    }
+}
+
+impl OtlpConfig {
+    /// The base URL exports go to.
+    pub fn endpoint(&self) -> String {
+        match (&self.endpoint, self.protocol) {
+            (Some(url), _) => url.trim_end_matches('/').to_owned(),
+            (None, OtlpProtocol::Grpc) => "http://localhost:4317".into(),
+            (None, OtlpProtocol::HttpProtobuf) => "http://localhost:4318".into(),
+        }
+    }
+}
+
+/// `[telemetry.export]`: the bounded queue between calls and exporters.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExportConfig {
+    /// Finished calls waiting for export; when full, new ones are dropped and counted.
+    pub queue_size: usize,
+    /// Spans or log records per export request.
+    pub batch_size: usize,
+    /// The longest a finished call waits before its batch is sent, in milliseconds.
+    pub interval_ms: u64,
+    /// How long shutdown may take to flush, in milliseconds.
+    pub shutdown_timeout_ms: u64,
+}
+
+impl Default for ExportConfig {
+    fn default() -> Self {
+        ExportConfig {
+            queue_size: 2_048,
+            batch_size: 512,
+            interval_ms: 1_000,
+            shutdown_timeout_ms: 3_000,
+        }
+    }
+}
+
+impl ExportConfig {
+    /// The shutdown bound as a duration.
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_millis(self.shutdown_timeout_ms)
+    }
+}
+
+/// A setting that cannot work, with what to do instead.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("{setting}: {problem}")]
+pub struct TelemetryConfigError {
+    /// The setting (environment variable or config key).
+    pub setting: String,
+    /// What is wrong and how to fix it.
+    pub problem: String,
+}
+
+fn bad(setting: &str, problem: impl Into<String>) -> TelemetryConfigError {
+    TelemetryConfigError {
+        setting: setting.to_owned(),
+        problem: problem.into(),
+    }
+}
+
+impl ObservabilityConfig {
+    /// Applies the standard `OTEL_*` variables read through `var`.
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), TelemetryConfigError> {
+        let var = |name: &str| var(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        if let Some(v) = var("OTEL_SDK_DISABLED") {
+            self.disabled = parse_bool("OTEL_SDK_DISABLED", &v)?;
+        }
+        if let Some(v) = var("OTEL_SERVICE_NAME") {
+            self.service_name = v;
+        }
+        if let Some(v) = var("OTEL_EXPORTER_OTLP_PROTOCOL") {
+            self.otlp.protocol = parse_protocol("OTEL_EXPORTER_OTLP_PROTOCOL", &v)?;
+        }
+        if let Some(v) = var("OTEL_EXPORTER_OTLP_TIMEOUT") {
+            self.otlp.timeout_ms = v
+                .parse()
+                .map_err(|_| bad("OTEL_EXPORTER_OTLP_TIMEOUT", format!("{v:?} is not a number of milliseconds")))?;
+        }
+        if let Some(v) = var("OTEL_EXPORTER_OTLP_ENDPOINT") {
+            self.otlp.endpoint = Some(check_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", &v)?);
+            // An endpoint is an explicit wish for OTLP: every signal without its own choice goes there.
+            for exporters in [&mut self.traces.exporters, &mut self.logs.exporters, &mut self.metrics.exporters] {
+                if !exporters.contains(&Exporter::Otlp) {
+                    exporters.push(Exporter::Otlp);
+                }
+            }
+        }
+        for (name, exporters) in [
+            ("OTEL_TRACES_EXPORTER", &mut self.traces.exporters),
+            ("OTEL_LOGS_EXPORTER", &mut self.logs.exporters),
+            ("OTEL_METRICS_EXPORTER", &mut self.metrics.exporters),
+        ] {
+            if let Some(v) = var(name) {
+                *exporters = parse_exporters(name, &v)?;
+            }
+        }
+        if let Some(v) = var("OTEL_TRACES_SAMPLER") {
+            self.traces.sampler = parse_sampler("OTEL_TRACES_SAMPLER", &v)?;
+        }
+        if let Some(v) = var("OTEL_TRACES_SAMPLER_ARG") {
+            self.traces.sampler_arg = parse_ratio("OTEL_TRACES_SAMPLER_ARG", &v)?;
+        }
+        if let Some(v) = var("OTEL_METRIC_EXPORT_INTERVAL") {
+            self.metrics.export_interval_ms = v
+                .parse()
+                .map_err(|_| bad("OTEL_METRIC_EXPORT_INTERVAL", format!("{v:?} is not a number of milliseconds")))?;
+        }
+        Ok(())
+    }
+
+    /// Checks what serde cannot: ratios, endpoints, files for file exporters, sizes.
+    pub fn validate(&self) -> Result<(), TelemetryConfigError> {
+        if !(0.0..=1.0).contains(&self.traces.sampler_arg) {
+            return Err(bad(
+                "telemetry.traces.sampler_arg",
+                format!("{} is not a ratio between 0.0 and 1.0", self.traces.sampler_arg),
+            ));
+        }
+        if let Some(endpoint) = &self.otlp.endpoint {
+            check_endpoint("telemetry.otlp.endpoint", endpoint)?;
+        }
+        if self.traces.exporters.contains(&Exporter::File) && self.traces.file.is_none() {
+            return Err(bad(
+                "telemetry.traces.file",
+                "the `file` trace exporter needs a path: set telemetry.traces.file or pass --traces-file",
+            ));
+        }
+        if self.logs.exporters.contains(&Exporter::File) && self.logs.file.is_none() {
+            return Err(bad(
+                "telemetry.logs.file",
+                "the `file` log exporter needs a path: set telemetry.logs.file or pass --logs-file",
+            ));
+        }
+        if self.metrics.exporters.iter().any(|e| *e != Exporter::Otlp) {
+            return Err(bad(
+                "telemetry.metrics.exporters",
+                "metrics are pushed over `otlp` only; scrape `/metrics` for Prometheus",
+            ));
+        }
+        crate::telemetry::logs::parse_level(&self.logs.level)
+            .ok_or_else(|| bad("telemetry.logs.level", format!("{:?} is not trace, debug, info, warn or error", self.logs.level)))?;
+        for (key, value) in [
+            ("telemetry.export.queue_size", self.export.queue_size),
+            ("telemetry.export.batch_size", self.export.batch_size),
+            ("telemetry.metrics.tenants", self.metrics.tenants),
+        ] {
+            if value == 0 {
+                return Err(bad(key, "must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parse_bool(name: &str, v: &str) -> Result<bool, TelemetryConfigError> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(bad(name, format!("{v:?} is not true or false"))),
+    }
+}
+
+fn parse_protocol(name: &str, v: &str) -> Result<OtlpProtocol, TelemetryConfigError> {
+    match v {
+        "grpc" => Ok(OtlpProtocol::Grpc),
+        "http/protobuf" => Ok(OtlpProtocol::HttpProtobuf),
+        "http/json" => Err(bad(name, "http/json is not supported; use grpc or http/protobuf")),
+        _ => Err(bad(name, format!("{v:?} is not grpc or http/protobuf"))),
+    }
+}
+
+fn check_endpoint(name: &str, v: &str) -> Result<String, TelemetryConfigError> {
+    if v.starts_with("http://") || v.starts_with("https://") {
+        Ok(v.to_owned())
+    } else {
+        Err(bad(
+            name,
+            format!("{v:?} is not an http:// or https:// URL (e.g. http://localhost:4317)"),
+        ))
+    }
+}
+
+fn parse_exporters(name: &str, v: &str) -> Result<Vec<Exporter>, TelemetryConfigError> {
+    let mut out = Vec::new();
+    for part in v.split(',').map(str::trim) {
+        match part {
+            "none" => return Ok(Vec::new()),
+            "otlp" => out.push(Exporter::Otlp),
+            "console" => out.push(Exporter::Console),
+            "file" => out.push(Exporter::File),
+            other => {
+                return Err(bad(name, format!("{other:?} is not otlp, console, file or none")));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn parse_sampler(name: &str, v: &str) -> Result<SamplerKind, TelemetryConfigError> {
+    Ok(match v {
+        "always_on" => SamplerKind::AlwaysOn,
+        "always_off" => SamplerKind::AlwaysOff,
+        "traceidratio" => SamplerKind::Traceidratio,
+        "parentbased_always_on" => SamplerKind::ParentbasedAlwaysOn,
+        "parentbased_always_off" => SamplerKind::ParentbasedAlwaysOff,
+        "parentbased_traceidratio" => SamplerKind::ParentbasedTraceidratio,
+        _ => {
+            return Err(bad(
+                name,
+                format!(
+                    "{v:?} is not always_on, always_off, traceidratio, parentbased_always_on, \
+                     parentbased_always_off or parentbased_traceidratio"
+                ),
+            ));
+        }
+    })
+}
+
+fn parse_ratio(name: &str, v: &str) -> Result<f64, TelemetryConfigError> {
+    match v.parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err(bad(name, format!("{v:?} is not a ratio between 0.0 and 1.0"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        move |name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn otel_environment_is_honoured() {
+        let mut config = ObservabilityConfig::default();
+        config
+            .apply_env(env(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+                ("OTEL_SERVICE_NAME", "billing"),
+                ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+                ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
+                ("OTEL_LOGS_EXPORTER", "none"),
+            ]))
+            .expect("valid environment");
+        assert_eq!(config.service_name, "billing");
+        assert_eq!(config.otlp.endpoint(), "http://collector:4318");
+        assert_eq!(config.otlp.protocol, OtlpProtocol::HttpProtobuf);
+        assert_eq!(config.traces.exporters, vec![Exporter::Otlp]);
+        assert_eq!(config.metrics.exporters, vec![Exporter::Otlp]);
+        assert!(config.logs.exporters.is_empty());
+        assert_eq!(config.traces.sampler, SamplerKind::ParentbasedTraceidratio);
+        assert_eq!(config.traces.sampler_arg, 0.25);
+        config.validate().expect("valid");
+    }
+
+    #[test]
+    fn bad_environment_names_the_variable() {
+        for (name, value) in [
+            ("OTEL_TRACES_SAMPLER_ARG", "2"),
+            ("OTEL_TRACES_SAMPLER", "sometimes"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),
+            ("OTEL_SDK_DISABLED", "maybe"),
+        ] {
+            let err = ObservabilityConfig::default()
+                .apply_env(env(&[(name, value)]))
+                .expect_err(value);
+            assert_eq!(err.setting, name);
+        }
+    }
+
+    #[test]
+    fn sdk_disabled_is_read() {
+        let mut config = ObservabilityConfig::default();
+        config.apply_env(env(&[("OTEL_SDK_DISABLED", "true")])).expect("valid");
+        assert!(config.disabled);
+    }
+}

@@ -1,0 +1,144 @@
+//! A finished call as a tree for the terminal, like the TTA.dev span hierarchy diagram:
+//! each span with its duration and key facts, events and log records under the span that
+//! emitted them, guest spans and `invoke`d calls nested under the host span of their call.
+
+use crate::cli::format_value;
+use crate::report::{CallReport, GuestLog, GuestSpanRecord};
+use crate::telemetry::logs::level_name;
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime};
+
+enum Node<'a> {
+    Instantiate(&'a CallReport),
+    Guest(&'a CallReport, &'a GuestSpanRecord),
+    Call(&'a CallReport),
+    Log(&'a GuestLog),
+}
+
+impl Node<'_> {
+    fn start(&self) -> SystemTime {
+        match self {
+            Node::Instantiate(r) => r.start,
+            Node::Guest(_, s) => s.start,
+            Node::Call(r) => r.start,
+            Node::Log(l) => l.time,
+        }
+    }
+}
+
+/// The tree of `report` (a call and everything under it), ending in a newline.
+pub fn render(report: &CallReport) -> String {
+    let mut out = format!("trace {:032x}\n", report.ids.trace_id);
+    call(report, "", "", &mut out);
+    out
+}
+
+fn duration(d: Duration) -> String {
+    let us = d.as_secs_f64() * 1e6;
+    if us < 1_000.0 {
+        format!("{us:.1} µs")
+    } else if us < 1_000_000.0 {
+        format!("{:.2} ms", us / 1e3)
+    } else {
+        format!("{:.2} s", us / 1e6)
+    }
+}
+
+fn attributes(list: &[(String, crate::bindings::Value)], max: usize) -> String {
+    let mut out = String::new();
+    for (k, v) in list.iter().take(max) {
+        let mut v = format_value(v);
+        if v.chars().count() > 40 {
+            v = v.chars().take(39).collect::<String>() + "…";
+        }
+        let _ = write!(out, " {k}={v}");
+    }
+    if list.len() > max {
+        let _ = write!(out, " (+{} more)", list.len() - max);
+    }
+    out
+}
+
+fn call(report: &CallReport, first: &str, rest: &str, out: &mut String) {
+    let s = &report.stats;
+    let status = match &report.error {
+        None => "ok".to_owned(),
+        Some(e) => format!("ERROR {}: {}", e.error_type(), e.to_string().lines().next().unwrap_or_default()),
+    };
+    let _ = writeln!(
+        out,
+        "{first}{}.execute  {}  [{status}]  fuel={} memory_peak={} tenant={} span={:016x}",
+        report.primitive,
+        duration(s.wall),
+        s.fuel_consumed,
+        s.memory_peak_bytes,
+        report.tenant,
+        report.ids.span_id,
+    );
+    children(report, report.ids.span_id, true, rest, out);
+}
+
+fn children(report: &CallReport, parent: u64, host: bool, prefix: &str, out: &mut String) {
+    let mut nodes: Vec<Node<'_>> = Vec::new();
+    if host && !report.stats.instantiate.is_zero() {
+        nodes.push(Node::Instantiate(report));
+    }
+    nodes.extend(
+        report
+            .spans
+            .iter()
+            .filter(|s| s.parent_span_id == parent)
+            .map(|s| Node::Guest(report, s)),
+    );
+    nodes.extend(
+        report
+            .nested
+            .iter()
+            .filter(|n| n.ids.parent_span_id == Some(parent))
+            .map(Node::Call),
+    );
+    nodes.extend(report.logs.iter().filter(|l| l.span_id == parent).map(Node::Log));
+    nodes.sort_by_key(Node::start);
+    let count = nodes.len();
+    for (i, node) in nodes.into_iter().enumerate() {
+        let last = i + 1 == count;
+        let first = format!("{prefix}{}", if last { "└─ " } else { "├─ " });
+        let rest = format!("{prefix}{}", if last { "   " } else { "│  " });
+        match node {
+            Node::Instantiate(r) => {
+                let _ = writeln!(out, "{first}wasm.instantiate  {}", duration(r.stats.instantiate));
+            }
+            Node::Call(nested) => call(nested, &first, &rest, out),
+            Node::Log(log) => {
+                let _ = writeln!(
+                    out,
+                    "{first}log {} {}{}",
+                    level_name(log.level),
+                    log.message,
+                    attributes(&log.fields, 6)
+                );
+            }
+            Node::Guest(r, span) => {
+                let took = span
+                    .end
+                    .and_then(|e| e.duration_since(span.start).ok())
+                    .unwrap_or_default();
+                let status = match &span.error {
+                    Some(e) => format!("  [ERROR: {e}]"),
+                    None => String::new(),
+                };
+                let _ = writeln!(
+                    out,
+                    "{first}{}  {}{status}{}",
+                    span.name,
+                    duration(took),
+                    attributes(&span.attributes, 8)
+                );
+                for event in &span.events {
+                    let _ = writeln!(out, "{rest}• event {}{}", event.name, attributes(&event.attributes, 6));
+                }
+                children(r, span.span_id, false, &rest, out);
+            }
+        }
+    }
+}
