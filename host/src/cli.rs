@@ -307,7 +307,10 @@ fn host_config(cli: &Cli) -> anyhow::Result<HostConfig> {
         t.logs.format = format;
     }
     // In JSON mode a run's records are the JSON lines themselves, so they go to stderr.
-    if t.logs.format == LogFormat::Json && matches!(cli.command, Command::Run(_)) && !t.logs.exporters.contains(&Exporter::Console) {
+    if t.logs.format == LogFormat::Json
+        && matches!(cli.command, Command::Run(_))
+        && !t.logs.exporters.contains(&Exporter::Console)
+    {
         t.logs.exporters.push(Exporter::Console);
     }
     config.validate()?;

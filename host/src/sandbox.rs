@@ -329,7 +329,10 @@ fn new_store(
     store.set_hostcall_fuel(limits.max_memory_bytes.saturating_add(1 << 16));
     // Yielding every so much fuel keeps long calls from hogging an executor thread, and
     // makes the fuel counter current at each yield, so a deadline stop reports what was burned.
-    if let Err(e) = store.set_fuel(fuel).and_then(|()| store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL))) {
+    if let Err(e) = store
+        .set_fuel(fuel)
+        .and_then(|()| store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL)))
+    {
         return Err((CallError::Host(e.to_string()), store.into_data().report));
     }
     store.set_epoch_deadline(1);

@@ -7,6 +7,8 @@ mod cli;
 mod contract;
 mod limits;
 mod load;
+mod otlp_receiver;
+mod telemetry;
 
 use std::path::{Path, PathBuf};
 use tta_host::{CallOptions, CallOutcome, Host, HostConfig};

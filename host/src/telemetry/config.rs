@@ -276,14 +276,21 @@ impl ObservabilityConfig {
             self.otlp.protocol = parse_protocol("OTEL_EXPORTER_OTLP_PROTOCOL", &v)?;
         }
         if let Some(v) = var("OTEL_EXPORTER_OTLP_TIMEOUT") {
-            self.otlp.timeout_ms = v
-                .parse()
-                .map_err(|_| bad("OTEL_EXPORTER_OTLP_TIMEOUT", format!("{v:?} is not a number of milliseconds")))?;
+            self.otlp.timeout_ms = v.parse().map_err(|_| {
+                bad(
+                    "OTEL_EXPORTER_OTLP_TIMEOUT",
+                    format!("{v:?} is not a number of milliseconds"),
+                )
+            })?;
         }
         if let Some(v) = var("OTEL_EXPORTER_OTLP_ENDPOINT") {
             self.otlp.endpoint = Some(check_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", &v)?);
             // An endpoint is an explicit wish for OTLP: every signal without its own choice goes there.
-            for exporters in [&mut self.traces.exporters, &mut self.logs.exporters, &mut self.metrics.exporters] {
+            for exporters in [
+                &mut self.traces.exporters,
+                &mut self.logs.exporters,
+                &mut self.metrics.exporters,
+            ] {
                 if !exporters.contains(&Exporter::Otlp) {
                     exporters.push(Exporter::Otlp);
                 }
@@ -305,9 +312,12 @@ impl ObservabilityConfig {
             self.traces.sampler_arg = parse_ratio("OTEL_TRACES_SAMPLER_ARG", &v)?;
         }
         if let Some(v) = var("OTEL_METRIC_EXPORT_INTERVAL") {
-            self.metrics.export_interval_ms = v
-                .parse()
-                .map_err(|_| bad("OTEL_METRIC_EXPORT_INTERVAL", format!("{v:?} is not a number of milliseconds")))?;
+            self.metrics.export_interval_ms = v.parse().map_err(|_| {
+                bad(
+                    "OTEL_METRIC_EXPORT_INTERVAL",
+                    format!("{v:?} is not a number of milliseconds"),
+                )
+            })?;
         }
         Ok(())
     }
@@ -341,8 +351,12 @@ impl ObservabilityConfig {
                 "metrics are pushed over `otlp` only; scrape `/metrics` for Prometheus",
             ));
         }
-        crate::telemetry::logs::parse_level(&self.logs.level)
-            .ok_or_else(|| bad("telemetry.logs.level", format!("{:?} is not trace, debug, info, warn or error", self.logs.level)))?;
+        crate::telemetry::logs::parse_level(&self.logs.level).ok_or_else(|| {
+            bad(
+                "telemetry.logs.level",
+                format!("{:?} is not trace, debug, info, warn or error", self.logs.level),
+            )
+        })?;
         for (key, value) in [
             ("telemetry.export.queue_size", self.export.queue_size),
             ("telemetry.export.batch_size", self.export.batch_size),

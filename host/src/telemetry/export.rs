@@ -17,9 +17,9 @@ use crate::telemetry::otlp_metrics::{MetricsPusher, to_request};
 use crate::telemetry::spans::{Scopes, report_spans, span_count};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use futures_util::future::BoxFuture;
+use opentelemetry::InstrumentationScope;
 use opentelemetry::logs::{LogRecord as _, Logger as _, LoggerProvider as _};
 use opentelemetry::trace::{SpanId, TraceFlags, TraceId};
-use opentelemetry::InstrumentationScope;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::logs::{LogBatch, LogExporter, SdkLogRecord, SdkLoggerProvider};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
@@ -125,7 +125,11 @@ pub struct ExportQueue {
 }
 
 impl ExportQueue {
-    pub(crate) fn new(capacity: usize, wants_spans: bool, wants_logs: bool) -> (Self, Receiver<Arc<CallReport>>, Receiver<Control>) {
+    pub(crate) fn new(
+        capacity: usize,
+        wants_spans: bool,
+        wants_logs: bool,
+    ) -> (Self, Receiver<Arc<CallReport>>, Receiver<Control>) {
         let (tx, rx) = crossbeam_channel::bounded(capacity);
         let (control, control_rx) = crossbeam_channel::unbounded();
         (
@@ -194,7 +198,11 @@ pub(crate) fn run_worker(
     let mut next_flush = Instant::now() + setup.interval;
     let mut next_push = Instant::now() + setup.metrics_interval;
     loop {
-        let wake = if setup.metrics_pusher.is_some() { next_flush.min(next_push) } else { next_flush };
+        let wake = if setup.metrics_pusher.is_some() {
+            next_flush.min(next_push)
+        } else {
+            next_flush
+        };
         crossbeam_channel::select! {
             recv(reports) -> msg => match msg {
                 Ok(report) => {
@@ -325,8 +333,13 @@ impl Batch {
             for i in 0..n {
                 let t = timeout(setup);
                 let sink = &mut setup.spans[i];
-                let batch = if i + 1 == n { std::mem::take(&mut spans) } else { spans.clone() };
-                let result = runtime.block_on(async { tokio::time::timeout(t, sink.exporter.export_boxed(batch)).await });
+                let batch = if i + 1 == n {
+                    std::mem::take(&mut spans)
+                } else {
+                    spans.clone()
+                };
+                let result =
+                    runtime.block_on(async { tokio::time::timeout(t, sink.exporter.export_boxed(batch)).await });
                 let error = match result {
                     Ok(Ok(())) => None,
                     Ok(Err(e)) => Some(e.to_string()),
@@ -360,8 +373,13 @@ impl Batch {
                             count_drops("logs", |c| c.1);
                         }
                     }
-                    LogSink::Exporter { name, exporter, failing } => {
-                        let records = records.get_or_insert_with(|| logs.iter().map(|l| sdk_record(logger, l)).collect());
+                    LogSink::Exporter {
+                        name,
+                        exporter,
+                        failing,
+                    } => {
+                        let records =
+                            records.get_or_insert_with(|| logs.iter().map(|l| sdk_record(logger, l)).collect());
                         let pairs: Vec<(&SdkLogRecord, &InstrumentationScope)> =
                             records.iter().map(|r| (r, log_scope)).collect();
                         let result = runtime.block_on(async {
@@ -431,7 +449,11 @@ fn sdk_record(logger: &opentelemetry_sdk::logs::SdkLogger, line: &LogLine) -> Sd
         record.add_attribute(k.clone(), value);
     }
     if let Some((trace_id, span_id, sampled)) = line.trace {
-        let flags = if sampled { TraceFlags::SAMPLED } else { TraceFlags::default() };
+        let flags = if sampled {
+            TraceFlags::SAMPLED
+        } else {
+            TraceFlags::default()
+        };
         record.set_trace_context(TraceId::from(trace_id), SpanId::from(span_id), Some(flags));
     }
     record

@@ -30,7 +30,15 @@ pub struct LogLine {
     pub fields: Vec<(String, Json)>,
 }
 
-const RESERVED: &[&str] = &["timestamp", "level", "event", "correlation_id", "trace_id", "span_id", "service"];
+const RESERVED: &[&str] = &[
+    "timestamp",
+    "level",
+    "event",
+    "correlation_id",
+    "trace_id",
+    "span_id",
+    "service",
+];
 
 /// Parses a level name.
 pub fn parse_level(name: &str) -> Option<Level> {
@@ -116,7 +124,11 @@ pub fn call_logs(report: &CallReport, min: Level, out: &mut Vec<LogLine>) {
     for nested in &report.nested {
         call_logs(nested, min, out);
     }
-    let level = if report.error.is_some() { Level::Warn } else { Level::Info };
+    let level = if report.error.is_some() {
+        Level::Warn
+    } else {
+        Level::Info
+    };
     if level_rank(level) >= level_rank(min) {
         let mut fields = Vec::with_capacity(8);
         common(&mut fields);
@@ -273,7 +285,10 @@ impl tracing::field::Visit for FieldVisitor {
         self.record_json(field, Json::from(value));
     }
     fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
-        self.record_json(field, serde_json::Number::from_f64(value).map_or(Json::Null, Json::Number));
+        self.record_json(
+            field,
+            serde_json::Number::from_f64(value).map_or(Json::Null, Json::Number),
+        );
     }
     fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
         self.record_json(field, Json::Bool(value));

@@ -10,7 +10,9 @@ use crate::bindings::Value;
 use crate::report::{CallReport, GuestMetric, MetricKind};
 use crate::telemetry::config::MetricsConfig;
 use arc_swap::ArcSwap;
-use prometheus::{CounterVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    CounterVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -31,7 +33,18 @@ const MEMORY_BUCKETS: &[f64] = &[
     1_073_741_824.0,
     4_294_967_296.0,
 ];
-const GUEST_BUCKETS: &[f64] = &[0.001, 0.01, 0.1, 1.0, 10.0, 100.0, 1_000.0, 10_000.0, 100_000.0, 1_000_000.0];
+const GUEST_BUCKETS: &[f64] = &[
+    0.001,
+    0.01,
+    0.1,
+    1.0,
+    10.0,
+    100.0,
+    1_000.0,
+    10_000.0,
+    100_000.0,
+    1_000_000.0,
+];
 
 /// The label value standing for everything past a cardinality cap.
 pub const OVERFLOW: &str = "other";
@@ -80,7 +93,9 @@ pub struct PrimitiveMetrics {
 
 impl std::fmt::Debug for PrimitiveMetrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PrimitiveMetrics").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("PrimitiveMetrics")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -142,32 +157,101 @@ impl Metrics {
     pub fn new(config: &MetricsConfig) -> Self {
         let r = Registry::new();
         let llm_cost = CounterVec::new(
-            opts("llm_cost_usd_total", "Cost of LLM requests reported by guests (span attribute llm.cost_usd), in US dollars."),
+            opts(
+                "llm_cost_usd_total",
+                "Cost of LLM requests reported by guests (span attribute llm.cost_usd), in US dollars.",
+            ),
             &["primitive_name", "model", "tenant"],
         )
         .expect("static metric definition");
         r.register(Box::new(llm_cost.clone())).expect("unique static metric");
         let active_workflows = IntGaugeVec::new(opts("active_workflows", "Workflows running now."), &["tenant"])
             .expect("static metric definition");
-        r.register(Box::new(active_workflows.clone())).expect("unique static metric");
+        r.register(Box::new(active_workflows.clone()))
+            .expect("unique static metric");
         Metrics {
-            executions: counter(&r, "primitive_executions_total", "Primitive calls by outcome (success or error).", &["primitive_name", "status", "tenant"]),
-            duration: histogram(&r, "primitive_duration_seconds", "Wall time of primitive calls, instantiation included.", &["primitive_name", "tenant"], DURATION_BUCKETS),
-            errors: counter(&r, "primitive_errors_total", "Failed primitive calls by error type (guest error kind, trap class or limit).", &["primitive_name", "error_type", "tenant"]),
-            fuel: histogram(&r, "primitive_fuel_consumed", "Fuel (roughly, wasm instructions) burned per call, nested invoke calls included.", &["primitive_name", "tenant"], FUEL_BUCKETS),
-            memory: histogram(&r, "primitive_memory_peak_bytes", "Peak linear memory per call, in bytes.", &["primitive_name", "tenant"], MEMORY_BUCKETS),
-            instantiate: histogram(&r, "primitive_instantiate_seconds", "Time to instantiate the component for a call.", &["primitive_name", "tenant"], DURATION_BUCKETS),
-            guest_dropped: counter(&r, "primitive_telemetry_dropped_total", "Guest telemetry over its limits, dropped: logs, spans, span_items, metrics, metric_series, stdio_bytes.", &["primitive_name", "kind", "tenant"]),
-            telemetry_dropped: counter(&r, "telemetry_dropped_total", "Spans and log records the exporters could not take (queue full, backend down or slow).", &["signal", "tenant"]),
-            llm_tokens: counter(&r, "llm_tokens_total", "LLM tokens reported by guests (span attributes llm.prompt_tokens, llm.completion_tokens).", &["primitive_name", "model", "kind", "tenant"]),
+            executions: counter(
+                &r,
+                "primitive_executions_total",
+                "Primitive calls by outcome (success or error).",
+                &["primitive_name", "status", "tenant"],
+            ),
+            duration: histogram(
+                &r,
+                "primitive_duration_seconds",
+                "Wall time of primitive calls, instantiation included.",
+                &["primitive_name", "tenant"],
+                DURATION_BUCKETS,
+            ),
+            errors: counter(
+                &r,
+                "primitive_errors_total",
+                "Failed primitive calls by error type (guest error kind, trap class or limit).",
+                &["primitive_name", "error_type", "tenant"],
+            ),
+            fuel: histogram(
+                &r,
+                "primitive_fuel_consumed",
+                "Fuel (roughly, wasm instructions) burned per call, nested invoke calls included.",
+                &["primitive_name", "tenant"],
+                FUEL_BUCKETS,
+            ),
+            memory: histogram(
+                &r,
+                "primitive_memory_peak_bytes",
+                "Peak linear memory per call, in bytes.",
+                &["primitive_name", "tenant"],
+                MEMORY_BUCKETS,
+            ),
+            instantiate: histogram(
+                &r,
+                "primitive_instantiate_seconds",
+                "Time to instantiate the component for a call.",
+                &["primitive_name", "tenant"],
+                DURATION_BUCKETS,
+            ),
+            guest_dropped: counter(
+                &r,
+                "primitive_telemetry_dropped_total",
+                "Guest telemetry over its limits, dropped: logs, spans, span_items, metrics, metric_series, stdio_bytes.",
+                &["primitive_name", "kind", "tenant"],
+            ),
+            telemetry_dropped: counter(
+                &r,
+                "telemetry_dropped_total",
+                "Spans and log records the exporters could not take (queue full, backend down or slow).",
+                &["signal", "tenant"],
+            ),
+            llm_tokens: counter(
+                &r,
+                "llm_tokens_total",
+                "LLM tokens reported by guests (span attributes llm.prompt_tokens, llm.completion_tokens).",
+                &["primitive_name", "model", "kind", "tenant"],
+            ),
             llm_cost,
-            llm_requests: counter(&r, "llm_requests_total", "LLM requests reported by guests (spans carrying llm.* attributes).", &["primitive_name", "model", "tenant"]),
-            workflow_executions: counter(&r, "workflow_executions_total", "Workflow runs by outcome.", &["workflow_name", "status", "tenant"]),
-            workflow_duration: histogram(&r, "workflow_duration_seconds", "Wall time of workflow runs.", &["workflow_name", "tenant"], DURATION_BUCKETS),
+            llm_requests: counter(
+                &r,
+                "llm_requests_total",
+                "LLM requests reported by guests (spans carrying llm.* attributes).",
+                &["primitive_name", "model", "tenant"],
+            ),
+            workflow_executions: counter(
+                &r,
+                "workflow_executions_total",
+                "Workflow runs by outcome.",
+                &["workflow_name", "status", "tenant"],
+            ),
+            workflow_duration: histogram(
+                &r,
+                "workflow_duration_seconds",
+                "Wall time of workflow runs.",
+                &["workflow_name", "tenant"],
+                DURATION_BUCKETS,
+            ),
             active_workflows,
             registry: r,
             primitives: ArcSwap::default(),
-            tenants: Mutex::default(),
+            tenants: Mutex::new(HashSet::from(["default".to_owned()])),
             guest: Mutex::default(),
             config: config.clone(),
         }
@@ -269,11 +353,18 @@ impl Metrics {
                 ("stdio_bytes", d.stdio_bytes),
             ] {
                 if n > 0 {
-                    self.guest_dropped.with_label_values(&[&primitive.name, kind, &h.tenant]).inc_by(n);
+                    self.guest_dropped
+                        .with_label_values(&[&primitive.name, kind, &h.tenant])
+                        .inc_by(n);
                 }
             }
         }
-        if !report.metrics.is_empty() || report.spans.iter().any(|s| s.attributes.iter().any(|(k, _)| k.starts_with("llm."))) {
+        if !report.metrics.is_empty()
+            || report
+                .spans
+                .iter()
+                .any(|s| s.attributes.iter().any(|(k, _)| k.starts_with("llm.")))
+        {
             self.record_guest(&primitive.name, &h.tenant, report);
         }
     }
@@ -362,7 +453,8 @@ impl Metrics {
             if created >= self.config.guest_series_per_primitive {
                 return false;
             }
-            let Some(series) = self.create_guest_series(state, &name, point.kind, labels, primitive, tenant, &values) else {
+            let Some(series) = self.create_guest_series(state, &name, point.kind, labels, primitive, tenant, &values)
+            else {
                 return false;
             };
             *state.per_primitive.entry(primitive.to_owned()).or_default() += 1;
@@ -389,17 +481,38 @@ impl Metrics {
     ) -> Option<GuestSeries> {
         if !state.families.contains_key(name) {
             let label_refs: Vec<&str> = labels.iter().map(String::as_str).collect();
-            let help = format!("Guest-defined {} `{name}`.", if kind == MetricKind::Counter { "counter" } else { "histogram" });
+            let help = format!(
+                "Guest-defined {} `{name}`.",
+                if kind == MetricKind::Counter {
+                    "counter"
+                } else {
+                    "histogram"
+                }
+            );
             let family = match kind {
                 MetricKind::Counter => {
                     let c = CounterVec::new(Opts::new(name, help), &label_refs).ok()?;
                     self.registry.register(Box::new(c.clone())).ok()?;
-                    GuestFamily { kind, labels, counter: Some(c), histogram: None }
+                    GuestFamily {
+                        kind,
+                        labels,
+                        counter: Some(c),
+                        histogram: None,
+                    }
                 }
                 MetricKind::Histogram => {
-                    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(GUEST_BUCKETS.to_vec()), &label_refs).ok()?;
+                    let h = HistogramVec::new(
+                        HistogramOpts::new(name, help).buckets(GUEST_BUCKETS.to_vec()),
+                        &label_refs,
+                    )
+                    .ok()?;
                     self.registry.register(Box::new(h.clone())).ok()?;
-                    GuestFamily { kind, labels, counter: None, histogram: Some(h) }
+                    GuestFamily {
+                        kind,
+                        labels,
+                        counter: None,
+                        histogram: Some(h),
+                    }
                 }
             };
             state.families.insert(name.to_owned(), family);
@@ -418,7 +531,9 @@ impl Metrics {
         let get = |key: &str| attributes.iter().find(|(k, _)| k == key).map(|(_, v)| v);
         let prompt = get("llm.prompt_tokens").and_then(as_count);
         let completion = get("llm.completion_tokens").and_then(as_count);
-        let cost = get("llm.cost_usd").and_then(as_float).filter(|c| *c >= 0.0 && c.is_finite());
+        let cost = get("llm.cost_usd")
+            .and_then(as_float)
+            .filter(|c| *c >= 0.0 && c.is_finite());
         let model = get("llm.model");
         if prompt.is_none() && completion.is_none() && cost.is_none() && model.is_none() {
             return;
@@ -436,10 +551,14 @@ impl Metrics {
         };
         self.llm_requests.with_label_values(&[primitive, &model, tenant]).inc();
         if let Some(n) = prompt {
-            self.llm_tokens.with_label_values(&[primitive, &model, "prompt", tenant]).inc_by(n);
+            self.llm_tokens
+                .with_label_values(&[primitive, &model, "prompt", tenant])
+                .inc_by(n);
         }
         if let Some(n) = completion {
-            self.llm_tokens.with_label_values(&[primitive, &model, "completion", tenant]).inc_by(n);
+            self.llm_tokens
+                .with_label_values(&[primitive, &model, "completion", tenant])
+                .inc_by(n);
         }
         if let Some(c) = cost {
             self.llm_cost.with_label_values(&[primitive, &model, tenant]).inc_by(c);
@@ -518,7 +637,13 @@ fn label_name(key: &str) -> Option<String> {
     let mut out: String = key
         .chars()
         .take(MAX_LABEL_CHARS)
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
         .collect();
     out = out.trim_matches('_').to_owned();
     if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
@@ -542,10 +667,22 @@ mod tests {
 
     #[test]
     fn guest_names_become_prometheus_names() {
-        assert_eq!(guest_metric_name("words.counted", MetricKind::Counter).as_deref(), Some("tta_guest_words_counted_total"));
-        assert_eq!(guest_metric_name("Latency-MS", MetricKind::Histogram).as_deref(), Some("tta_guest_latency_ms"));
-        assert_eq!(guest_metric_name("hits_total", MetricKind::Counter).as_deref(), Some("tta_guest_hits_total"));
-        assert_eq!(guest_metric_name("size_bucket_count", MetricKind::Histogram).as_deref(), Some("tta_guest_size"));
+        assert_eq!(
+            guest_metric_name("words.counted", MetricKind::Counter).as_deref(),
+            Some("tta_guest_words_counted_total")
+        );
+        assert_eq!(
+            guest_metric_name("Latency-MS", MetricKind::Histogram).as_deref(),
+            Some("tta_guest_latency_ms")
+        );
+        assert_eq!(
+            guest_metric_name("hits_total", MetricKind::Counter).as_deref(),
+            Some("tta_guest_hits_total")
+        );
+        assert_eq!(
+            guest_metric_name("size_bucket_count", MetricKind::Histogram).as_deref(),
+            Some("tta_guest_size")
+        );
         assert_eq!(guest_metric_name("🙂", MetricKind::Counter), None);
         assert_eq!(guest_metric_name("_total", MetricKind::Counter), None);
     }

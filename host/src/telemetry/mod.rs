@@ -15,9 +15,7 @@ pub mod otlp_metrics;
 pub mod spans;
 pub mod tree;
 
-pub use config::{
-    Exporter, LogFormat, ObservabilityConfig, OtlpProtocol, SamplerKind, TelemetryConfigError,
-};
+pub use config::{Exporter, LogFormat, ObservabilityConfig, OtlpProtocol, SamplerKind, TelemetryConfigError};
 pub use metrics::{Metrics, PrimitiveMetrics};
 
 use crate::bindings::Value;
@@ -118,7 +116,9 @@ pub struct Telemetry {
 
 impl std::fmt::Debug for Telemetry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Telemetry").field("summary", &self.inner.summary).finish_non_exhaustive()
+        f.debug_struct("Telemetry")
+            .field("summary", &self.inner.summary)
+            .finish_non_exhaustive()
     }
 }
 
@@ -140,13 +140,21 @@ pub fn initialize_observability(config: &ObservabilityConfig) -> Result<Telemetr
 
 impl TelemetryBuilder {
     /// Also sends spans to `exporter` (for example an in-memory exporter in tests).
-    pub fn with_span_exporter(mut self, name: &str, exporter: impl opentelemetry_sdk::trace::SpanExporter + 'static) -> Self {
+    pub fn with_span_exporter(
+        mut self,
+        name: &str,
+        exporter: impl opentelemetry_sdk::trace::SpanExporter + 'static,
+    ) -> Self {
         self.spans.push(SpanSink::new(name, Box::new(exporter)));
         self
     }
 
     /// Also sends log records to `exporter`.
-    pub fn with_log_exporter(mut self, name: &str, exporter: impl opentelemetry_sdk::logs::LogExporter + 'static) -> Self {
+    pub fn with_log_exporter(
+        mut self,
+        name: &str,
+        exporter: impl opentelemetry_sdk::logs::LogExporter + 'static,
+    ) -> Self {
         self.logs.push((name.to_owned(), Box::new(exporter)));
         self
     }
@@ -199,11 +207,12 @@ impl TelemetryBuilder {
         if enabled(&config.traces.exporters, Exporter::File)
             && let Some(path) = &config.traces.file
         {
-            let exporter = JsonFileSpanExporter::open(path, &config.service_name).map_err(|e| TelemetryError::Exporter {
-                signal: "traces",
-                destination: path.display().to_string(),
-                message: e.to_string(),
-            })?;
+            let exporter =
+                JsonFileSpanExporter::open(path, &config.service_name).map_err(|e| TelemetryError::Exporter {
+                    signal: "traces",
+                    destination: path.display().to_string(),
+                    message: e.to_string(),
+                })?;
             span_sinks.push(SpanSink::new(format!("file {}", path.display()), Box::new(exporter)));
         }
         for (name, exporter) in extra_logs {
@@ -273,20 +282,26 @@ impl TelemetryBuilder {
                 };
                 let setup = {
                     let _guard = runtime.enter();
-                    otlp_sinks(&thread_config, otlp_traces, otlp_logs, otlp_metrics, span_sinks, log_sinks).map(
-                        |(spans, logs, pusher)| WorkerSetup {
-                            spans,
-                            console_traces,
-                            logs,
-                            log_level: logs::parse_level(&thread_config.logs.level).unwrap_or(crate::bindings::Level::Info),
-                            metrics_pusher: pusher,
-                            metrics_interval: Duration::from_millis(thread_config.metrics.export_interval_ms.max(100)),
-                            batch_size: thread_config.export.batch_size,
-                            interval: Duration::from_millis(thread_config.export.interval_ms.max(1)),
-                            export_timeout: Duration::from_millis(thread_config.otlp.timeout_ms.max(1)),
-                            service: thread_config.service_name.clone(),
-                        },
+                    otlp_sinks(
+                        &thread_config,
+                        otlp_traces,
+                        otlp_logs,
+                        otlp_metrics,
+                        span_sinks,
+                        log_sinks,
                     )
+                    .map(|(spans, logs, pusher)| WorkerSetup {
+                        spans,
+                        console_traces,
+                        logs,
+                        log_level: logs::parse_level(&thread_config.logs.level).unwrap_or(crate::bindings::Level::Info),
+                        metrics_pusher: pusher,
+                        metrics_interval: Duration::from_millis(thread_config.metrics.export_interval_ms.max(100)),
+                        batch_size: thread_config.export.batch_size,
+                        interval: Duration::from_millis(thread_config.export.interval_ms.max(1)),
+                        export_timeout: Duration::from_millis(thread_config.otlp.timeout_ms.max(1)),
+                        service: thread_config.service_name.clone(),
+                    })
                 };
                 let setup = match setup {
                     Ok(setup) => setup,
@@ -310,7 +325,11 @@ impl TelemetryBuilder {
                 let _ = worker.join();
                 return Err(e);
             }
-            Err(_) => return Err(TelemetryError::Thread("the telemetry thread stopped while starting".into())),
+            Err(_) => {
+                return Err(TelemetryError::Thread(
+                    "the telemetry thread stopped while starting".into(),
+                ));
+            }
         }
         tracing::info!("{summary}");
         Ok(Telemetry {
@@ -400,7 +419,9 @@ fn otlp_sinks(
     mut span_sinks: Vec<SpanSink>,
     mut log_sinks: Vec<LogSink>,
 ) -> Result<Sinks, TelemetryError> {
-    let resource = Resource::builder().with_service_name(config.service_name.clone()).build();
+    let resource = Resource::builder()
+        .with_service_name(config.service_name.clone())
+        .build();
     let endpoint = config.otlp.endpoint();
     let timeout = Duration::from_millis(config.otlp.timeout_ms);
     let fail = |signal: &'static str, destination: &str, e: &dyn std::fmt::Display| TelemetryError::Exporter {
@@ -481,7 +502,10 @@ async fn serve_metrics(listener: std::net::TcpListener, metrics: Arc<Metrics>) {
             let metrics = Arc::clone(&metrics);
             async move {
                 (
-                    [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
                     metrics.render(),
                 )
             }
@@ -616,7 +640,9 @@ fn otel_json(value: &opentelemetry::Value) -> serde_json::Value {
     match value {
         opentelemetry::Value::Bool(b) => serde_json::Value::Bool(*b),
         opentelemetry::Value::I64(i) => serde_json::Value::from(*i),
-        opentelemetry::Value::F64(f) => serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, serde_json::Value::Number),
+        opentelemetry::Value::F64(f) => {
+            serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, serde_json::Value::Number)
+        }
         other => serde_json::Value::String(other.to_string()),
     }
 }

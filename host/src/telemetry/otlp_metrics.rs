@@ -160,7 +160,10 @@ impl MetricsPusher {
                     .connect_timeout(timeout)
                     .timeout(timeout)
                     .connect_lazy();
-                (Target::Grpc(MetricsServiceClient::new(channel)), format!("otlp grpc {endpoint}"))
+                (
+                    Target::Grpc(MetricsServiceClient::new(channel)),
+                    format!("otlp grpc {endpoint}"),
+                )
             }
             OtlpProtocol::HttpProtobuf => {
                 let client = reqwest::Client::builder()
@@ -168,7 +171,13 @@ impl MetricsPusher {
                     .build()
                     .map_err(|e| format!("HTTP client: {e}"))?;
                 let url = format!("{endpoint}/v1/metrics");
-                (Target::Http { client, url: url.clone() }, format!("otlp http {url}"))
+                (
+                    Target::Http {
+                        client,
+                        url: url.clone(),
+                    },
+                    format!("otlp http {url}"),
+                )
             }
         };
         Ok(MetricsPusher {

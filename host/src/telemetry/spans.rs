@@ -59,7 +59,11 @@ fn i64_of(n: impl TryInto<i64>) -> i64 {
 pub fn report_spans(report: &CallReport, scopes: &Scopes, out: &mut Vec<SpanData>) {
     let ids = report.ids;
     let trace_id = TraceId::from(ids.trace_id);
-    let flags = if ids.sampled { TraceFlags::SAMPLED } else { TraceFlags::default() };
+    let flags = if ids.sampled {
+        TraceFlags::SAMPLED
+    } else {
+        TraceFlags::default()
+    };
     let state = TraceState::from_str(&report.tracestate).unwrap_or_default();
     let context = |span_id: u64| SpanContext::new(trace_id, SpanId::from(span_id), flags, false, state.clone());
     let start = report.start;
@@ -114,7 +118,11 @@ pub fn report_spans(report: &CallReport, scopes: &Scopes, out: &mut Vec<SpanData
         span_context: context(ids.span_id),
         parent_span_id: parent,
         parent_span_is_remote: parent_is_remote,
-        span_kind: if report.nested_depth == 0 { SpanKind::Server } else { SpanKind::Internal },
+        span_kind: if report.nested_depth == 0 {
+            SpanKind::Server
+        } else {
+            SpanKind::Internal
+        },
         name: Cow::Owned(format!("{}.execute", report.primitive)),
         start_time: start,
         end_time: end,

@@ -63,7 +63,11 @@ fn call(report: &CallReport, first: &str, rest: &str, out: &mut String) {
     let s = &report.stats;
     let status = match &report.error {
         None => "ok".to_owned(),
-        Some(e) => format!("ERROR {}: {}", e.error_type(), e.to_string().lines().next().unwrap_or_default()),
+        Some(e) => format!(
+            "ERROR {}: {}",
+            e.error_type(),
+            e.to_string().lines().next().unwrap_or_default()
+        ),
     };
     let _ = writeln!(
         out,

@@ -1,0 +1,215 @@
+//! A real OTLP receiver on loopback, gRPC and HTTP/protobuf, that decodes what it gets.
+//! The tests use it as a collector would be used; a listener that never answers stands
+//! in for a hung one.
+
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
+use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
+use opentelemetry_proto::tonic::metrics::v1::Metric;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+/// Everything received, decoded.
+#[derive(Default, Clone)]
+pub struct Received {
+    inner: Arc<Mutex<Store>>,
+}
+
+#[derive(Default)]
+struct Store {
+    traces: Vec<ExportTraceServiceRequest>,
+    logs: Vec<ExportLogsServiceRequest>,
+    metrics: Vec<ExportMetricsServiceRequest>,
+}
+
+impl Received {
+    fn store(&self) -> std::sync::MutexGuard<'_, Store> {
+        self.inner.lock().expect("receiver store")
+    }
+
+    /// Every span received, with its resource's `service.name`.
+    pub fn spans(&self) -> Vec<(String, Span)> {
+        let store = self.store();
+        let mut out = Vec::new();
+        for request in &store.traces {
+            for rs in &request.resource_spans {
+                let service = rs
+                    .resource
+                    .as_ref()
+                    .and_then(|r| attr(&r.attributes, "service.name"))
+                    .map(|v| text(&v))
+                    .unwrap_or_default();
+                for ss in &rs.scope_spans {
+                    out.extend(ss.spans.iter().map(|s| (service.clone(), s.clone())));
+                }
+            }
+        }
+        out
+    }
+
+    /// Every log record received.
+    pub fn logs(&self) -> Vec<LogRecord> {
+        let store = self.store();
+        store
+            .logs
+            .iter()
+            .flat_map(|r| &r.resource_logs)
+            .flat_map(|r| &r.scope_logs)
+            .flat_map(|s| s.log_records.clone())
+            .collect()
+    }
+
+    /// Every metric received, latest push last.
+    pub fn metrics(&self) -> Vec<Metric> {
+        let store = self.store();
+        store
+            .metrics
+            .iter()
+            .flat_map(|r| &r.resource_metrics)
+            .flat_map(|r| &r.scope_metrics)
+            .flat_map(|s| s.metrics.clone())
+            .collect()
+    }
+}
+
+/// The value of attribute `key`.
+pub fn attr(attributes: &[KeyValue], key: &str) -> Option<AnyValue> {
+    attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.clone())
+}
+
+/// A value as text.
+pub fn text(value: &AnyValue) -> String {
+    match &value.value {
+        Some(any_value::Value::StringValue(s)) => s.clone(),
+        Some(any_value::Value::IntValue(i)) => i.to_string(),
+        Some(any_value::Value::DoubleValue(f)) => f.to_string(),
+        Some(any_value::Value::BoolValue(b)) => b.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// A span's or record's 8-byte id as the u64 the host uses.
+pub fn id64(bytes: &[u8]) -> u64 {
+    u64::from_be_bytes(bytes.try_into().unwrap_or([0; 8]))
+}
+
+/// A 16-byte trace id as u128.
+pub fn id128(bytes: &[u8]) -> u128 {
+    u128::from_be_bytes(bytes.try_into().unwrap_or([0; 16]))
+}
+
+#[tonic::async_trait]
+impl TraceService for Received {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        self.store().traces.push(request.into_inner());
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+#[tonic::async_trait]
+impl LogsService for Received {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportLogsServiceRequest>,
+    ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
+        self.store().logs.push(request.into_inner());
+        Ok(tonic::Response::new(ExportLogsServiceResponse::default()))
+    }
+}
+
+#[tonic::async_trait]
+impl MetricsService for Received {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        self.store().metrics.push(request.into_inner());
+        Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
+    }
+}
+
+/// Starts a gRPC receiver on an ephemeral loopback port.
+pub async fn grpc() -> (SocketAddr, Received) {
+    let received = Received::default();
+    let incoming = tonic::transport::server::TcpIncoming::bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+    let addr = incoming.local_addr().expect("local addr");
+    let router = tonic::transport::Server::builder()
+        .add_service(TraceServiceServer::new(received.clone()))
+        .add_service(LogsServiceServer::new(received.clone()))
+        .add_service(MetricsServiceServer::new(received.clone()));
+    tokio::spawn(router.serve_with_incoming(incoming));
+    (addr, received)
+}
+
+/// Starts an HTTP/protobuf receiver (`/v1/traces`, `/v1/logs`, `/v1/metrics`) on loopback.
+pub async fn http() -> (SocketAddr, Received) {
+    use axum::routing::post;
+    use prost::Message as _;
+    let received = Received::default();
+    let (t, l, m) = (received.clone(), received.clone(), received.clone());
+    let app = axum::Router::new()
+        .route(
+            "/v1/traces",
+            post(move |body: axum::body::Bytes| async move {
+                let request =
+                    ExportTraceServiceRequest::decode(body).map_err(|_| axum::http::StatusCode::BAD_REQUEST)?;
+                t.store().traces.push(request);
+                Ok::<_, axum::http::StatusCode>(ExportTraceServiceResponse::default().encode_to_vec())
+            }),
+        )
+        .route(
+            "/v1/logs",
+            post(move |body: axum::body::Bytes| async move {
+                let request =
+                    ExportLogsServiceRequest::decode(body).map_err(|_| axum::http::StatusCode::BAD_REQUEST)?;
+                l.store().logs.push(request);
+                Ok::<_, axum::http::StatusCode>(ExportLogsServiceResponse::default().encode_to_vec())
+            }),
+        )
+        .route(
+            "/v1/metrics",
+            post(move |body: axum::body::Bytes| async move {
+                let request =
+                    ExportMetricsServiceRequest::decode(body).map_err(|_| axum::http::StatusCode::BAD_REQUEST)?;
+                m.store().metrics.push(request);
+                Ok::<_, axum::http::StatusCode>(ExportMetricsServiceResponse::default().encode_to_vec())
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, received)
+}
+
+/// A listener that accepts connections and never says a word: a hung collector.
+pub async fn silent() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    addr
+}
+
+/// A loopback port nobody listens on.
+pub fn closed_port() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("local addr")
+}
