@@ -19,6 +19,20 @@ step "tta-host run orchestrator: calls uppercase and word-count through invoke"
 "$tta" run orchestrator --input '{"text": "Every guest call is traced, metered and correlated"}'
 echo
 
+step "tta-host run orchestrator --trace: the trace as a tree (host spans, guest spans, events, logs)"
+"$tta" run orchestrator --input '{"text": "one trace across three components"}' --trace >/dev/null
+echo
+
+step "the same call with JSON logs (the TTA.dev log format), joined to an incoming W3C traceparent"
+"$tta" --log-format json run word-count --input '{"text": "a b c"}' --correlation-id req-abc-123 \
+  --traceparent 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01
+echo
+
+step "the metrics of one run, in the Prometheus exposition /metrics serves (excerpt)"
+"$tta" run orchestrator --input '{"text": "metered"}' --print-metrics 2>&1 >/dev/null |
+  grep -E '^(primitive_executions_total|primitive_duration_seconds_(count|sum)|primitive_fuel_consumed_sum|tta_guest_)' || true
+echo
+
 step "tta-host run json-validate on a bad record: the guest's typed error, exit code 4"
 "$tta" run json-validate --input '{"name": "", "age": 200}' || echo "exit code $?"
 

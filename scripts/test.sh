@@ -13,6 +13,16 @@ for tool in fmt clippy; do
   fi
 done
 
+# promtool (Debian's `prometheus` package) checks the /metrics exposition in the tests.
+if ! command -v promtool >/dev/null 2>&1; then
+  step "installing promtool (apt-get install prometheus)"
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+export TTA_REQUIRE_PROMTOOL=1
+
 step "building guest plugins and fixtures (cargo xtask plugins)"
 cargo xtask plugins
 
@@ -27,3 +37,6 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "tests (cargo test --workspace)"
 cargo test --workspace --locked
+
+step "the overhead benchmark runs once in test mode (numbers: cargo bench -p tta-host --bench overhead)"
+cargo test --locked -p tta-host --bench overhead

@@ -178,6 +178,9 @@ pub struct RunArgs {
     /// Print the finished trace as a tree on stderr: spans, durations, fuel, events, logs.
     #[arg(long)]
     pub trace: bool,
+    /// Print this run's Prometheus metrics (the `/metrics` text) on stderr when it ends.
+    #[arg(long)]
+    pub print_metrics: bool,
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -480,6 +483,9 @@ async fn run(host: &Host, args: &RunArgs) -> anyhow::Result<u8> {
     }
     if args.trace {
         eprint!("{}", crate::telemetry::tree::render(&outcome.report));
+    }
+    if args.print_metrics {
+        eprint!("{}", host.telemetry().metrics().render());
     }
     Ok(code)
 }

@@ -184,6 +184,23 @@ impl Host {
         CallOutcome { output, report }
     }
 
+    /// Calls `plugin` with no metrics and no export: the uninstrumented baseline the
+    /// overhead benchmark compares against. Not for production use.
+    #[doc(hidden)]
+    pub async fn call_plugin_unobserved(
+        &self,
+        plugin: &Arc<Plugin>,
+        input: &[u8],
+        options: CallOptions,
+    ) -> CallOutcome {
+        let invocation = self.invocation(options);
+        let (output, report) = sandbox::execute_unmetered(&self.shared, plugin, invocation, input).await;
+        CallOutcome {
+            output,
+            report: Arc::new(report),
+        }
+    }
+
     /// The invocation of a top-level call. An invalid `traceparent` is ignored, as W3C asks,
     /// and the call starts a new trace.
     fn invocation(&self, options: CallOptions) -> Invocation {

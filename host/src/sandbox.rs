@@ -189,7 +189,7 @@ pub(crate) async fn execute(
     (result, report)
 }
 
-async fn execute_unmetered(
+pub(crate) async fn execute_unmetered(
     shared: &Arc<Shared>,
     plugin: &Arc<Plugin>,
     invocation: Invocation,

@@ -10,6 +10,9 @@ fn tta_host(args: &[&str]) -> Output {
         .current_dir(repo())
         .env("TTA_CACHE_DIR", cache)
         .env_remove("RUST_LOG")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_SDK_DISABLED")
+        .env_remove("OTEL_TRACES_SAMPLER")
         .output()
         .expect("tta-host runs")
 }
@@ -157,6 +160,10 @@ fn every_command_has_help() {
         assert_eq!(out.status.code(), Some(0));
         let stdout = text(&out.stdout);
         assert!(stdout.contains("Usage:") && stdout.contains("Exit codes"), "{stdout}");
+        assert!(
+            stdout.contains("--otlp-endpoint") && stdout.contains("--metrics-addr"),
+            "{stdout}"
+        );
     }
     let out = tta_host(&["run"]);
     assert_eq!(out.status.code(), Some(2), "missing argument is a usage error");
@@ -199,5 +206,117 @@ fn limits_come_from_the_config_file_and_flags_override_it() {
         text(&out.stderr).contains("fule"),
         "the unknown key is named: {}",
         text(&out.stderr)
+    );
+}
+
+#[test]
+fn run_trace_prints_the_span_tree() {
+    let out = tta_host(&["run", "orchestrator", "--input", r#"{"text":"a b c"}"#, "--trace"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    let tree: Vec<&str> = stderr.lines().skip_while(|l| !l.starts_with("trace ")).collect();
+    assert!(tree.len() > 5, "{stderr}");
+    assert!(
+        tree[1].starts_with("orchestrator.execute") && tree[1].contains("[ok]") && tree[1].contains("fuel="),
+        "{stderr}"
+    );
+    let nested = |name: &str| tree.iter().any(|l| l.contains(&format!("─ {name}")));
+    for name in [
+        "wasm.instantiate",
+        "uppercase.execute",
+        "word-count.execute",
+        "word-count.tokenize",
+        "log INFO counted words",
+    ] {
+        assert!(nested(name), "{name} missing from\n{stderr}");
+    }
+    assert!(stderr.contains("• event tokenized"), "{stderr}");
+    // Guest spans sit deeper than the call that made them.
+    let depth = |name: &str| {
+        tree.iter()
+            .find(|l| l.contains(name))
+            .map(|l| l.find('─').unwrap_or(0))
+            .unwrap_or(0)
+    };
+    assert!(depth("word-count.tokenize") > depth("word-count.execute"));
+}
+
+#[test]
+fn json_logs_follow_the_tta_format() {
+    let out = tta_host(&[
+        "--log-format",
+        "json",
+        "run",
+        "word-count",
+        "--input",
+        r#"{"text":"a b"}"#,
+        "--correlation-id",
+        "req-abc-123",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    let records: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect();
+    let done = records
+        .iter()
+        .find(|r| r["event"] == "primitive_executed")
+        .unwrap_or_else(|| panic!("no primitive_executed record in\n{stderr}"));
+    for key in [
+        "timestamp",
+        "level",
+        "event",
+        "correlation_id",
+        "trace_id",
+        "span_id",
+        "service",
+        "primitive",
+        "tenant",
+        "duration_ms",
+        "status",
+    ] {
+        assert!(!done[key].is_null(), "{key} missing: {done}");
+    }
+    assert_eq!(done["correlation_id"], "req-abc-123");
+    assert_eq!(done["service"], "tta-host");
+    assert_eq!(done["status"], "success");
+    assert_eq!(done["level"], "INFO");
+    let guest = records
+        .iter()
+        .find(|r| r["event"] == "counted words")
+        .expect("guest record");
+    assert_eq!(guest["correlation_id"], "req-abc-123");
+    assert_eq!(guest["trace_id"], done["trace_id"]);
+    assert_eq!(guest["words"], 2);
+}
+
+#[test]
+fn a_bad_otel_variable_is_named_in_the_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tta-host"))
+        .args(["run", "echo", "--input", "x"])
+        .current_dir(repo())
+        .env("OTEL_TRACES_SAMPLER", "sometimes")
+        .output()
+        .expect("tta-host runs");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("OTEL_TRACES_SAMPLER") && stderr.contains("parentbased_always_on"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_unreachable_collector_does_not_fail_a_run() {
+    let closed = crate::otlp_receiver::closed_port();
+    let endpoint = format!("http://{closed}");
+    let out = tta_host(&["--otlp-endpoint", &endpoint, "run", "echo", "--input", "still works"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "still works");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("export to otlp grpc") && stderr.contains("failed"),
+        "says once what is off:\n{stderr}"
     );
 }

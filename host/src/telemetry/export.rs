@@ -26,6 +26,7 @@ use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 /// A span exporter behind a pointer: `SpanExporter::export` returns `impl Future`.
@@ -112,6 +113,7 @@ pub struct WorkerSetup {
 }
 
 pub(crate) enum Control {
+    Wake,
     Flush(Sender<()>),
     Shutdown(Instant, Sender<()>),
 }
@@ -120,6 +122,8 @@ pub(crate) enum Control {
 pub struct ExportQueue {
     tx: Sender<Arc<CallReport>>,
     control: Sender<Control>,
+    wake_at: usize,
+    pub(crate) wake_pending: Arc<AtomicBool>,
     pub(crate) wants_spans: bool,
     pub(crate) wants_logs: bool,
 }
@@ -127,6 +131,7 @@ pub struct ExportQueue {
 impl ExportQueue {
     pub(crate) fn new(
         capacity: usize,
+        wake_at: usize,
         wants_spans: bool,
         wants_logs: bool,
     ) -> (Self, Receiver<Arc<CallReport>>, Receiver<Control>) {
@@ -136,6 +141,8 @@ impl ExportQueue {
             ExportQueue {
                 tx,
                 control,
+                wake_at: wake_at.clamp(1, capacity),
+                wake_pending: Arc::new(AtomicBool::new(false)),
                 wants_spans,
                 wants_logs,
             },
@@ -150,7 +157,11 @@ impl ExportQueue {
             return;
         }
         match self.tx.try_send(report) {
-            Ok(()) => {}
+            Ok(()) => {
+                if self.tx.len() >= self.wake_at && !self.wake_pending.swap(true, Ordering::AcqRel) {
+                    let _ = self.control.send(Control::Wake);
+                }
+            }
             Err(TrySendError::Full(report) | TrySendError::Disconnected(report)) => {
                 if self.wants_spans && report.ids.sampled {
                     metrics.telemetry_dropped("spans", &report.tenant, span_count(&report));
@@ -183,11 +194,15 @@ fn log_count(report: &CallReport) -> u64 {
 }
 
 /// The export thread's loop; returns when shut down or when the host is gone.
+///
+/// The thread sleeps until its interval passes or a caller finds the queue a batch deep;
+/// a call never wakes it otherwise (a wake-up per call would cost the caller a syscall).
 pub(crate) fn run_worker(
     mut setup: WorkerSetup,
     runtime: &tokio::runtime::Runtime,
     reports: Receiver<Arc<CallReport>>,
     control: Receiver<Control>,
+    wake_pending: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
 ) {
     let scopes = Scopes::default();
@@ -197,81 +212,92 @@ pub(crate) fn run_worker(
     let mut batch = Batch::default();
     let mut next_flush = Instant::now() + setup.interval;
     let mut next_push = Instant::now() + setup.metrics_interval;
+    let drain = |setup: &mut WorkerSetup, batch: &mut Batch, deadline: Option<Instant>| -> bool {
+        wake_pending.store(false, Ordering::Release);
+        let mut open = true;
+        loop {
+            match reports.try_recv() {
+                Ok(report) => {
+                    batch.add(setup, &scopes, &report);
+                    if batch.spans.len() >= setup.batch_size || batch.logs.len() >= setup.batch_size {
+                        batch.send(setup, runtime, &metrics, &logger, &log_scope, deadline);
+                    }
+                }
+                Err(crossbeam_channel::TryRecvError::Empty) => break,
+                Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                    open = false;
+                    break;
+                }
+            }
+        }
+        batch.send(setup, runtime, &metrics, &logger, &log_scope, deadline);
+        open
+    };
     loop {
         let wake = if setup.metrics_pusher.is_some() {
             next_flush.min(next_push)
         } else {
             next_flush
         };
-        crossbeam_channel::select! {
-            recv(reports) -> msg => match msg {
-                Ok(report) => {
-                    batch.add(&setup, &scopes, &report);
-                    if batch.spans.len() >= setup.batch_size || batch.logs.len() >= setup.batch_size {
-                        batch.send(&mut setup, runtime, &metrics, &logger, &log_scope, None);
-                        next_flush = Instant::now() + setup.interval;
-                    }
-                }
-                Err(_) => {
-                    batch.send(&mut setup, runtime, &metrics, &logger, &log_scope, None);
+        match control.recv_deadline(wake) {
+            Ok(Control::Wake) => {
+                if !drain(&mut setup, &mut batch, None) {
                     return;
                 }
-            },
-            recv(control) -> msg => match msg {
-                Ok(Control::Flush(ack)) => {
-                    while let Ok(report) = reports.try_recv() {
-                        batch.add(&setup, &scopes, &report);
-                    }
-                    batch.send(&mut setup, runtime, &metrics, &logger, &log_scope, None);
-                    let _ = ack.send(());
+            }
+            Ok(Control::Flush(ack)) => {
+                let open = drain(&mut setup, &mut batch, None);
+                let _ = ack.send(());
+                if !open {
+                    return;
                 }
-                Ok(Control::Shutdown(deadline, ack)) => {
-                    while let Ok(report) = reports.try_recv() {
-                        batch.add(&setup, &scopes, &report);
-                    }
-                    batch.send(&mut setup, runtime, &metrics, &logger, &log_scope, Some(deadline));
-                    if let Some(pusher) = &mut setup.metrics_pusher {
-                        let left = deadline.saturating_duration_since(Instant::now());
-                        let request = to_request(&metrics.registry().gather(), &setup.service, started);
-                        let _ = runtime.block_on(async { tokio::time::timeout(left, pusher.push(request)).await });
-                    }
+            }
+            Ok(Control::Shutdown(deadline, ack)) => {
+                drain(&mut setup, &mut batch, Some(deadline));
+                if let Some(pusher) = &mut setup.metrics_pusher {
                     let left = deadline.saturating_duration_since(Instant::now());
-                    for sink in &setup.spans {
-                        let _ = sink.exporter.shutdown_boxed(left);
-                    }
-                    for sink in &mut setup.logs {
-                        match sink {
-                            LogSink::Exporter { exporter, .. } => {
-                                let _ = exporter.shutdown_boxed(left);
-                            }
-                            LogSink::File(file, _) => {
-                                let _ = file.flush();
-                            }
-                            LogSink::Console(_) => {}
-                        }
-                    }
-                    let _ = ack.send(());
-                    return;
+                    let request = to_request(&metrics.registry().gather(), &setup.service, started);
+                    let _ = runtime.block_on(async { tokio::time::timeout(left, pusher.push(request)).await });
                 }
-                Err(_) => return,
-            },
-            default(wake.saturating_duration_since(Instant::now())) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                for sink in &setup.spans {
+                    let _ = sink.exporter.shutdown_boxed(left);
+                }
+                for sink in &mut setup.logs {
+                    match sink {
+                        LogSink::Exporter { exporter, .. } => {
+                            let _ = exporter.shutdown_boxed(left);
+                        }
+                        LogSink::File(file, _) => {
+                            let _ = file.flush();
+                        }
+                        LogSink::Console(_) => {}
+                    }
+                }
+                let _ = ack.send(());
+                return;
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                drain(&mut setup, &mut batch, None);
+                return;
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
                 let now = Instant::now();
                 if now >= next_flush {
-                    batch.send(&mut setup, runtime, &metrics, &logger, &log_scope, None);
-                    next_flush = now + setup.interval;
-                }
-                if now >= next_push && let Some(pusher) = &mut setup.metrics_pusher {
-                    let request = to_request(&metrics.registry().gather(), &setup.service, started);
-                    let result = runtime.block_on(pusher.push(request));
-                    match result {
-                        Ok(()) => {}
-                        Err(e) => {
-                            metrics.telemetry_dropped("metrics", "default", 1);
-                            tracing::debug!(destination = %pusher.destination, error = %e, "metrics push failed");
-                        }
+                    if !drain(&mut setup, &mut batch, None) {
+                        return;
                     }
-                    next_push = now + setup.metrics_interval;
+                    next_flush = Instant::now() + setup.interval;
+                }
+                if now >= next_push
+                    && let Some(pusher) = &mut setup.metrics_pusher
+                {
+                    let request = to_request(&metrics.registry().gather(), &setup.service, started);
+                    if let Err(e) = runtime.block_on(pusher.push(request)) {
+                        metrics.telemetry_dropped("metrics", "default", 1);
+                        tracing::debug!(destination = %pusher.destination, error = %e, "metrics push failed");
+                    }
+                    next_push = Instant::now() + setup.metrics_interval;
                 }
             }
         }

@@ -261,7 +261,14 @@ impl TelemetryBuilder {
         }
         let wants_spans = !span_sinks.is_empty() || console_traces || otlp_traces;
         let wants_logs = !log_sinks.is_empty() || otlp_logs;
-        let (queue, reports, control) = ExportQueue::new(config.export.queue_size, wants_spans, wants_logs);
+        // Reports, not spans, are queued: wake the thread when a batch's worth of calls waits.
+        let (queue, reports, control) = ExportQueue::new(
+            config.export.queue_size,
+            config.export.queue_size / 4,
+            wants_spans,
+            wants_logs,
+        );
+        let wake_pending = Arc::clone(&queue.wake_pending);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), TelemetryError>>();
         let thread_config = config.clone();
         let thread_metrics = Arc::clone(&metrics);
@@ -315,7 +322,7 @@ impl TelemetryBuilder {
                     runtime.spawn(serve_metrics(listener, metrics));
                 }
                 let _ = ready_tx.send(Ok(()));
-                export::run_worker(setup, &runtime, reports, control, thread_metrics);
+                export::run_worker(setup, &runtime, reports, control, wake_pending, thread_metrics);
                 runtime.shutdown_timeout(Duration::from_millis(100));
             })
             .map_err(|e| TelemetryError::Thread(e.to_string()))?;
