@@ -43,6 +43,7 @@ fn host_config() -> HostConfig {
 fn telemetry(sampler: SamplerKind) -> Telemetry {
     let mut config = ObservabilityConfig::default();
     config.traces.sampler = sampler;
+    config.metrics.listen = None;
     Telemetry::builder(config)
         .with_span_exporter("null", NullExporter::default())
         .build()

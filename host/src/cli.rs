@@ -84,7 +84,8 @@ pub struct TelemetryArgs {
     /// Share of new traces recorded, 0.0 to 1.0 (parent-based: a caller's decision wins).
     #[arg(long, global = true)]
     pub sample_ratio: Option<f64>,
-    /// Serve Prometheus metrics on this address (e.g. 0.0.0.0:9464).
+    /// Serve Prometheus `/metrics` on this address (default 0.0.0.0:9464 for long-running
+    /// commands; `load` and `run` serve only when given this flag).
     #[arg(long, global = true)]
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// Serve no metrics endpoint, whatever the config says.
@@ -297,6 +298,10 @@ fn host_config(cli: &Cli) -> anyhow::Result<HostConfig> {
         t.traces.sampler = SamplerKind::ParentbasedTraceidratio;
         t.traces.sampler_arg = ratio;
     }
+    // `load` and `run` end at once: nothing could scrape them unless asked for explicitly.
+    if matches!(cli.command, Command::Load(_) | Command::Run(_)) {
+        t.metrics.listen = None;
+    }
     if let Some(addr) = a.metrics_addr {
         t.metrics.listen = Some(addr);
     }
@@ -472,6 +477,19 @@ async fn run(host: &Host, args: &RunArgs) -> anyhow::Result<u8> {
             }
             stdout.flush()?;
             exit::OK
+        }
+        Err(e) if json => {
+            let r = &outcome.report;
+            tracing::error!(
+                correlation_id = %r.correlation_id,
+                trace_id = %format!("{:032x}", r.ids.trace_id),
+                span_id = %format!("{:016x}", r.ids.span_id),
+                primitive = %plugin.metadata.name,
+                tenant = %r.tenant,
+                error_type = e.error_type(),
+                "{e}"
+            );
+            exit_code(e)
         }
         Err(e) => {
             eprintln!("error: {}: {e}", plugin.metadata.name);

@@ -16,6 +16,8 @@ const FLUSH: Duration = Duration::from_secs(30);
 
 fn telemetry_config() -> ObservabilityConfig {
     let mut t = ObservabilityConfig::default();
+    // Tests run in parallel: none takes the default :9464.
+    t.metrics.listen = None;
     t.export.interval_ms = 20;
     t.otlp.timeout_ms = 2_000;
     t.export.shutdown_timeout_ms = 2_000;

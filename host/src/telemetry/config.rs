@@ -136,7 +136,9 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct MetricsConfig {
-    /// Where `/metrics` is served (Prometheus text); `None` serves nothing.
+    /// Where `/metrics` is served (Prometheus text), `0.0.0.0:9464` by default; `None`
+    /// (`listen = "off"`, `--no-metrics`) serves nothing.
+    #[serde(deserialize_with = "listen_addr")]
     pub listen: Option<SocketAddr>,
     /// Exporters pushing metrics (`OTEL_METRICS_EXPORTER`: `otlp`, `none`).
     pub exporters: Vec<Exporter>,
@@ -156,7 +158,7 @@ pub struct MetricsConfig {
 impl Default for MetricsConfig {
     fn default() -> Self {
         MetricsConfig {
-            listen: None,
+            listen: Some(SocketAddr::from(([0, 0, 0, 0], 9464))),
             exporters: Vec::new(),
             export_interval_ms: 10_000,
             guest_series_per_primitive: 200,
@@ -370,6 +372,18 @@ impl ObservabilityConfig {
     }
 }
 
+/// `"off"` (or `""`) for no listener, otherwise a socket address such as `0.0.0.0:9464`.
+fn listen_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    let text = String::deserialize(d)?;
+    match text.trim() {
+        "" | "off" => Ok(None),
+        addr => addr
+            .parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom(format!("{addr:?} is not an address like 0.0.0.0:9464, or \"off\""))),
+    }
+}
+
 fn parse_bool(name: &str, v: &str) -> Result<bool, TelemetryConfigError> {
     match v.to_ascii_lowercase().as_str() {
         "true" | "1" => Ok(true),
@@ -488,6 +502,16 @@ mod tests {
                 .expect_err(value);
             assert_eq!(err.setting, name);
         }
+    }
+
+    #[test]
+    fn the_metrics_listener_can_be_turned_off_in_the_file() {
+        let config: ObservabilityConfig = toml::from_str("[metrics]\nlisten = \"off\"\n").expect("valid");
+        assert_eq!(config.metrics.listen, None);
+        let config: ObservabilityConfig = toml::from_str("[metrics]\nlisten = \"127.0.0.1:9000\"\n").expect("valid");
+        assert_eq!(config.metrics.listen, Some(SocketAddr::from(([127, 0, 0, 1], 9000))));
+        let err = toml::from_str::<ObservabilityConfig>("[metrics]\nlisten = \"9000\"\n").expect_err("no host");
+        assert!(err.to_string().contains("0.0.0.0:9464"), "{err}");
     }
 
     #[test]

@@ -321,6 +321,22 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for HostLogLayer {
             tracing::Level::ERROR => Level::Error,
         };
         let mut fields = visitor.fields;
+        // Ids given as fields take their place in the record, as on call records.
+        let mut take = |key: &str| {
+            let i = fields.iter().position(|(k, _)| k == key)?;
+            match fields.remove(i).1 {
+                Json::String(s) => Some(s),
+                other => Some(other.to_string()),
+            }
+        };
+        let correlation_id = take("correlation_id");
+        let trace = match (take("trace_id"), take("span_id")) {
+            (Some(t), Some(s)) => u128::from_str_radix(&t, 16)
+                .ok()
+                .zip(u64::from_str_radix(&s, 16).ok())
+                .map(|(t, s)| (t, s, true)),
+            _ => None,
+        };
         if self.format == LogFormat::Json {
             fields.push(("target".into(), Json::String(meta.target().to_owned())));
         }
@@ -328,8 +344,8 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for HostLogLayer {
             time: SystemTime::now(),
             level,
             event: visitor.message.unwrap_or_else(|| meta.name().to_owned()),
-            correlation_id: None,
-            trace: None,
+            correlation_id,
+            trace,
             fields,
         };
         let text = match self.format {

@@ -108,6 +108,8 @@ struct CallHandles {
     fuel: Histogram,
     memory: Histogram,
     instantiate: Histogram,
+    /// `primitive_errors_total` by error type, filled in as types occur (the set is fixed and small).
+    errors: ArcSwap<Vec<(&'static str, IntCounter)>>,
 }
 
 #[derive(Default)]
@@ -313,6 +315,7 @@ impl Metrics {
             fuel: self.fuel.with_label_values(&[name, &label]),
             memory: self.memory.with_label_values(&[name, &label]),
             instantiate: self.instantiate.with_label_values(&[name, &label]),
+            errors: ArcSwap::default(),
             tenant: label.into(),
         });
         // Tenants past the cap share the `other` series but are not cached one by one.
@@ -334,9 +337,21 @@ impl Metrics {
             None => h.success.inc(),
             Some(error) => {
                 h.error.inc();
-                self.errors
-                    .with_label_values(&[&primitive.name, error.error_type(), &h.tenant])
-                    .inc();
+                let error_type = error.error_type();
+                match h.errors.load().iter().find(|(t, _)| *t == error_type) {
+                    Some((_, counter)) => counter.inc(),
+                    None => {
+                        let counter = self.errors.with_label_values(&[&primitive.name, error_type, &h.tenant]);
+                        counter.inc();
+                        h.errors.rcu(|list| {
+                            let mut list = Vec::clone(list);
+                            if !list.iter().any(|(t, _)| *t == error_type) {
+                                list.push((error_type, counter.clone()));
+                            }
+                            list
+                        });
+                    }
+                }
             }
         }
         h.duration.observe(stats.wall.as_secs_f64());

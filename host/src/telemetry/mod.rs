@@ -130,12 +130,14 @@ pub struct TelemetryBuilder {
     logger: Option<String>,
 }
 
-/// Builds telemetry from `config` and installs the host's log output on stderr (format
-/// and level from `config.logs`, overridden by `RUST_LOG`).
+/// Builds telemetry from `config` with the standard `OTEL_*` environment variables applied
+/// over it, and installs the host's log output on stderr (format and level from
+/// `config.logs`, overridden by `RUST_LOG`).
 pub fn initialize_observability(config: &ObservabilityConfig) -> Result<Telemetry, TelemetryError> {
-    Telemetry::builder(config.clone())
-        .install_logger(format!("warn,tta_host={}", config.logs.level))
-        .build()
+    let mut config = config.clone();
+    config.apply_env(|name| std::env::var(name).ok())?;
+    let filter = format!("warn,tta_host={}", config.logs.level);
+    Telemetry::builder(config).install_logger(filter).build()
 }
 
 impl TelemetryBuilder {
@@ -584,13 +586,15 @@ impl Telemetry {
         }
     }
 
-    /// Sends everything queued so far; `false` if that took longer than `timeout`.
+    /// Sends everything queued so far; `false` if that took longer than `timeout`. Blocks
+    /// the calling thread (from async code, call it where blocking is allowed).
     pub fn flush(&self, timeout: Duration) -> bool {
         self.inner.queue.as_ref().is_none_or(|q| q.flush(timeout))
     }
 
     /// Flushes and stops the exporters within the configured bound
-    /// (`telemetry.export.shutdown_timeout_ms`). Later calls are still metered, not exported.
+    /// (`telemetry.export.shutdown_timeout_ms`), blocking the calling thread at most that
+    /// long. Later calls are still metered, not exported.
     pub fn shutdown(&self) -> Result<(), TelemetryError> {
         if self.inner.shut_down.swap(true, Ordering::AcqRel) {
             return Ok(());
