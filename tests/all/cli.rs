@@ -263,21 +263,7 @@ fn json_logs_follow_the_tta_format() {
         .iter()
         .find(|r| r["event"] == "primitive_executed")
         .unwrap_or_else(|| panic!("no primitive_executed record in\n{stderr}"));
-    for key in [
-        "timestamp",
-        "level",
-        "event",
-        "correlation_id",
-        "trace_id",
-        "span_id",
-        "service",
-        "primitive",
-        "tenant",
-        "duration_ms",
-        "status",
-    ] {
-        assert!(!done[key].is_null(), "{key} missing: {done}");
-    }
+    crate::assert_tta_log_record(done);
     assert_eq!(done["correlation_id"], "req-abc-123");
     assert_eq!(done["service"], "tta-host");
     assert_eq!(done["status"], "success");

@@ -69,3 +69,22 @@ pub fn json_output(outcome: &CallOutcome) -> serde_json::Value {
     let output = outcome.output.as_ref().unwrap_or_else(|e| panic!("call failed: {e}"));
     serde_json::from_slice(output).expect("output is JSON")
 }
+
+/// Asserts `record` has every key of the TTA.dev log format.
+pub fn assert_tta_log_record(record: &serde_json::Value) {
+    for key in [
+        "timestamp",
+        "level",
+        "event",
+        "correlation_id",
+        "trace_id",
+        "span_id",
+        "service",
+        "primitive",
+        "tenant",
+        "duration_ms",
+        "status",
+    ] {
+        assert!(!record[key].is_null(), "{key} missing in {record}");
+    }
+}

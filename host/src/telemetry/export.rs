@@ -293,9 +293,10 @@ pub(crate) fn run_worker(
                     && let Some(pusher) = &mut setup.metrics_pusher
                 {
                     let request = to_request(&metrics.registry().gather(), &setup.service, started);
-                    if let Err(e) = runtime.block_on(pusher.push(request)) {
+                    let error = runtime.block_on(pusher.push(request)).err();
+                    report_outcome("metrics", &mut pusher.failing, &pusher.destination, error.as_deref());
+                    if error.is_some() {
                         metrics.telemetry_dropped("metrics", "default", 1);
-                        tracing::debug!(destination = %pusher.destination, error = %e, "metrics push failed");
                     }
                     next_push = Instant::now() + setup.metrics_interval;
                 }

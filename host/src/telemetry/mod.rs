@@ -9,14 +9,18 @@
 
 pub mod config;
 pub mod export;
+pub mod file;
 pub mod logs;
 pub mod metrics;
 pub mod otlp_metrics;
+pub mod sampler;
 pub mod spans;
 pub mod tree;
 
 pub use config::{Exporter, LogFormat, ObservabilityConfig, OtlpProtocol, SamplerKind, TelemetryConfigError};
+pub use file::JsonFileSpanExporter;
 pub use metrics::{Metrics, PrimitiveMetrics};
+pub use sampler::Sampler;
 
 use crate::bindings::Value;
 use crate::report::CallReport;
@@ -50,41 +54,6 @@ pub enum TelemetryError {
     /// Shutdown did not finish flushing in time; what was left is lost.
     #[error("telemetry shutdown did not finish within {0:?}; unsent telemetry was dropped")]
     ShutdownTimeout(Duration),
-}
-
-/// The sampling decision for new traces, as configured.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Sampler {
-    kind: SamplerKind,
-    ratio: f64,
-}
-
-impl Sampler {
-    /// A sampler of `kind` with `ratio` for the ratio kinds.
-    pub fn new(kind: SamplerKind, ratio: f64) -> Self {
-        Sampler {
-            kind,
-            ratio: ratio.clamp(0.0, 1.0),
-        }
-    }
-
-    /// Whether a span of trace `trace_id` is recorded, given its parent's flag if it has a parent.
-    pub fn sample(&self, trace_id: u128, parent_sampled: Option<bool>) -> bool {
-        let by_ratio = || {
-            // The OpenTelemetry TraceIdRatioBased rule: the low 63 bits of the id against the ratio.
-            let bound = (self.ratio * (1u64 << 63) as f64) as u64;
-            ((trace_id as u64) >> 1) < bound
-        };
-        match (self.kind, parent_sampled) {
-            (SamplerKind::AlwaysOn, _) => true,
-            (SamplerKind::AlwaysOff, _) => false,
-            (SamplerKind::Traceidratio, _) => by_ratio(),
-            (_, Some(parent)) => parent,
-            (SamplerKind::ParentbasedAlwaysOn, None) => true,
-            (SamplerKind::ParentbasedAlwaysOff, None) => false,
-            (SamplerKind::ParentbasedTraceidratio, None) => by_ratio(),
-        }
-    }
 }
 
 struct Inner {
@@ -627,112 +596,5 @@ pub fn value_text(value: &Value) -> String {
         Value::Int(i) => i.to_string(),
         Value::Float(f) => f.to_string(),
         Value::Boolean(b) => b.to_string(),
-    }
-}
-
-/// Writes each span as one JSON object a line: the `file` trace exporter.
-#[derive(Debug)]
-pub struct JsonFileSpanExporter {
-    file: Mutex<std::io::BufWriter<std::fs::File>>,
-    service: String,
-}
-
-impl JsonFileSpanExporter {
-    /// Appends to `path`, creating it.
-    pub fn open(path: &std::path::Path, service: &str) -> std::io::Result<Self> {
-        Ok(JsonFileSpanExporter {
-            file: Mutex::new(std::io::BufWriter::new(open_append(path)?)),
-            service: service.to_owned(),
-        })
-    }
-}
-
-fn otel_json(value: &opentelemetry::Value) -> serde_json::Value {
-    match value {
-        opentelemetry::Value::Bool(b) => serde_json::Value::Bool(*b),
-        opentelemetry::Value::I64(i) => serde_json::Value::from(*i),
-        opentelemetry::Value::F64(f) => {
-            serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, serde_json::Value::Number)
-        }
-        other => serde_json::Value::String(other.to_string()),
-    }
-}
-
-impl opentelemetry_sdk::trace::SpanExporter for JsonFileSpanExporter {
-    async fn export(&self, batch: Vec<opentelemetry_sdk::trace::SpanData>) -> opentelemetry_sdk::error::OTelSdkResult {
-        use std::io::Write as _;
-        let mut out = String::new();
-        for span in &batch {
-            let attributes: serde_json::Map<String, serde_json::Value> = span
-                .attributes
-                .iter()
-                .map(|kv| (kv.key.to_string(), otel_json(&kv.value)))
-                .collect();
-            let events: Vec<serde_json::Value> = span
-                .events
-                .iter()
-                .map(|e| {
-                    serde_json::json!({
-                        "name": e.name,
-                        "timestamp": logs::rfc3339(e.timestamp),
-                        "attributes": e.attributes.iter().map(|kv| (kv.key.to_string(), otel_json(&kv.value))).collect::<serde_json::Map<_, _>>(),
-                    })
-                })
-                .collect();
-            let parent = span.parent_span_id;
-            let line = serde_json::json!({
-                "service": self.service,
-                "name": span.name,
-                "trace_id": span.span_context.trace_id().to_string(),
-                "span_id": span.span_context.span_id().to_string(),
-                "parent_span_id": (parent != opentelemetry::trace::SpanId::INVALID).then(|| parent.to_string()),
-                "start": logs::rfc3339(span.start_time),
-                "end": logs::rfc3339(span.end_time),
-                "duration_ms": span.end_time.duration_since(span.start_time).unwrap_or_default().as_secs_f64() * 1e3,
-                "status": match &span.status {
-                    opentelemetry::trace::Status::Unset => "unset".to_owned(),
-                    opentelemetry::trace::Status::Ok => "ok".to_owned(),
-                    opentelemetry::trace::Status::Error { description } => format!("error: {description}"),
-                },
-                "attributes": attributes,
-                "events": events,
-            });
-            out.push_str(&line.to_string());
-            out.push('\n');
-        }
-        let mut file = self.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        file.write_all(out.as_bytes())
-            .and_then(|()| file.flush())
-            .map_err(|e| opentelemetry_sdk::error::OTelSdkError::InternalFailure(e.to_string()))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ratio_sampler_keeps_about_its_share() {
-        let sampler = Sampler::new(SamplerKind::Traceidratio, 0.25);
-        let kept = (0..10_000u128)
-            .filter(|i| sampler.sample(i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835), None))
-            .count();
-        assert!((2_000..3_000).contains(&kept), "kept {kept} of 10000 at ratio 0.25");
-    }
-
-    #[test]
-    fn parent_based_samplers_follow_the_parent() {
-        for kind in [
-            SamplerKind::ParentbasedAlwaysOn,
-            SamplerKind::ParentbasedAlwaysOff,
-            SamplerKind::ParentbasedTraceidratio,
-        ] {
-            let sampler = Sampler::new(kind, 0.0);
-            assert!(sampler.sample(7, Some(true)));
-            assert!(!sampler.sample(7, Some(false)));
-        }
-        assert!(Sampler::new(SamplerKind::ParentbasedAlwaysOn, 0.0).sample(7, None));
-        assert!(!Sampler::new(SamplerKind::ParentbasedAlwaysOff, 1.0).sample(7, None));
-        assert!(!Sampler::new(SamplerKind::AlwaysOff, 1.0).sample(7, Some(true)));
     }
 }

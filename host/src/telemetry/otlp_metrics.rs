@@ -141,6 +141,8 @@ pub struct MetricsPusher {
     timeout: Duration,
     /// Where it sends, for messages.
     pub destination: String,
+    /// Whether the last push failed, so a failure is reported once.
+    pub failing: bool,
 }
 
 enum Target {
@@ -184,6 +186,7 @@ impl MetricsPusher {
             target,
             timeout,
             destination,
+            failing: false,
         })
     }
 
