@@ -33,10 +33,13 @@ pub mod exit {
     pub const TRAP: u8 = 5;
     /// The call hit a limit: fuel, deadline, memory, stack, payload size, nesting.
     pub const LIMIT: u8 = 6;
+    /// A workflow file is invalid.
+    pub const INVALID_WORKFLOW: u8 = 7;
 }
 
 const EXIT_CODES_HELP: &str = "Exit codes: 0 success, 1 host error, 2 usage, 3 component rejected at load, \
-4 primitive returned an error, 5 guest trapped, 6 a limit was hit (fuel, deadline, memory, stack, size).";
+4 primitive returned an error, 5 guest trapped, 6 a limit was hit (fuel, deadline, memory, stack, size), \
+7 a workflow file is invalid.";
 
 /// Runs workflow primitives as sandboxed WebAssembly components and makes every call observable.
 #[derive(Debug, Parser)]
@@ -137,6 +140,26 @@ pub enum Command {
     /// peak memory) go to stderr.
     #[command(after_help = EXIT_CODES_HELP)]
     Run(RunArgs),
+    /// Check workflow files and report every problem with its line, column and key.
+    ///
+    /// Steps must exist, primitives must be loadable from the plugin directory, routes must
+    /// have targets, and no step may run itself. Exits 7 if any file is invalid.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Validate(ValidateArgs),
+}
+
+/// `tta-host validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Workflow files (TOML).
+    #[arg(required_unless_present = "schema")]
+    pub files: Vec<PathBuf>,
+    /// Where the primitives the workflows name are found.
+    #[arg(long, default_value = "plugins", env = "TTA_PLUGIN_DIR")]
+    pub plugin_dir: PathBuf,
+    /// Print the JSON Schema of workflow files and exit.
+    #[arg(long)]
+    pub schema: bool,
 }
 
 /// `tta-host load`.
@@ -299,7 +322,7 @@ fn host_config(cli: &Cli) -> anyhow::Result<HostConfig> {
         t.traces.sampler_arg = ratio;
     }
     // `load` and `run` end at once: nothing could scrape them unless asked for explicitly.
-    if matches!(cli.command, Command::Load(_) | Command::Run(_)) {
+    if matches!(cli.command, Command::Load(_) | Command::Run(_) | Command::Validate(_)) {
         t.metrics.listen = None;
     }
     if let Some(addr) = a.metrics_addr {
@@ -330,7 +353,61 @@ async fn run_command(cli: Cli, config: HostConfig, telemetry: crate::telemetry::
     match cli.command {
         Command::Load(args) => load(&host, &args).await,
         Command::Run(args) => run(&host, &args).await,
+        Command::Validate(args) => validate(&host, &args).await,
     }
+}
+
+async fn validate(host: &Host, args: &ValidateArgs) -> anyhow::Result<u8> {
+    if args.schema {
+        print!("{}", crate::workflow::json_schema());
+        return Ok(exit::OK);
+    }
+    let have_plugins = args.plugin_dir.is_dir();
+    if have_plugins {
+        load_plugin_dir(host, &args.plugin_dir).await;
+    } else {
+        tracing::warn!(
+            "plugin directory {} not found: primitive names are not checked",
+            args.plugin_dir.display()
+        );
+    }
+    let registry = host.registry();
+    let is_primitive = |name: &str| registry.get(name).is_some();
+    let mut invalid = 0;
+    for path in &args.files {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let problems = match crate::workflow::parse(&text) {
+            Ok(file) => {
+                let check: Option<&dyn Fn(&str) -> bool> = if have_plugins { Some(&is_primitive) } else { None };
+                let problems = crate::workflow::validate(&file, &text, check);
+                if problems.is_empty() {
+                    println!(
+                        "{}: OK (workflow `{}`, {} steps)",
+                        path.display(),
+                        file.name.get_ref(),
+                        file.steps.len()
+                    );
+                }
+                problems
+            }
+            Err(problems) => problems,
+        };
+        if !problems.is_empty() {
+            invalid += 1;
+            for p in &problems {
+                eprintln!(
+                    "{}:{}:{}: error: {}: {}",
+                    path.display(),
+                    p.line,
+                    p.column,
+                    p.path,
+                    p.message
+                );
+            }
+            eprintln!("{}: {} problem(s)", path.display(), problems.len());
+        }
+    }
+    Ok(if invalid > 0 { exit::INVALID_WORKFLOW } else { exit::OK })
 }
 
 async fn load(host: &Host, args: &LoadArgs) -> anyhow::Result<u8> {

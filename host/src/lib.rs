@@ -18,6 +18,7 @@ pub mod report;
 pub mod sandbox;
 pub mod stdio;
 pub mod telemetry;
+pub mod workflow;
 
 pub use config::{HostConfig, Limits};
 pub use error::{CallError, GuestError, LoadError};

@@ -155,7 +155,12 @@ fn exit_codes_say_what_went_wrong() {
 
 #[test]
 fn every_command_has_help() {
-    for args in [vec!["--help"], vec!["load", "--help"], vec!["run", "--help"]] {
+    for args in [
+        vec!["--help"],
+        vec!["load", "--help"],
+        vec!["run", "--help"],
+        vec!["validate", "--help"],
+    ] {
         let out = tta_host(&args);
         assert_eq!(out.status.code(), Some(0));
         let stdout = text(&out.stdout);
@@ -305,4 +310,38 @@ fn an_unreachable_collector_does_not_fail_a_run() {
         stderr.contains("export to otlp grpc") && stderr.contains("failed"),
         "says once what is off:\n{stderr}"
     );
+}
+
+#[test]
+fn validate_reports_every_problem_with_file_line_and_column() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "name = \"bad\"\n[steps.main]\nsequential = [\"up\", \"missing\"]\n[steps.up]\nprimitive = \"uppercas\"\n",
+    )
+    .expect("write");
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, "name = \"good\"\n[steps.main]\nprimitive = \"uppercase\"\n").expect("write");
+    let out = tta_host(&["validate", good.to_str().expect("utf-8"), bad.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("good.toml: OK (workflow `good`, 1 steps)"),
+        "{}",
+        text(&out.stdout)
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("bad.toml:3:21: error: steps.main.sequential[1]: unknown step `missing`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("bad.toml:5:13: error: steps.up.primitive: unknown primitive `uppercas`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("2 problem(s)"), "{stderr}");
+    let schema = tta_host(&["validate", "--schema"]);
+    assert_eq!(schema.status.code(), Some(0));
+    let schema: serde_json::Value = serde_json::from_slice(&schema.stdout).expect("the schema is JSON");
+    assert_eq!(schema["title"], "tta-host workflow");
 }

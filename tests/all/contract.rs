@@ -1,4 +1,5 @@
-//! The published WIT package is never edited: a new version goes beside it.
+//! Contracts with users: the published WIT package is never edited (a new version goes
+//! beside it), and the workflow JSON Schema in the repository matches the code.
 
 use crate::repo;
 use sha2::{Digest, Sha256};
@@ -25,5 +26,16 @@ fn published_wit_0_1_0_is_unchanged() {
     assert_eq!(
         digest, PUBLISHED_0_1_0,
         "wit/0.1.0 changed: published versions are frozen; add wit/0.2.0 beside it instead"
+    );
+}
+
+#[test]
+fn the_workflow_schema_file_is_current() {
+    let path = crate::repo().join("workflows/workflow.schema.json");
+    let committed = std::fs::read_to_string(&path).expect("workflows/workflow.schema.json exists");
+    assert!(
+        committed == tta_host::workflow::json_schema(),
+        "{} is stale: regenerate it with `tta-host validate --schema > workflows/workflow.schema.json`",
+        path.display()
     );
 }

@@ -1,0 +1,18 @@
+//! Workflows: trees of combinators over guest primitives, described in a TOML file.
+//!
+//! [`definition`] is the file as written (lenient, so that [`validate`] can report every
+//! problem at once with its location); running a workflow comes next (issue 5).
+
+pub mod definition;
+pub mod validate;
+
+pub use definition::WorkflowFile;
+pub use validate::{Problem, parse, validate};
+
+/// The JSON Schema of the workflow file, as `workflows/workflow.schema.json` holds it.
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(WorkflowFile);
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
+}

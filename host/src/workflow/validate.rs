@@ -1,0 +1,543 @@
+//! Checks a workflow file and reports every problem at once, each with its line, column
+//! and key path: unknown steps and primitives, missing fields, steps of no kind or of
+//! two, routes with no target, bad pointers and numbers, cycles. Walks are iterative,
+//! so a thousand-step chain cannot overflow the stack.
+
+use crate::workflow::definition::{Comparison, Step, StepRef, WorkflowFile};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::ops::Range;
+use toml::Spanned;
+
+/// One problem in a workflow file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// The key path, e.g. `steps.answer.router.default`.
+    pub path: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}: {}", self.line, self.column, self.path, self.message)
+    }
+}
+
+/// Maps byte offsets of the source to lines and columns.
+struct Lines {
+    starts: Vec<usize>,
+}
+
+impl Lines {
+    fn new(text: &str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        Lines { starts }
+    }
+
+    fn at(&self, offset: usize) -> (usize, usize) {
+        let line = self.starts.partition_point(|&s| s <= offset).max(1);
+        (line, offset - self.starts[line - 1] + 1)
+    }
+}
+
+/// Parses `text`; a syntax or type error is the one problem reported.
+pub fn parse(text: &str) -> Result<WorkflowFile, Vec<Problem>> {
+    toml::from_str::<WorkflowFile>(text).map_err(|e| {
+        let (line, column) = e.span().map_or((1, 1), |s| Lines::new(text).at(s.start));
+        let message = e.message().trim().to_owned();
+        vec![Problem {
+            line,
+            column,
+            path: "(file)".into(),
+            message: format!("{message} (see workflows/workflow.schema.json for every key)"),
+        }]
+    })
+}
+
+/// Names a workflow or step may have: they become span names and metric labels.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+struct Checker<'a> {
+    lines: Lines,
+    problems: Vec<Problem>,
+    steps: HashMap<&'a str, &'a Spanned<Step>>,
+    step_names: Vec<&'a str>,
+    is_primitive: &'a dyn Fn(&str) -> bool,
+    primitives_known: bool,
+}
+
+impl Checker<'_> {
+    fn report(&mut self, span: Range<usize>, path: impl Into<String>, message: impl Into<String>) {
+        let (line, column) = self.lines.at(span.start);
+        self.problems.push(Problem {
+            line,
+            column,
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    fn step_ref(&mut self, at: &str, r: &StepRef) {
+        if !self.steps.contains_key(r.get_ref().as_str()) {
+            let message = format!(
+                "unknown step `{}`; defined steps: {}",
+                r.get_ref(),
+                self.step_names.join(", ")
+            );
+            self.report(r.span(), at, message);
+        }
+    }
+
+    fn primitive_ref(&mut self, at: &str, p: &Spanned<String>) {
+        if self.primitives_known && !(self.is_primitive)(p.get_ref()) {
+            let message = format!(
+                "unknown primitive `{}`: no loaded plugin has that name (load it from the plugin directory, or fix the name)",
+                p.get_ref()
+            );
+            self.report(p.span(), at, message);
+        }
+    }
+
+    fn pointer(&mut self, at: &str, p: &Spanned<String>) {
+        let text = p.get_ref();
+        if !(text.is_empty() || text.starts_with('/')) {
+            let message = format!(
+                "`{text}` is not a JSON pointer: it starts with `/` (e.g. `/order/total`), or is empty for the whole input"
+            );
+            self.report(p.span(), at, message);
+        }
+    }
+}
+
+/// Every problem of `file` (parsed from `text`); `is_primitive` says whether a primitive
+/// is loaded, `None` skips that check.
+pub fn validate(file: &WorkflowFile, text: &str, is_primitive: Option<&dyn Fn(&str) -> bool>) -> Vec<Problem> {
+    let always = |_: &str| true;
+    let mut c = Checker {
+        lines: Lines::new(text),
+        problems: Vec::new(),
+        steps: file.steps.iter().map(|(k, v)| (k.get_ref().as_str(), v)).collect(),
+        step_names: file.steps.keys().map(|k| k.get_ref().as_str()).collect(),
+        is_primitive: is_primitive.unwrap_or(&always),
+        primitives_known: is_primitive.is_some(),
+    };
+    if !valid_name(file.name.get_ref()) {
+        c.report(
+            file.name.span(),
+            "name",
+            format!(
+                "`{}` is not a workflow name: 1 to 64 letters, digits, `-`, `_` or `.`",
+                file.name.get_ref()
+            ),
+        );
+    }
+    if file.steps.is_empty() {
+        c.report(
+            0..0,
+            "steps",
+            "the workflow has no steps: add `[steps.main]` with a `primitive = \"…\"`",
+        );
+    } else if !c.steps.contains_key(file.root.get_ref().as_str()) {
+        let message = if file.root.span().is_empty() {
+            format!(
+                "no `root` is given and there is no step named `main`; steps: {}",
+                c.step_names.join(", ")
+            )
+        } else {
+            format!(
+                "the root step `{}` is not defined; steps: {}",
+                file.root.get_ref(),
+                c.step_names.join(", ")
+            )
+        };
+        c.report(file.root.span(), "root", message);
+    }
+    for (name, step) in &file.steps {
+        let at = format!("steps.{}", name.get_ref());
+        if !valid_name(name.get_ref()) {
+            c.report(
+                name.span(),
+                &at,
+                "a step name is 1 to 64 letters, digits, `-`, `_` or `.`",
+            );
+        }
+        check_step(&mut c, &at, step);
+    }
+    check_cycles(&mut c, file);
+    c.problems.sort_by_key(|p| (p.line, p.column));
+    c.problems
+}
+
+fn check_step(c: &mut Checker<'_>, at: &str, step: &Spanned<Step>) {
+    let span = step.span();
+    let s = step.get_ref();
+    match s.kinds().as_slice() {
+        [] => c.report(
+            span.clone(),
+            at,
+            "a step needs one kind: primitive, sequential, parallel, conditional, router, retry, fallback, timeout, cache, circuit_breaker or saga",
+        ),
+        [_] => {}
+        many => c.report(
+            span.clone(),
+            at,
+            format!("a step is one thing, this one is {}: split it into steps that name each other", many.join(" and ")),
+        ),
+    }
+    for (key, r) in s.children() {
+        c.step_ref(&format!("{at}.{key}"), r);
+    }
+    if let Some(p) = &s.primitive {
+        c.primitive_ref(&format!("{at}.primitive"), p);
+    }
+    let need = |c: &mut Checker<'_>, present: bool, key: &str, what: &str| {
+        if !present {
+            c.report(span.clone(), format!("{at}.{key}"), format!("missing field: {what}"));
+        }
+    };
+    if let Some(list) = &s.sequential {
+        need(c, !list.is_empty(), "sequential", "at least one step to run");
+    }
+    if let Some(list) = &s.fallback {
+        need(c, !list.is_empty(), "fallback", "at least one step to try");
+    }
+    if let Some(p) = &s.parallel {
+        match (p.branches.is_empty(), p.named.is_empty()) {
+            (true, true) => need(c, false, "parallel", "`branches = [...]` or `named = { … }`"),
+            (false, false) => c.report(
+                span.clone(),
+                format!("{at}.parallel"),
+                "give `branches` or `named`, not both",
+            ),
+            _ => {}
+        }
+    }
+    if let Some(cond) = &s.conditional {
+        need(
+            c,
+            cond.then.is_some(),
+            "conditional.then",
+            "`then`, the step to run when the test holds",
+        );
+        match &cond.test {
+            None => need(
+                c,
+                false,
+                "conditional.if",
+                "`if = { pointer = \"/…\", op = \"eq\", value = … }`",
+            ),
+            Some(test) => {
+                match &test.pointer {
+                    Some(p) => c.pointer(&format!("{at}.conditional.if.pointer"), p),
+                    None => need(
+                        c,
+                        false,
+                        "conditional.if.pointer",
+                        "`pointer`, where in the input to look",
+                    ),
+                }
+                let numeric = matches!(
+                    test.op,
+                    Comparison::Gt | Comparison::Ge | Comparison::Lt | Comparison::Le
+                );
+                match &test.value {
+                    None if test.op != Comparison::Exists => {
+                        need(c, false, "conditional.if.value", "`value` to compare with")
+                    }
+                    Some(v) if numeric && !(v.is_integer() || v.is_float()) => c.report(
+                        span.clone(),
+                        format!("{at}.conditional.if.value"),
+                        format!("`{v}` is not a number, and `{:?}` compares numbers", test.op).to_lowercase(),
+                    ),
+                    _ => {}
+                }
+            }
+        }
+    }
+    if let Some(r) = &s.router {
+        if r.routes.is_empty() {
+            need(c, false, "router.routes", "`routes = { name = \"step\", … }`");
+        }
+        match (&r.by, &r.classifier) {
+            (None, None) => need(
+                c,
+                false,
+                "router.by",
+                "`by = \"/pointer\"` or `classifier = \"primitive\"` to choose a route",
+            ),
+            (Some(_), Some(_)) => c.report(
+                span.clone(),
+                format!("{at}.router"),
+                "give `by` or `classifier`, not both",
+            ),
+            (Some(p), None) => c.pointer(&format!("{at}.router.by"), p),
+            (None, Some(p)) => c.primitive_ref(&format!("{at}.router.classifier"), p),
+        }
+        if let Some(d) = &r.default
+            && !r.routes.contains_key(d.get_ref())
+        {
+            let routes: Vec<&str> = r.routes.keys().map(String::as_str).collect();
+            c.report(
+                d.span(),
+                format!("{at}.router.default"),
+                format!(
+                    "route `{}` has no target: routes are {}",
+                    d.get_ref(),
+                    routes.join(", ")
+                ),
+            );
+        }
+    }
+    if let Some(r) = &s.retry {
+        need(c, r.step.is_some(), "retry.step", "`step`, the step to retry");
+        if r.max_attempts == 0 {
+            c.report(
+                span.clone(),
+                format!("{at}.retry.max_attempts"),
+                "must be at least 1 (the first attempt counts)",
+            );
+        }
+        if r.backoff_ms > r.max_backoff_ms {
+            c.report(
+                span.clone(),
+                format!("{at}.retry.backoff_ms"),
+                "is larger than `max_backoff_ms`",
+            );
+        }
+    }
+    if let Some(t) = &s.timeout {
+        need(c, t.step.is_some(), "timeout.step", "`step`, the step to bound");
+        match t.ms {
+            None => need(c, false, "timeout.ms", "`ms`, the deadline in milliseconds"),
+            Some(0) => c.report(span.clone(), format!("{at}.timeout.ms"), "must be at least 1"),
+            Some(_) => {}
+        }
+    }
+    if let Some(k) = &s.cache {
+        need(
+            c,
+            k.step.is_some(),
+            "cache.step",
+            "`step`, the step whose outputs are cached",
+        );
+        match k.ttl_ms {
+            None => need(c, false, "cache.ttl_ms", "`ttl_ms`, how long an entry stays valid"),
+            Some(0) => c.report(span.clone(), format!("{at}.cache.ttl_ms"), "must be at least 1"),
+            Some(_) => {}
+        }
+        if k.max_entries == 0 || k.max_bytes == 0 {
+            c.report(
+                span.clone(),
+                format!("{at}.cache"),
+                "`max_entries` and `max_bytes` must be at least 1",
+            );
+        }
+    }
+    if let Some(b) = &s.circuit_breaker {
+        need(c, b.step.is_some(), "circuit_breaker.step", "`step`, the step guarded");
+        if b.failures == 0 || b.window_ms == 0 || b.cooldown_ms == 0 {
+            c.report(
+                span.clone(),
+                format!("{at}.circuit_breaker"),
+                "`failures`, `window_ms` and `cooldown_ms` must be at least 1",
+            );
+        }
+    }
+    if let Some(saga) = &s.saga {
+        need(c, !saga.steps.is_empty(), "saga.steps", "at least one step");
+        for (step, undo) in &saga.compensate {
+            if !saga.steps.iter().any(|r| r.get_ref() == step) {
+                c.report(
+                    undo.span(),
+                    format!("{at}.saga.compensate.{step}"),
+                    format!("`{step}` is not one of this saga's steps"),
+                );
+            }
+            c.primitive_ref(&format!("{at}.saga.compensate.{step}"), undo);
+        }
+    }
+}
+
+/// Reports each cycle once, as the chain of step names that closes it.
+fn check_cycles(c: &mut Checker<'_>, file: &WorkflowFile) {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Open,
+        Done,
+    }
+    let names: Vec<&str> = file.steps.keys().map(|k| k.get_ref().as_str()).collect();
+    let index: BTreeMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+    let edges: Vec<Vec<(usize, Range<usize>)>> = file
+        .steps
+        .values()
+        .map(|step| {
+            step.get_ref()
+                .children()
+                .into_iter()
+                .filter_map(|(_, r)| index.get(r.get_ref().as_str()).map(|&i| (i, r.span())))
+                .collect()
+        })
+        .collect();
+    let mut marks = vec![Mark::New; names.len()];
+    for start in 0..names.len() {
+        if marks[start] != Mark::New {
+            continue;
+        }
+        // An explicit stack of (node, next edge to follow) instead of recursion.
+        let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
+        marks[start] = Mark::Open;
+        while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+            match edges[node].get(*next) {
+                Some((child, span)) => {
+                    *next += 1;
+                    match marks[*child] {
+                        Mark::New => {
+                            marks[*child] = Mark::Open;
+                            stack.push((*child, 0));
+                        }
+                        Mark::Open => {
+                            let from = stack.iter().position(|(n, _)| n == child).unwrap_or(0);
+                            let mut chain: Vec<&str> = stack[from..].iter().map(|(n, _)| names[*n]).collect();
+                            chain.push(names[*child]);
+                            let message = format!(
+                                "cycle: {}; a step cannot run itself, directly or through others",
+                                chain.join(" → ")
+                            );
+                            c.report(span.clone(), format!("steps.{}", names[node]), message);
+                        }
+                        Mark::Done => {}
+                    }
+                }
+                None => {
+                    marks[node] = Mark::Done;
+                    stack.pop();
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(text: &str) -> Vec<Problem> {
+        let file = parse(text).unwrap_or_else(|p| panic!("parses: {p:?}"));
+        let known = |name: &str| ["echo", "uppercase", "json-validate", "word-count"].contains(&name);
+        validate(&file, text, Some(&known))
+    }
+
+    #[test]
+    fn a_good_workflow_has_no_problems() {
+        let text = r#"
+name = "pipeline"
+[steps.main]
+sequential = ["check", "answer"]
+[steps.check]
+primitive = "json-validate"
+[steps.answer]
+router = { by = "/tier", routes = { fast = "up", slow = "count" }, default = "slow" }
+[steps.up]
+retry = { step = "upper", max_attempts = 2 }
+[steps.upper]
+primitive = "uppercase"
+[steps.count]
+primitive = "word-count"
+"#;
+        assert_eq!(problems(text), Vec::new());
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_with_its_line() {
+        let text = r#"name = "broken"
+[steps.main]
+sequential = ["a", "nowhere"]
+[steps.a]
+primitive = "no-such-primitive"
+[steps.b]
+retry = { max_attempts = 2 }
+[steps.c]
+router = { by = "/kind", routes = { x = "a" }, default = "y" }
+[steps.d]
+primitive = "echo"
+sequential = ["a"]
+[steps.e]
+sequential = ["f"]
+[steps.f]
+fallback = ["e"]
+"#;
+        let found = problems(text);
+        let has = |line: usize, path: &str, words: &str| {
+            found
+                .iter()
+                .any(|p| p.line == line && p.path == path && p.message.contains(words))
+        };
+        assert!(
+            has(3, "steps.main.sequential[1]", "unknown step `nowhere`"),
+            "{found:#?}"
+        );
+        assert!(
+            has(5, "steps.a.primitive", "unknown primitive `no-such-primitive`"),
+            "{found:#?}"
+        );
+        assert!(has(6, "steps.b.retry.step", "missing field"), "{found:#?}");
+        assert!(
+            has(9, "steps.c.router.default", "route `y` has no target"),
+            "{found:#?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|p| p.path == "steps.d" && p.message.contains("primitive and sequential")),
+            "{found:#?}"
+        );
+        assert!(has(16, "steps.f", "cycle: e → f → e"), "{found:#?}");
+        assert_eq!(found.len(), 6, "{found:#?}");
+    }
+
+    #[test]
+    fn a_syntax_error_points_at_its_place() {
+        let found = parse("name = \"x\"\n[steps.main]\nprimitive = \n").expect_err("bad TOML");
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].line, 3, "{found:?}");
+        let unknown = parse("name = \"x\"\n[steps.main]\nprimitiv = \"echo\"\n").expect_err("unknown key");
+        assert!(unknown[0].message.contains("primitiv"), "{unknown:?}");
+    }
+
+    #[test]
+    fn a_thousand_step_chain_validates_and_its_cycle_is_found_precisely() {
+        let mut text = String::from("name = \"deep\"\n");
+        for i in 0..1000 {
+            text.push_str(&format!("[steps.s{i}]\nsequential = [\"s{}\"]\n", i + 1));
+        }
+        text.push_str("[steps.s1000]\nprimitive = \"echo\"\n");
+        let mut text = text.replacen("[steps.s0]", "[steps.main]", 1);
+        assert_eq!(problems(&text), Vec::new());
+        text = text.replace(
+            "[steps.s1000]\nprimitive = \"echo\"",
+            "[steps.s1000]\nsequential = [\"s500\"]",
+        );
+        let found = problems(&text);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert_eq!(found[0].line, 2003);
+        assert_eq!(found[0].path, "steps.s1000");
+        assert!(
+            found[0].message.starts_with("cycle: s500 → s501"),
+            "{}",
+            found[0].message
+        );
+    }
+}
