@@ -33,6 +33,11 @@ step "the metrics of one run, in the Prometheus exposition /metrics serves (exce
   grep -E '^(primitive_executions_total|primitive_duration_seconds_(count|sum)|primitive_fuel_consumed_sum|tta_guest_)' || true
 echo
 
+step "an LLM-style primitive reports tokens and cost as llm.* span attributes; the host turns them into llm_* metrics"
+"$tta" run summarize --input '{"text": "Every guest call is traced. Fuel is metered. Cost is tracked per model.", "model": "extractive-large"}' \
+  --print-metrics 2>&1 >/dev/null | grep -E '^llm_' || true
+echo
+
 step "tta-host run json-validate on a bad record: the guest's typed error, exit code 4"
 "$tta" run json-validate --input '{"name": "", "age": 200}' || echo "exit code $?"
 

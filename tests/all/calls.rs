@@ -187,3 +187,34 @@ async fn calling_an_unknown_name_lists_what_is_loaded() {
     };
     assert!(err.to_string().contains("loaded: echo"), "{err}");
 }
+
+#[tokio::test]
+async fn summarize_reports_llm_usage_that_becomes_llm_metrics() {
+    let host = crate::host_with(crate::config(), &[crate::plugin("summarize")]).await;
+    let text = "Every guest call is traced. Fuel is metered. Cost is tracked per model.";
+    let input = serde_json::json!({ "text": text, "model": "extractive-large", "max_words": 5 }).to_string();
+    let outcome = crate::call(&host, "summarize", &input).await;
+    let output = crate::json_output(&outcome);
+    assert_eq!(output["summary"], "Every guest call is traced.");
+    let prompt = output["prompt_tokens"].as_u64().expect("prompt tokens");
+    assert_eq!(prompt, (text.len() as u64).div_ceil(4));
+    let span = outcome
+        .report
+        .spans
+        .iter()
+        .find(|s| s.name == "llm.completion")
+        .expect("llm span");
+    assert!(
+        span.attributes
+            .iter()
+            .any(|(k, v)| k == "llm.model" && *v == tta_host::bindings::Value::Str("extractive-large".into()))
+    );
+    let metrics = host.telemetry().metrics().render();
+    let line = |prefix: &str| metrics.lines().find(|l| l.starts_with(prefix)).map(str::to_owned);
+    let tokens = line("llm_tokens_total{kind=\"prompt\",model=\"extractive-large\"").expect("token metric");
+    assert!(tokens.ends_with(&format!(" {prompt}")), "{tokens}");
+    let unknown = crate::call(&host, "summarize", r#"{"text":"x","model":"gpt-9"}"#).await;
+    assert!(
+        matches!(&unknown.output, Err(tta_host::CallError::Guest(e)) if e.message.contains("unknown model `gpt-9`"))
+    );
+}
