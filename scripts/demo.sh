@@ -38,6 +38,14 @@ step "an LLM-style primitive reports tokens and cost as llm.* span attributes; t
   --print-metrics 2>&1 >/dev/null | grep -E '^llm_' || true
 echo
 
+step "tta-host validate workflows/*.toml, then run the LLM-style pipeline workflow with its trace"
+"$tta" validate workflows/*.toml
+"$tta" run workflows/llm-pipeline.toml --input '{"text": "Every guest call is traced. Fuel is metered. Cost is tracked per model.", "tier": "thorough"}' --trace
+echo
+
+step "the order saga with a declined card: the completed reservation is compensated (exit code 4)"
+"$tta" run workflows/order-saga.toml --input '{"sku": "book-42", "qty": 1, "amount": 2000}' --trace || echo "exit code $?"
+
 step "tta-host run json-validate on a bad record: the guest's typed error, exit code 4"
 "$tta" run json-validate --input '{"name": "", "age": 200}' || echo "exit code $?"
 

@@ -134,7 +134,7 @@ pub enum Command {
     /// the exact reason a file was rejected. Exits 3 if any file was rejected.
     #[command(after_help = EXIT_CODES_HELP)]
     Load(LoadArgs),
-    /// Run one primitive once and print its output.
+    /// Run one primitive, or a workflow file (`.toml`), once and print its output.
     ///
     /// The output goes to stdout; guest logs and a summary (status, wall time, fuel,
     /// peak memory) go to stderr.
@@ -173,7 +173,7 @@ pub struct LoadArgs {
 /// `tta-host run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// A component file, or the name of a primitive in the plugin directory.
+    /// A component file, the name of a primitive in the plugin directory, or a workflow file (`.toml`).
     pub target: String,
     /// Input (JSON by convention).
     #[arg(long, conflicts_with = "input_file")]
@@ -505,6 +505,9 @@ async fn run(host: &Host, args: &RunArgs) -> anyhow::Result<u8> {
     }
     let input = read_input(args)?;
     let target_path = Path::new(&args.target);
+    if target_path.extension().is_some_and(|e| e == "toml") {
+        return run_workflow(host, args, target_path, &input).await;
+    }
     let is_file = target_path.extension().is_some_and(|e| e == "wasm") || target_path.is_file();
     let target = if is_file {
         match host.load(target_path).await {
@@ -533,14 +536,7 @@ async fn run(host: &Host, args: &RunArgs) -> anyhow::Result<u8> {
             }
         },
     };
-    let options = CallOptions {
-        correlation_id: args.correlation_id.clone(),
-        tenant: Some(args.tenant.clone()),
-        traceparent: args.traceparent.clone(),
-        tracestate: args.tracestate.clone(),
-        data: args.data.clone(),
-    };
-    let outcome = host.call_plugin(&plugin, &input, options).await;
+    let outcome = host.call_plugin(&plugin, &input, call_options(args)).await;
     let json = host.config().telemetry.logs.format == LogFormat::Json;
     if !json {
         print_guest_logs(&outcome.report, 0);
@@ -578,6 +574,94 @@ async fn run(host: &Host, args: &RunArgs) -> anyhow::Result<u8> {
     }
     if args.trace {
         eprint!("{}", crate::telemetry::tree::render(&outcome.report));
+    }
+    if args.print_metrics {
+        eprint!("{}", host.telemetry().metrics().render());
+    }
+    Ok(code)
+}
+
+fn call_options(args: &RunArgs) -> CallOptions {
+    CallOptions {
+        correlation_id: args.correlation_id.clone(),
+        tenant: Some(args.tenant.clone()),
+        traceparent: args.traceparent.clone(),
+        tracestate: args.tracestate.clone(),
+        data: args.data.clone(),
+    }
+}
+
+/// `tta-host run workflow.toml`: loads the plugin directory, compiles the workflow (every
+/// problem reported, exit 7), runs it once.
+async fn run_workflow(host: &Host, args: &RunArgs, path: &Path, input: &[u8]) -> anyhow::Result<u8> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    load_plugin_dir(host, &args.plugin_dir).await;
+    let compiled = crate::workflow::parse(&text).and_then(|file| {
+        crate::workflow::Workflow::compile(&file, &text, host).map_err(|crate::workflow::CompileError::Invalid(p)| p)
+    });
+    let workflow = match compiled {
+        Ok(workflow) => workflow,
+        Err(problems) => {
+            for p in &problems {
+                eprintln!(
+                    "{}:{}:{}: error: {}: {}",
+                    path.display(),
+                    p.line,
+                    p.column,
+                    p.path,
+                    p.message
+                );
+            }
+            return Ok(exit::INVALID_WORKFLOW);
+        }
+    };
+    let outcome = workflow.run(input, call_options(args)).await;
+    let json = host.config().telemetry.logs.format == LogFormat::Json;
+    if !json {
+        for call in &outcome.report.calls {
+            print_guest_logs(call, 0);
+        }
+    }
+    let code = match &outcome.output {
+        Ok(output) => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(output)?;
+            if stdout.is_terminal() && !output.ends_with(b"\n") {
+                stdout.write_all(b"\n")?;
+            }
+            stdout.flush()?;
+            exit::OK
+        }
+        Err(e) => {
+            if json {
+                tracing::error!(workflow = %workflow.name(), error_type = %e.error_type, "{e}");
+            } else {
+                eprintln!("error: workflow {}: {e}", workflow.name());
+            }
+            match e.error_type.as_str() {
+                "trap" => exit::TRAP,
+                "fuel_exhausted" | "deadline_exceeded" | "memory_limit" | "stack_exhausted" | "payload_too_large"
+                | "invoke_depth" => exit::LIMIT,
+                _ => exit::GUEST_ERROR,
+            }
+        }
+    };
+    let r = &outcome.report;
+    if !json {
+        let fuel: u64 = r.calls.iter().map(|c| c.stats.fuel_consumed).sum();
+        eprintln!(
+            "{} workflow {}: wall {}, {} calls, fuel {}, correlation_id {}, trace_id {:032x}",
+            if r.error.is_none() { "ok" } else { "failed" },
+            r.workflow,
+            human_duration(r.wall),
+            r.calls.len(),
+            fuel,
+            r.correlation_id,
+            r.ids.trace_id
+        );
+    }
+    if args.trace {
+        eprint!("{}", crate::telemetry::tree::render_workflow(r));
     }
     if args.print_metrics {
         eprint!("{}", host.telemetry().metrics().render());

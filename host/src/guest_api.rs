@@ -243,6 +243,7 @@ impl invoke::Host for CallState {
             timeout: parent.timeout,
             fuel: self.fuel_at_host_entry,
             depth: parent.depth + 1,
+            remote_parent: false,
         };
         let shared = Arc::clone(&self.shared);
         let (result, report) = Box::pin(sandbox::execute(&shared, &plugin, child, &input)).await;

@@ -125,6 +125,10 @@ impl Host {
         &self.shared.config
     }
 
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
     /// The host's telemetry: metrics, exporters, sampler.
     pub fn telemetry(&self) -> &Telemetry {
         &self.shared.telemetry
@@ -203,7 +207,7 @@ impl Host {
 
     /// The invocation of a top-level call. An invalid `traceparent` is ignored, as W3C asks,
     /// and the call starts a new trace.
-    fn invocation(&self, options: CallOptions) -> Invocation {
+    pub(crate) fn invocation(&self, options: CallOptions) -> Invocation {
         let correlation_id = options
             .correlation_id
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());

@@ -185,6 +185,8 @@ pub struct CallReport {
     pub instantiate_span_id: u64,
     /// How many `invoke` levels above this call (0 for a top-level call).
     pub nested_depth: u32,
+    /// Whether the parent span is in another process (an incoming `traceparent`).
+    pub remote_parent: bool,
     /// When it started.
     pub start: SystemTime,
     /// Measurements.
@@ -215,6 +217,7 @@ impl CallReport {
             tracestate: invocation.tracestate.clone(),
             instantiate_span_id: crate::guest_api::new_span_id(),
             nested_depth: invocation.depth,
+            remote_parent: invocation.remote_parent,
             start: SystemTime::now(),
             stats: CallStats::default(),
             error: None,
@@ -227,6 +230,40 @@ impl CallReport {
     }
 
     /// `success` or `error`, the status label of the TTA.dev metrics.
+    pub fn status(&self) -> &'static str {
+        if self.error.is_none() { "success" } else { "error" }
+    }
+}
+
+/// Everything one workflow run produced besides its output.
+#[derive(Debug, Clone)]
+pub struct WorkflowReport {
+    /// The workflow's name.
+    pub workflow: String,
+    /// The correlation id of the run.
+    pub correlation_id: String,
+    /// The tenant it ran for.
+    pub tenant: String,
+    /// The ids of the root span `workflow.<name>`.
+    pub ids: SpanIds,
+    /// Whether the root span's parent is in another process.
+    pub remote_parent: bool,
+    /// The W3C `tracestate` the run carried.
+    pub tracestate: String,
+    /// When it started.
+    pub start: SystemTime,
+    /// How long it took.
+    pub wall: std::time::Duration,
+    /// `None` on success.
+    pub error: Option<crate::workflow::StepError>,
+    /// One span per combinator step (and per retry attempt, compensation), in order ended.
+    pub spans: Vec<GuestSpanRecord>,
+    /// The primitive calls, each under the span of the step that made it, in order ended.
+    pub calls: Vec<CallReport>,
+}
+
+impl WorkflowReport {
+    /// `success` or `error`.
     pub fn status(&self) -> &'static str {
         if self.error.is_none() { "success" } else { "error" }
     }

@@ -39,6 +39,8 @@ pub struct Invocation {
     pub fuel: u64,
     /// How many `invoke` levels above this call.
     pub depth: u32,
+    /// Whether the parent span is in another process (an incoming `traceparent`).
+    pub remote_parent: bool,
 }
 
 impl Invocation {
@@ -69,6 +71,7 @@ impl Invocation {
             timeout: limits.timeout(),
             fuel: limits.fuel,
             depth: 0,
+            remote_parent: parent.is_some(),
         }
     }
 }

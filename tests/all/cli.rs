@@ -345,3 +345,41 @@ fn validate_reports_every_problem_with_file_line_and_column() {
     let schema: serde_json::Value = serde_json::from_slice(&schema.stdout).expect("the schema is JSON");
     assert_eq!(schema["title"], "tta-host workflow");
 }
+
+#[test]
+fn run_a_workflow_file_with_its_trace() {
+    let out = tta_host(&[
+        "run",
+        "workflows/order-saga.toml",
+        "--input",
+        r#"{"sku":"book-42","qty":1,"amount":2000}"#,
+        "--trace",
+    ]);
+    assert_eq!(out.status.code(), Some(4), "a declined charge is the guest's error");
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("compensated: reserve"), "{stderr}");
+    let tree: Vec<&str> = stderr.lines().skip_while(|l| !l.starts_with("trace ")).collect();
+    assert!(
+        tree[1].starts_with("workflow.order") && tree[1].contains("ERROR"),
+        "{stderr}"
+    );
+    for node in [
+        "main",
+        "reserve-stock.execute",
+        "charge-card.execute",
+        "reserve.compensate",
+        "release-stock.execute",
+    ] {
+        assert!(
+            tree.iter().any(|l| l.contains(&format!("─ {node}"))),
+            "{node} missing:\n{stderr}"
+        );
+    }
+    let bad = tta_host(&["run", "workflows/does-not-exist.toml"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        text(&bad.stderr).contains("does-not-exist.toml"),
+        "{}",
+        text(&bad.stderr)
+    );
+}

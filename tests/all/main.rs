@@ -9,6 +9,7 @@ mod limits;
 mod load;
 mod otlp_receiver;
 mod telemetry;
+mod workflows;
 
 use std::path::{Path, PathBuf};
 use tta_host::{CallOptions, CallOutcome, Host, HostConfig};

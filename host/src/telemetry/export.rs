@@ -9,12 +9,12 @@
 //! the `/metrics` server, so nothing of telemetry runs on a caller's threads.
 
 use crate::bindings::Level;
-use crate::report::CallReport;
+use crate::report::{CallReport, WorkflowReport};
 use crate::telemetry::config::LogFormat;
-use crate::telemetry::logs::{LogLine, call_logs};
+use crate::telemetry::logs::{LogLine, call_logs, workflow_logs};
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::otlp_metrics::{MetricsPusher, to_request};
-use crate::telemetry::spans::{Scopes, report_spans, span_count};
+use crate::telemetry::spans::{Scopes, report_spans, span_count, workflow_spans};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use futures_util::future::BoxFuture;
 use opentelemetry::InstrumentationScope;
@@ -98,6 +98,45 @@ impl SpanSink {
     }
 }
 
+/// A finished top-level unit of work, handed to the export thread.
+#[derive(Debug, Clone)]
+pub enum Exported {
+    /// A primitive call (with its nested calls).
+    Call(Arc<CallReport>),
+    /// A workflow run (with every call it made).
+    Workflow(Arc<WorkflowReport>),
+}
+
+impl Exported {
+    fn tenant(&self) -> &str {
+        match self {
+            Exported::Call(r) => &r.tenant,
+            Exported::Workflow(r) => &r.tenant,
+        }
+    }
+
+    fn sampled(&self) -> bool {
+        match self {
+            Exported::Call(r) => r.ids.sampled,
+            Exported::Workflow(r) => r.ids.sampled,
+        }
+    }
+
+    fn span_count(&self) -> u64 {
+        match self {
+            Exported::Call(r) => span_count(r),
+            Exported::Workflow(r) => 1 + r.spans.len() as u64 + r.calls.iter().map(span_count).sum::<u64>(),
+        }
+    }
+
+    fn log_count(&self) -> u64 {
+        match self {
+            Exported::Call(r) => log_count(r),
+            Exported::Workflow(r) => 1 + r.calls.iter().map(log_count).sum::<u64>(),
+        }
+    }
+}
+
 /// What the export thread does.
 pub struct WorkerSetup {
     pub(crate) spans: Vec<SpanSink>,
@@ -120,7 +159,7 @@ pub(crate) enum Control {
 
 /// The caller's end of the queue.
 pub struct ExportQueue {
-    tx: Sender<Arc<CallReport>>,
+    tx: Sender<Exported>,
     control: Sender<Control>,
     wake_at: usize,
     pub(crate) wake_pending: Arc<AtomicBool>,
@@ -134,7 +173,7 @@ impl ExportQueue {
         wake_at: usize,
         wants_spans: bool,
         wants_logs: bool,
-    ) -> (Self, Receiver<Arc<CallReport>>, Receiver<Control>) {
+    ) -> (Self, Receiver<Exported>, Receiver<Control>) {
         let (tx, rx) = crossbeam_channel::bounded(capacity);
         let (control, control_rx) = crossbeam_channel::unbounded();
         (
@@ -151,23 +190,23 @@ impl ExportQueue {
         )
     }
 
-    /// Hands `report` to the export thread without waiting; counts it as dropped if the queue is full.
-    pub fn offer(&self, report: Arc<CallReport>, metrics: &Metrics) {
-        if !(self.wants_logs || self.wants_spans && report.ids.sampled) {
+    /// Hands `item` to the export thread without waiting; counts it as dropped if the queue is full.
+    pub fn offer(&self, item: Exported, metrics: &Metrics) {
+        if !(self.wants_logs || self.wants_spans && item.sampled()) {
             return;
         }
-        match self.tx.try_send(report) {
+        match self.tx.try_send(item) {
             Ok(()) => {
                 if self.tx.len() >= self.wake_at && !self.wake_pending.swap(true, Ordering::AcqRel) {
                     let _ = self.control.send(Control::Wake);
                 }
             }
-            Err(TrySendError::Full(report) | TrySendError::Disconnected(report)) => {
-                if self.wants_spans && report.ids.sampled {
-                    metrics.telemetry_dropped("spans", &report.tenant, span_count(&report));
+            Err(TrySendError::Full(item) | TrySendError::Disconnected(item)) => {
+                if self.wants_spans && item.sampled() {
+                    metrics.telemetry_dropped("spans", item.tenant(), item.span_count());
                 }
                 if self.wants_logs {
-                    metrics.telemetry_dropped("logs", &report.tenant, log_count(&report));
+                    metrics.telemetry_dropped("logs", item.tenant(), item.log_count());
                 }
             }
         }
@@ -200,7 +239,7 @@ fn log_count(report: &CallReport) -> u64 {
 pub(crate) fn run_worker(
     mut setup: WorkerSetup,
     runtime: &tokio::runtime::Runtime,
-    reports: Receiver<Arc<CallReport>>,
+    reports: Receiver<Exported>,
     control: Receiver<Control>,
     wake_pending: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
@@ -314,22 +353,31 @@ struct Batch {
 }
 
 impl Batch {
-    fn add(&mut self, setup: &WorkerSetup, scopes: &Scopes, report: &CallReport) {
+    fn add(&mut self, setup: &WorkerSetup, scopes: &Scopes, item: &Exported) {
         let spans_before = self.spans.len();
-        if report.ids.sampled && (!setup.spans.is_empty() || setup.console_traces) {
+        if item.sampled() && (!setup.spans.is_empty() || setup.console_traces) {
             if setup.console_traces {
-                let tree = crate::telemetry::tree::render(report);
+                let tree = match item {
+                    Exported::Call(r) => crate::telemetry::tree::render(r),
+                    Exported::Workflow(r) => crate::telemetry::tree::render_workflow(r),
+                };
                 let _ = write!(std::io::stderr().lock(), "{tree}");
             }
             if !setup.spans.is_empty() {
-                report_spans(report, scopes, &mut self.spans);
+                match item {
+                    Exported::Call(r) => report_spans(r, scopes, &mut self.spans),
+                    Exported::Workflow(r) => workflow_spans(r, scopes, &mut self.spans),
+                }
             }
         }
         let logs_before = self.logs.len();
         if !setup.logs.is_empty() {
-            call_logs(report, setup.log_level, &mut self.logs);
+            match item {
+                Exported::Call(r) => call_logs(r, setup.log_level, &mut self.logs),
+                Exported::Workflow(r) => workflow_logs(r, setup.log_level, &mut self.logs),
+            }
         }
-        let counts = self.tenants.entry(report.tenant.clone()).or_default();
+        let counts = self.tenants.entry(item.tenant().to_owned()).or_default();
         counts.0 += (self.spans.len() - spans_before) as u64;
         counts.1 += (self.logs.len() - logs_before) as u64;
     }

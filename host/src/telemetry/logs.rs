@@ -6,7 +6,7 @@
 //! `duration_ms`, `status`, …). Guest fields never overwrite those.
 
 use crate::bindings::{Level, Value};
-use crate::report::{CallReport, LogSource};
+use crate::report::{CallReport, LogSource, WorkflowReport};
 use crate::telemetry::config::LogFormat;
 use serde_json::Value as Json;
 use std::fmt::Write as _;
@@ -153,6 +153,43 @@ pub fn call_logs(report: &CallReport, min: Level, out: &mut Vec<LogLine>) {
             fields,
         });
     }
+}
+
+/// Appends the log records of a workflow run: each call's, then `workflow_executed`.
+pub fn workflow_logs(report: &WorkflowReport, min: Level, out: &mut Vec<LogLine>) {
+    for call in &report.calls {
+        call_logs(call, min, out);
+    }
+    let level = if report.error.is_some() {
+        Level::Warn
+    } else {
+        Level::Info
+    };
+    if level_rank(level) < level_rank(min) {
+        return;
+    }
+    let mut fields = vec![
+        ("workflow_name".to_owned(), Json::String(report.workflow.clone())),
+        ("tenant".to_owned(), Json::String(report.tenant.clone())),
+        (
+            "duration_ms".to_owned(),
+            serde_json::Number::from_f64(report.wall.as_secs_f64() * 1e3).map_or(Json::Null, Json::Number),
+        ),
+        ("status".to_owned(), Json::String(report.status().into())),
+        ("calls".to_owned(), Json::from(report.calls.len())),
+    ];
+    if let Some(error) = &report.error {
+        fields.push(("error_type".into(), Json::String(error.error_type.clone())));
+        fields.push(("error".into(), Json::String(error.to_string())));
+    }
+    out.push(LogLine {
+        time: report.start + report.wall,
+        level,
+        event: "workflow_executed".into(),
+        correlation_id: Some(report.correlation_id.clone()),
+        trace: Some((report.ids.trace_id, report.ids.span_id, report.ids.sampled)),
+        fields,
+    });
 }
 
 impl LogLine {

@@ -551,7 +551,14 @@ impl Telemetry {
     /// Hands a finished top-level call to the exporters; never blocks.
     pub fn export(&self, report: &Arc<CallReport>) {
         if let Some(queue) = &self.inner.queue {
-            queue.offer(Arc::clone(report), &self.inner.metrics);
+            queue.offer(export::Exported::Call(Arc::clone(report)), &self.inner.metrics);
+        }
+    }
+
+    /// Hands a finished workflow run to the exporters; never blocks.
+    pub fn export_workflow(&self, report: &Arc<crate::report::WorkflowReport>) {
+        if let Some(queue) = &self.inner.queue {
+            queue.offer(export::Exported::Workflow(Arc::clone(report)), &self.inner.metrics);
         }
     }
 

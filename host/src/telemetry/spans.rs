@@ -6,7 +6,7 @@
 //! conversion runs on the export thread.
 
 use crate::bindings::Value;
-use crate::report::{CallReport, GuestSpanRecord};
+use crate::report::{CallReport, GuestSpanRecord, WorkflowReport};
 use opentelemetry::trace::{Event, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState};
 use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
@@ -111,7 +111,7 @@ pub fn report_spans(report: &CallReport, scopes: &Scopes, out: &mut Vec<SpanData
         }
     };
     let (parent, parent_is_remote) = match ids.parent_span_id {
-        Some(p) => (SpanId::from(p), report.nested_depth == 0),
+        Some(p) => (SpanId::from(p), report.remote_parent),
         None => (SpanId::INVALID, false),
     };
     out.push(SpanData {
@@ -184,6 +184,65 @@ fn guest_span(span: &GuestSpanRecord, context: SpanContext, call_end: SystemTime
             None => Status::Unset,
         },
         instrumentation_scope: scopes.guest.clone(),
+    }
+}
+
+/// Appends the spans of a workflow run: the root `workflow.<name>`, one per combinator
+/// step, and every primitive call under the step that made it.
+pub fn workflow_spans(report: &WorkflowReport, scopes: &Scopes, out: &mut Vec<SpanData>) {
+    let ids = report.ids;
+    let trace_id = TraceId::from(ids.trace_id);
+    let flags = if ids.sampled {
+        TraceFlags::SAMPLED
+    } else {
+        TraceFlags::default()
+    };
+    let state = TraceState::from_str(&report.tracestate).unwrap_or_default();
+    let context = |span_id: u64| SpanContext::new(trace_id, SpanId::from(span_id), flags, false, state.clone());
+    let end = report.start + report.wall;
+    let mut attributes = vec![
+        KeyValue::new("workflow.name", report.workflow.clone()),
+        KeyValue::new("correlation_id", report.correlation_id.clone()),
+        KeyValue::new("tenant.id", report.tenant.clone()),
+        KeyValue::new("workflow.steps_run", i64_of(report.spans.len() + report.calls.len())),
+    ];
+    let mut events = SpanEvents::default();
+    let status = match &report.error {
+        None => Status::Ok,
+        Some(error) => {
+            attributes.push(KeyValue::new("error.type", error.error_type.clone()));
+            events.events.push(Event::new(
+                "exception",
+                end,
+                vec![
+                    KeyValue::new("exception.type", error.error_type.clone()),
+                    KeyValue::new("exception.message", error.to_string()),
+                ],
+                0,
+            ));
+            Status::error(error.to_string())
+        }
+    };
+    out.push(SpanData {
+        span_context: context(ids.span_id),
+        parent_span_id: ids.parent_span_id.map_or(SpanId::INVALID, SpanId::from),
+        parent_span_is_remote: report.remote_parent,
+        span_kind: SpanKind::Server,
+        name: Cow::Owned(format!("workflow.{}", report.workflow)),
+        start_time: report.start,
+        end_time: end,
+        attributes,
+        dropped_attributes_count: 0,
+        events,
+        links: SpanLinks::default(),
+        status,
+        instrumentation_scope: scopes.host.clone(),
+    });
+    for span in &report.spans {
+        out.push(guest_span(span, context(span.span_id), end, scopes));
+    }
+    for call in &report.calls {
+        report_spans(call, scopes, out);
     }
 }
 

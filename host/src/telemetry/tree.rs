@@ -3,7 +3,7 @@
 //! emitted them, guest spans and `invoke`d calls nested under the host span of their call.
 
 use crate::cli::format_value;
-use crate::report::{CallReport, GuestLog, GuestSpanRecord};
+use crate::report::{CallReport, GuestLog, GuestSpanRecord, WorkflowReport};
 use crate::telemetry::logs::level_name;
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
@@ -31,6 +31,87 @@ pub fn render(report: &CallReport) -> String {
     let mut out = format!("trace {:032x}\n", report.ids.trace_id);
     call(report, "", "", &mut out);
     out
+}
+
+/// The tree of a workflow run: the root span, each combinator step with its decisions,
+/// and every call under the step that made it.
+pub fn render_workflow(report: &WorkflowReport) -> String {
+    let mut out = format!("trace {:032x}\n", report.ids.trace_id);
+    let status = match &report.error {
+        None => "ok".to_owned(),
+        Some(e) => format!(
+            "ERROR {}: {}",
+            e.error_type,
+            e.message.lines().next().unwrap_or_default()
+        ),
+    };
+    let _ = writeln!(
+        out,
+        "workflow.{}  {}  [{status}]  tenant={} span={:016x}",
+        report.workflow,
+        duration(report.wall),
+        report.tenant,
+        report.ids.span_id
+    );
+    workflow_children(report, report.ids.span_id, "", &mut out);
+    out
+}
+
+fn workflow_children(report: &WorkflowReport, parent: u64, prefix: &str, out: &mut String) {
+    enum Item<'a> {
+        Step(&'a GuestSpanRecord),
+        Call(&'a CallReport),
+    }
+    let mut items: Vec<(SystemTime, Item<'_>)> = report
+        .spans
+        .iter()
+        .filter(|s| s.parent_span_id == parent)
+        .map(|s| (s.start, Item::Step(s)))
+        .collect();
+    items.extend(
+        report
+            .calls
+            .iter()
+            .filter(|c| c.ids.parent_span_id == Some(parent))
+            .map(|c| (c.start, Item::Call(c))),
+    );
+    items.sort_by_key(|(start, _)| *start);
+    let count = items.len();
+    for (i, (_, item)) in items.into_iter().enumerate() {
+        let last = i + 1 == count;
+        let first = format!("{prefix}{}", if last { "└─ " } else { "├─ " });
+        let rest = format!("{prefix}{}", if last { "   " } else { "│  " });
+        match item {
+            Item::Call(call_report) => call(call_report, &first, &rest, out),
+            Item::Step(span) => {
+                let took = span
+                    .end
+                    .and_then(|e| e.duration_since(span.start).ok())
+                    .unwrap_or_default();
+                let status = match &span.error {
+                    Some(e) => format!("  [ERROR: {e}]"),
+                    None => String::new(),
+                };
+                let shown: Vec<(String, crate::bindings::Value)> = span
+                    .attributes
+                    .iter()
+                    .filter(|(k, _)| k != "workflow.step")
+                    .cloned()
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "{first}{}  {}{status}{}",
+                    span.name,
+                    duration(took),
+                    attributes(&shown, 8)
+                );
+                for event in &span.events {
+                    let _ = writeln!(out, "{rest}• event {}{}", event.name, attributes(&event.attributes, 6));
+                }
+                workflow_children(report, span.span_id, &rest, out);
+            }
+        }
+    }
 }
 
 fn duration(d: Duration) -> String {

@@ -86,6 +86,11 @@ pub struct Step {
     pub circuit_breaker: Option<CircuitBreaker>,
     /// Run steps in order; on a failure, undo the completed ones in reverse order.
     pub saga: Option<Saga>,
+    /// After this step succeeds, copy values of its JSON output (by JSON pointer) into the
+    /// context `data` of the steps after it: `set_data = { category = "/category" }`.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub set_data: BTreeMap<String, Spanned<String>>,
 }
 
 /// `parallel = { branches = [...] }` or `parallel = { named = { a = "...", b = "..." } }`.

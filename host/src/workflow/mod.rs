@@ -1,12 +1,17 @@
 //! Workflows: trees of combinators over guest primitives, described in a TOML file.
 //!
 //! [`definition`] is the file as written (lenient, so that [`validate`] can report every
-//! problem at once with its location); running a workflow comes next (issue 5).
+//! problem at once with its location); [`plan`] compiles a valid file against the loaded
+//! primitives, and [`run`] runs it, each combinator a span with its decisions on it.
 
 pub mod definition;
+pub mod plan;
+pub mod run;
 pub mod validate;
 
 pub use definition::WorkflowFile;
+pub use plan::{CompileError, Workflow};
+pub use run::{StepError, WorkflowOutcome};
 pub use validate::{Problem, parse, validate};
 
 /// The JSON Schema of the workflow file, as `workflows/workflow.schema.json` holds it.

@@ -355,6 +355,9 @@ fn check_step(c: &mut Checker<'_>, at: &str, step: &Spanned<Step>) {
             );
         }
     }
+    for (key, pointer) in &s.set_data {
+        c.pointer(&format!("{at}.set_data.{key}"), pointer);
+    }
     if let Some(saga) = &s.saga {
         need(c, !saga.steps.is_empty(), "saga.steps", "at least one step");
         for (step, undo) in &saga.compensate {
