@@ -357,7 +357,8 @@ async fn scrape(addr: std::net::SocketAddr) -> (String, String) {
     (head.to_owned(), body.to_owned())
 }
 
-fn promtool_check(text: &str) {
+/// Runs `promtool check metrics` on `text` (required in CI through `TTA_REQUIRE_PROMTOOL`).
+pub fn promtool_check(text: &str) {
     use std::io::Write as _;
     let child = std::process::Command::new("promtool")
         .args(["check", "metrics"])

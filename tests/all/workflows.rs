@@ -553,6 +553,7 @@ primitive = "json-validate"
         .collect();
     assert_eq!(events, ["circuit_breaker.half_open", "circuit_breaker.closed"]);
     assert_eq!(state(), Some(0.0));
+    crate::telemetry::promtool_check(&host.telemetry().metrics().render());
 }
 
 #[tokio::test]
@@ -702,5 +703,50 @@ async fn the_example_workflows_validate_and_run() {
         error.message.contains("card declined") && error.message.ends_with("compensated: reserve"),
         "{}",
         error.message
+    );
+}
+
+#[tokio::test]
+async fn flows_compose_in_rust_with_operators_and_run_like_files() {
+    use tta_host::workflow::builder::{primitive, router_by, saga};
+    let host = host().await;
+    let flow = router_by(
+        "/tier",
+        [("loud", primitive("uppercase")), ("quiet", primitive("echo"))],
+        Some("quiet"),
+    )
+    .named("route")
+        >> (primitive("word-count") | primitive("flaky").retry_with(3, 1, false).or(primitive("echo")));
+    let workflow = flow.compile("built", &host).expect("compiles");
+    // `quiet` echoes the whole input on, so the flaky branch sees `succeed_on`.
+    let outcome = run(&workflow, r#"{"tier":"quiet","text":"a b","succeed_on":2}"#).await;
+    let out = output(&outcome);
+    assert_eq!(out[0]["words"], 2);
+    assert_eq!(out[1], "succeeded on attempt 2");
+    assert_eq!(
+        attr(span(&outcome.report, "route"), "route_selected").as_deref(),
+        Some("quiet")
+    );
+    assert_eq!(outcome.report.workflow, "built");
+
+    // Problems in built flows are reported like file problems, by key path.
+    let error = (primitive("echo") >> primitive("nope"))
+        .compile("broken", &host)
+        .expect_err("unknown primitive");
+    assert!(error.to_string().contains("unknown primitive `nope`"), "{error}");
+
+    let order = saga([
+        (primitive("reserve-stock"), Some("release-stock")),
+        (primitive("charge-card"), Some("refund-card")),
+    ])
+    .compile("built-order", &host)
+    .expect("compiles");
+    let declined = run(&order, r#"{"sku":"b","qty":1,"amount":5000}"#).await;
+    assert!(
+        declined
+            .output
+            .expect_err("declined")
+            .message
+            .ends_with("compensated: reserve-stock-2")
     );
 }

@@ -4,6 +4,7 @@
 //! problem at once with its location); [`plan`] compiles a valid file against the loaded
 //! primitives, and [`run`] runs it, each combinator a span with its decisions on it.
 
+pub mod builder;
 pub mod definition;
 pub mod plan;
 pub mod run;
