@@ -543,12 +543,7 @@ async fn run(host: &Host, args: &RunArgs) -> anyhow::Result<u8> {
     }
     let code = match &outcome.output {
         Ok(output) => {
-            let mut stdout = std::io::stdout().lock();
-            stdout.write_all(output)?;
-            if stdout.is_terminal() && !output.ends_with(b"\n") {
-                stdout.write_all(b"\n")?;
-            }
-            stdout.flush()?;
+            write_output(output)?;
             exit::OK
         }
         Err(e) if json => {
@@ -579,6 +574,16 @@ async fn run(host: &Host, args: &RunArgs) -> anyhow::Result<u8> {
         eprint!("{}", host.telemetry().metrics().render());
     }
     Ok(code)
+}
+
+/// Writes a result to stdout, ending the line on a terminal.
+fn write_output(output: &[u8]) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(output)?;
+    if stdout.is_terminal() && !output.ends_with(b"\n") {
+        stdout.write_all(b"\n")?;
+    }
+    stdout.flush()
 }
 
 fn call_options(args: &RunArgs) -> CallOptions {
@@ -624,12 +629,7 @@ async fn run_workflow(host: &Host, args: &RunArgs, path: &Path, input: &[u8]) ->
     }
     let code = match &outcome.output {
         Ok(output) => {
-            let mut stdout = std::io::stdout().lock();
-            stdout.write_all(output)?;
-            if stdout.is_terminal() && !output.ends_with(b"\n") {
-                stdout.write_all(b"\n")?;
-            }
-            stdout.flush()?;
+            write_output(output)?;
             exit::OK
         }
         Err(e) => {

@@ -6,7 +6,7 @@
 //! conversion runs on the export thread.
 
 use crate::bindings::Value;
-use crate::report::{CallReport, GuestSpanRecord, WorkflowReport};
+use crate::report::{CallReport, GuestSpanRecord, SpanIds, WorkflowReport};
 use opentelemetry::trace::{Event, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState};
 use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
@@ -55,17 +55,22 @@ fn i64_of(n: impl TryInto<i64>) -> i64 {
     n.try_into().unwrap_or(i64::MAX)
 }
 
-/// Appends the spans of `report` and of its nested calls to `out`.
-pub fn report_spans(report: &CallReport, scopes: &Scopes, out: &mut Vec<SpanData>) {
-    let ids = report.ids;
+/// Makes the span contexts of one trace: same trace id, flags and tracestate.
+fn contexts(ids: &SpanIds, tracestate: &str) -> impl Fn(u64) -> SpanContext {
     let trace_id = TraceId::from(ids.trace_id);
     let flags = if ids.sampled {
         TraceFlags::SAMPLED
     } else {
         TraceFlags::default()
     };
-    let state = TraceState::from_str(&report.tracestate).unwrap_or_default();
-    let context = |span_id: u64| SpanContext::new(trace_id, SpanId::from(span_id), flags, false, state.clone());
+    let state = TraceState::from_str(tracestate).unwrap_or_default();
+    move |span_id| SpanContext::new(trace_id, SpanId::from(span_id), flags, false, state.clone())
+}
+
+/// Appends the spans of `report` and of its nested calls to `out`.
+pub fn report_spans(report: &CallReport, scopes: &Scopes, out: &mut Vec<SpanData>) {
+    let ids = report.ids;
+    let context = contexts(&ids, &report.tracestate);
     let start = report.start;
     let end = start + report.stats.wall;
     let stats = &report.stats;
@@ -191,14 +196,7 @@ fn guest_span(span: &GuestSpanRecord, context: SpanContext, call_end: SystemTime
 /// step, and every primitive call under the step that made it.
 pub fn workflow_spans(report: &WorkflowReport, scopes: &Scopes, out: &mut Vec<SpanData>) {
     let ids = report.ids;
-    let trace_id = TraceId::from(ids.trace_id);
-    let flags = if ids.sampled {
-        TraceFlags::SAMPLED
-    } else {
-        TraceFlags::default()
-    };
-    let state = TraceState::from_str(&report.tracestate).unwrap_or_default();
-    let context = |span_id: u64| SpanContext::new(trace_id, SpanId::from(span_id), flags, false, state.clone());
+    let context = contexts(&ids, &report.tracestate);
     let end = report.start + report.wall;
     let mut attributes = vec![
         KeyValue::new("workflow.name", report.workflow.clone()),

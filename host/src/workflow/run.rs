@@ -386,8 +386,14 @@ impl Run<'_> {
                     "route_decision_made",
                     vec![("route".into(), text(&route)), ("by".into(), text(how))],
                 );
-                let target = routes.get(&route).copied().unwrap_or(index);
-                self.step(target, input, scope).await
+                match routes.get(&route) {
+                    Some(&target) => self.step(target, input, scope).await,
+                    None => Err(StepError::new(
+                        name,
+                        "no_route",
+                        format!("route `{route}` has no target"),
+                    )),
+                }
             }
             Kind::Retry {
                 step,
