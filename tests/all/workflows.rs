@@ -279,6 +279,21 @@ primitive = "uppercase"
 }
 
 #[tokio::test]
+async fn a_timeout_step_is_the_deadline_guests_see() {
+    let host = host().await;
+    let wf = compile(
+        &host,
+        "name = \"deadline\"\n[steps.main]\ntimeout = { step = \"probe\", ms = 300 }\n[steps.probe]\nprimitive = \"context-probe\"\n",
+    );
+    let out = output(&run(&wf, "").await);
+    let deadline = out["deadline_ms"].as_u64().expect("deadline_ms");
+    assert!(
+        deadline <= 300 && deadline > 0,
+        "the guest sees the step's deadline: {deadline}"
+    );
+}
+
+#[tokio::test]
 async fn conditional_chooses_then_else_or_passes_the_input_through() {
     let host = host().await;
     let wf = compile(
