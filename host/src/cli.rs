@@ -3,13 +3,13 @@
 //! Output for people goes to stdout (the load table, a call's output); progress, guest
 //! logs, summaries and errors go to stderr. Exit codes say what kind of failure it was.
 
-use crate::bindings::{Level, Value};
+use crate::bindings::Level;
 use crate::config::HostConfig;
 use crate::error::{CallError, LoadError};
 use crate::host::{CallOptions, Host};
 use crate::plugin::Plugin;
 use crate::report::{CallReport, parse_traceparent};
-use crate::telemetry::{Exporter, LogFormat, OtlpProtocol, SamplerKind};
+use crate::telemetry::{Exporter, LogFormat, OtlpProtocol, SamplerKind, value_text};
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use std::io::{IsTerminal, Read, Write};
@@ -742,22 +742,12 @@ fn print_guest_logs(report: &CallReport, depth: usize) {
         };
         let mut line = format!("{indent}[{level}] {}: {}", report.primitive, log.message);
         for (k, v) in &log.fields {
-            line.push_str(&format!(" {k}={}", format_value(v)));
+            line.push_str(&format!(" {k}={}", value_text(v)));
         }
         eprintln!("{line}");
     }
     for nested in &report.nested {
         print_guest_logs(nested, depth + 1);
-    }
-}
-
-/// A telemetry value as text.
-pub fn format_value(value: &Value) -> String {
-    match value {
-        Value::Str(s) => s.clone(),
-        Value::Int(i) => i.to_string(),
-        Value::Float(f) => f.to_string(),
-        Value::Boolean(b) => b.to_string(),
     }
 }
 

@@ -225,19 +225,20 @@ impl LogLine {
         out
     }
 
+    /// Appends ` key=value` for each field, strings unquoted.
+    fn write_fields(&self, out: &mut String) {
+        for (k, v) in &self.fields {
+            let _ = match v {
+                Json::String(s) => write!(out, " {k}={s}"),
+                other => write!(out, " {k}={other}"),
+            };
+        }
+    }
+
     /// The record as one line for a person (no newline).
     pub fn to_pretty(&self) -> String {
         let mut out = format!("{} {:>5} {}", rfc3339(self.time), level_name(self.level), self.event);
-        for (k, v) in &self.fields {
-            match v {
-                Json::String(s) => {
-                    let _ = write!(out, " {k}={s}");
-                }
-                other => {
-                    let _ = write!(out, " {k}={other}");
-                }
-            }
-        }
+        self.write_fields(&mut out);
         if let Some(id) = &self.correlation_id {
             let _ = write!(out, " correlation_id={id}");
         }
@@ -389,16 +390,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for HostLogLayer {
             LogFormat::Json => line.to_json(&self.service),
             LogFormat::Pretty => {
                 let mut s = format!("{}: {}", level_name(level).to_ascii_lowercase(), line.event);
-                for (k, v) in &line.fields {
-                    match v {
-                        Json::String(v) => {
-                            let _ = write!(s, " {k}={v}");
-                        }
-                        v => {
-                            let _ = write!(s, " {k}={v}");
-                        }
-                    }
-                }
+                line.write_fields(&mut s);
                 s
             }
         };

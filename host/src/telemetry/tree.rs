@@ -2,7 +2,6 @@
 //! each span with its duration and key facts, events and log records under the span that
 //! emitted them, guest spans and `invoke`d calls nested under the host span of their call.
 
-use crate::cli::format_value;
 use crate::report::{CallReport, GuestLog, GuestSpanRecord, WorkflowReport};
 use crate::telemetry::logs::level_name;
 use std::fmt::Write as _;
@@ -84,30 +83,14 @@ fn workflow_children(report: &WorkflowReport, parent: u64, prefix: &str, out: &m
         match item {
             Item::Call(call_report) => call(call_report, &first, &rest, out),
             Item::Step(span) => {
-                let took = span
-                    .end
-                    .and_then(|e| e.duration_since(span.start).ok())
-                    .unwrap_or_default();
-                let status = match &span.error {
-                    Some(e) => format!("  [ERROR: {e}]"),
-                    None => String::new(),
-                };
+                // The step's name is the span's name already.
                 let shown: Vec<(String, crate::bindings::Value)> = span
                     .attributes
                     .iter()
                     .filter(|(k, _)| k != "workflow.step")
                     .cloned()
                     .collect();
-                let _ = writeln!(
-                    out,
-                    "{first}{}  {}{status}{}",
-                    span.name,
-                    duration(took),
-                    attributes(&shown, 8)
-                );
-                for event in &span.events {
-                    let _ = writeln!(out, "{rest}• event {}{}", event.name, attributes(&event.attributes, 6));
-                }
+                span_lines(span, &shown, &first, &rest, out);
                 workflow_children(report, span.span_id, &rest, out);
             }
         }
@@ -128,7 +111,7 @@ fn duration(d: Duration) -> String {
 fn attributes(list: &[(String, crate::bindings::Value)], max: usize) -> String {
     let mut out = String::new();
     for (k, v) in list.iter().take(max) {
-        let mut v = format_value(v);
+        let mut v = crate::telemetry::value_text(v);
         if v.chars().count() > 40 {
             v = v.chars().take(39).collect::<String>() + "…";
         }
@@ -138,6 +121,34 @@ fn attributes(list: &[(String, crate::bindings::Value)], max: usize) -> String {
         let _ = write!(out, " (+{} more)", list.len() - max);
     }
     out
+}
+
+/// A span's line (name, duration, status, `attributes`) and a line per event.
+fn span_lines(
+    span: &GuestSpanRecord,
+    shown: &[(String, crate::bindings::Value)],
+    first: &str,
+    rest: &str,
+    out: &mut String,
+) {
+    let took = span
+        .end
+        .and_then(|e| e.duration_since(span.start).ok())
+        .unwrap_or_default();
+    let status = match &span.error {
+        Some(e) => format!("  [ERROR: {e}]"),
+        None => String::new(),
+    };
+    let _ = writeln!(
+        out,
+        "{first}{}  {}{status}{}",
+        span.name,
+        duration(took),
+        attributes(shown, 8)
+    );
+    for event in &span.events {
+        let _ = writeln!(out, "{rest}• event {}{}", event.name, attributes(&event.attributes, 6));
+    }
 }
 
 fn call(report: &CallReport, first: &str, rest: &str, out: &mut String) {
@@ -204,24 +215,7 @@ fn children(report: &CallReport, parent: u64, host: bool, prefix: &str, out: &mu
                 );
             }
             Node::Guest(r, span) => {
-                let took = span
-                    .end
-                    .and_then(|e| e.duration_since(span.start).ok())
-                    .unwrap_or_default();
-                let status = match &span.error {
-                    Some(e) => format!("  [ERROR: {e}]"),
-                    None => String::new(),
-                };
-                let _ = writeln!(
-                    out,
-                    "{first}{}  {}{status}{}",
-                    span.name,
-                    duration(took),
-                    attributes(&span.attributes, 8)
-                );
-                for event in &span.events {
-                    let _ = writeln!(out, "{rest}• event {}{}", event.name, attributes(&event.attributes, 6));
-                }
+                span_lines(span, &span.attributes, &first, &rest, out);
                 children(r, span.span_id, false, &rest, out);
             }
         }

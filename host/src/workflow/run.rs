@@ -95,6 +95,8 @@ struct Run<'w> {
     trace_id: u128,
     sampled: bool,
     tracestate: String,
+    /// The tenant as a metric label (bounded), looked up once per run.
+    tenant_label: String,
     collected: Mutex<Collected>,
 }
 
@@ -173,6 +175,7 @@ impl Workflow {
             trace_id: invocation.ids.trace_id,
             sampled: invocation.ids.sampled,
             tracestate: invocation.tracestate.clone(),
+            tenant_label: tenant_label.clone(),
             collected: Mutex::new(Collected::default()),
         };
         let active = metrics.active_workflows.with_label_values(&[&tenant_label]);
@@ -235,9 +238,9 @@ impl Run<'_> {
             .push(span.record);
     }
 
-    fn labels(&self) -> (String, String) {
-        let metrics = self.wf.host.telemetry().metrics();
-        (self.wf.name.clone(), metrics.tenant_label(&self.tenant))
+    /// The `workflow_name` and `tenant` labels of this run's metrics.
+    fn labels(&self) -> (&str, &str) {
+        (&self.wf.name, &self.tenant_label)
     }
 
     /// Calls `plugin` on `input` as step `step` under `scope`.
@@ -375,11 +378,11 @@ impl Run<'_> {
                 let metrics = self.wf.host.telemetry().metrics();
                 metrics
                     .router_route_selected
-                    .with_label_values(&[&workflow, name, &route, &tenant])
+                    .with_label_values(&[workflow, name, route.as_str(), tenant])
                     .inc();
                 metrics
                     .router_decision_duration
-                    .with_label_values(&[&workflow, name, &tenant])
+                    .with_label_values(&[workflow, name, tenant])
                     .observe(decided.elapsed().as_secs_f64());
                 span.attr("route_selected", text(&route));
                 span.event(
@@ -423,7 +426,7 @@ impl Run<'_> {
                             .telemetry()
                             .metrics()
                             .retry_attempts
-                            .with_label_values(&[&workflow, name, &tenant])
+                            .with_label_values(&[workflow, name, tenant])
                             .inc();
                     }
                     let error = match result {
@@ -464,7 +467,7 @@ impl Run<'_> {
                                     .telemetry()
                                     .metrics()
                                     .fallback_used
-                                    .with_label_values(&[&workflow, used, &tenant])
+                                    .with_label_values(&[workflow, used.as_str(), tenant])
                                     .inc();
                             }
                             return Ok(done);
@@ -518,7 +521,7 @@ impl Run<'_> {
                         .telemetry()
                         .metrics()
                         .timeout_exceeded
-                        .with_label_values(&[&workflow, name, &tenant])
+                        .with_label_values(&[workflow, name, tenant])
                         .inc();
                     span.attr("timeout.exceeded", Value::Boolean(true));
                 }
@@ -554,15 +557,15 @@ impl Run<'_> {
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .get(&key, *ttl);
                 if let Some(output) = hit {
-                    metrics.cache_hit.with_label_values(&[&workflow, name, &tenant]).inc();
+                    metrics.cache_hit.with_label_values(&[workflow, name, tenant]).inc();
                     metrics
                         .cache_operation_duration
-                        .with_label_values(&[&workflow, name, "hit", &tenant])
+                        .with_label_values(&[workflow, name, "hit", tenant])
                         .observe(started.elapsed().as_secs_f64());
                     span.attr("cache.hit", Value::Boolean(true));
                     return Ok((output, scope.data));
                 }
-                metrics.cache_miss.with_label_values(&[&workflow, name, &tenant]).inc();
+                metrics.cache_miss.with_label_values(&[workflow, name, tenant]).inc();
                 span.attr("cache.hit", Value::Boolean(false));
                 let result = self.step(*step, input, scope).await;
                 if let Ok((output, _)) = &result {
@@ -570,18 +573,18 @@ impl Run<'_> {
                     let evicted = store.insert(key, output.clone());
                     metrics
                         .cache_size_bytes
-                        .with_label_values(&[&workflow, name])
+                        .with_label_values(&[workflow, name])
                         .set(i64::try_from(store.bytes()).unwrap_or(i64::MAX));
                     if evicted > 0 {
                         metrics
                             .cache_evictions
-                            .with_label_values(&[&workflow, name, &tenant])
+                            .with_label_values(&[workflow, name, tenant])
                             .inc_by(evicted);
                     }
                 }
                 metrics
                     .cache_operation_duration
-                    .with_label_values(&[&workflow, name, "miss", &tenant])
+                    .with_label_values(&[workflow, name, "miss", tenant])
                     .observe(started.elapsed().as_secs_f64());
                 result
             }
@@ -599,7 +602,7 @@ impl Run<'_> {
                     .telemetry()
                     .metrics()
                     .circuit_breaker_state
-                    .with_label_values(&[&workflow, name]);
+                    .with_label_values(&[workflow, name]);
                 let trial = {
                     let mut s = state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                     if s.phase == BreakerPhase::Open && s.opened_at.is_some_and(|at| at.elapsed() >= *cooldown) {
@@ -704,7 +707,7 @@ impl Run<'_> {
                                     .telemetry()
                                     .metrics()
                                     .compensations
-                                    .with_label_values(&[&workflow, step_name, &tenant])
+                                    .with_label_values(&[workflow, step_name.as_str(), tenant])
                                     .inc();
                                 undone.push(format!(
                                     "{step_name}{}",
