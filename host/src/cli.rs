@@ -146,6 +146,49 @@ pub enum Command {
     /// have targets, and no step may run itself. Exits 7 if any file is invalid.
     #[command(after_help = EXIT_CODES_HELP)]
     Validate(ValidateArgs),
+    /// Serve the HTTP API: tenants run primitives and workflows, upload components; `/metrics`,
+    /// `/healthz`, `/readyz`.
+    ///
+    /// Tenants, quotas and directories come from the config file (`[server]`, `[[tenants]]`;
+    /// see the README). Plugins and workflows are reloaded when their files change. SIGTERM
+    /// or Ctrl-C stops accepting, lets in-flight requests finish, and flushes telemetry.
+    #[command(after_help = SERVE_HELP)]
+    Serve(ServeArgs),
+    /// Make a new API key and print it with the SHA-256 that goes in the config.
+    ///
+    /// The key is shown once: give it to the tenant; put only `api_key_sha256` in `tta.toml`.
+    Keygen(KeygenArgs),
+}
+
+const SERVE_HELP: &str = "Exit codes: 0 stopped cleanly (or --check found nothing wrong), 1 the config is invalid \
+or the listener cannot bind, 3 --check: a plugin is rejected, 7 --check: a workflow is invalid.";
+
+/// `tta-host serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Validate the config, the plugins and the workflows, report every problem, and exit.
+    #[arg(long)]
+    pub check: bool,
+    /// Listen on this address instead of `server.listen`.
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Shared primitives directory instead of `server.plugins_dir`.
+    #[arg(long)]
+    pub plugins_dir: Option<PathBuf>,
+    /// Workflows directory instead of `server.workflows_dir`.
+    #[arg(long)]
+    pub workflows_dir: Option<PathBuf>,
+    /// Uploads directory instead of `server.uploads_dir`.
+    #[arg(long)]
+    pub uploads_dir: Option<PathBuf>,
+}
+
+/// `tta-host keygen`.
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Print the SHA-256 of this existing key instead of making a new one.
+    #[arg(long)]
+    pub hash: Option<String>,
 }
 
 /// `tta-host validate`.
@@ -322,7 +365,11 @@ fn host_config(cli: &Cli) -> anyhow::Result<HostConfig> {
         t.traces.sampler_arg = ratio;
     }
     // `load` and `run` end at once: nothing could scrape them unless asked for explicitly.
-    if matches!(cli.command, Command::Load(_) | Command::Run(_) | Command::Validate(_)) {
+    if matches!(
+        cli.command,
+        Command::Load(_) | Command::Run(_) | Command::Validate(_) | Command::Keygen(_)
+    ) || matches!(&cli.command, Command::Serve(args) if args.check)
+    {
         t.metrics.listen = None;
     }
     if let Some(addr) = a.metrics_addr {
@@ -344,6 +391,25 @@ fn host_config(cli: &Cli) -> anyhow::Result<HostConfig> {
     {
         t.logs.exporters.push(Exporter::Console);
     }
+    if let Command::Serve(args) = &cli.command {
+        let s = &mut config.server;
+        if let Some(listen) = args.listen {
+            s.listen = listen;
+        }
+        for (flag, slot) in [
+            (&args.plugins_dir, &mut s.plugins_dir),
+            (&args.workflows_dir, &mut s.workflows_dir),
+            (&args.uploads_dir, &mut s.uploads_dir),
+        ] {
+            if let Some(dir) = flag {
+                *slot = Some(dir.clone());
+            }
+        }
+        // `serve --check` reports every problem itself.
+        if args.check {
+            return Ok(config);
+        }
+    }
     config.validate()?;
     Ok(config)
 }
@@ -354,7 +420,67 @@ async fn run_command(cli: Cli, config: HostConfig, telemetry: crate::telemetry::
         Command::Load(args) => load(&host, &args).await,
         Command::Run(args) => run(&host, &args).await,
         Command::Validate(args) => validate(&host, &args).await,
+        Command::Serve(args) => serve(host, &args).await,
+        Command::Keygen(args) => {
+            match args.hash {
+                Some(key) => println!("{}", crate::tenant::hash_key(&key)),
+                None => {
+                    let key = crate::tenant::generate_key();
+                    println!("key:            {key}");
+                    println!("api_key_sha256: {}", crate::tenant::hash_key(&key));
+                }
+            }
+            Ok(exit::OK)
+        }
     }
+}
+
+/// `tta-host serve`: checks the config (all problems at once), binds, serves until a
+/// signal, drains.
+async fn serve(host: Host, args: &ServeArgs) -> anyhow::Result<u8> {
+    let problems = crate::server::check(host.config());
+    for problem in &problems {
+        eprintln!("error: config: {problem}");
+    }
+    if args.check {
+        let (rejected, invalid) = crate::server::check_files(&host).await;
+        let code = if !problems.is_empty() {
+            exit::HOST
+        } else if rejected > 0 {
+            exit::LOAD
+        } else if invalid > 0 {
+            exit::INVALID_WORKFLOW
+        } else {
+            exit::OK
+        };
+        if code == exit::OK {
+            eprintln!("config OK: {} tenant(s)", host.config().tenants.len());
+        }
+        return Ok(code);
+    }
+    if !problems.is_empty() {
+        eprintln!(
+            "error: {} problem(s) in the config; `tta-host serve --check` lists them without starting",
+            problems.len()
+        );
+        return Ok(exit::HOST);
+    }
+    let listen = host.config().server.listen;
+    let server = crate::server::Server::bind(host.clone())
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = server.local_addr()?;
+    tracing::info!(%addr, tenants = host.config().tenants.len(), primitives = host.registry().names().len(), "serving the HTTP API");
+    eprintln!("tta-host serving on http://{addr}");
+    let drained = server.run(crate::server::shutdown_signal()).await;
+    let flushed = tokio::task::spawn_blocking(move || host.telemetry().flush(Duration::from_secs(5)))
+        .await
+        .unwrap_or(false);
+    if !flushed {
+        tracing::warn!("telemetry was not fully flushed within 5 s");
+    }
+    tracing::info!(drained, "stopped");
+    Ok(exit::OK)
 }
 
 async fn validate(host: &Host, args: &ValidateArgs) -> anyhow::Result<u8> {
@@ -593,6 +719,7 @@ fn call_options(args: &RunArgs) -> CallOptions {
         traceparent: args.traceparent.clone(),
         tracestate: args.tracestate.clone(),
         data: args.data.clone(),
+        ..CallOptions::default()
     }
 }
 

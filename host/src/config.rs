@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Per-call limits: what one guest call may consume before the host stops it.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Fuel (roughly, wasm instructions) one call may burn, nested `invoke` calls included.
@@ -80,6 +80,10 @@ pub struct HostConfig {
     pub epoch_tick_ms: u64,
     /// Observability: exporters, sampling, metrics endpoint, log format.
     pub telemetry: crate::telemetry::ObservabilityConfig,
+    /// `tta-host serve`: listener, directories, upload and shutdown bounds.
+    pub server: crate::server::ServerConfig,
+    /// The tenants `serve` authenticates, with their access and quotas (`[[tenants]]`).
+    pub tenants: Vec<crate::tenant::TenantConfig>,
 }
 
 impl Default for HostConfig {
@@ -90,6 +94,8 @@ impl Default for HostConfig {
             max_instances: 128,
             epoch_tick_ms: 5,
             telemetry: crate::telemetry::ObservabilityConfig::default(),
+            server: crate::server::ServerConfig::default(),
+            tenants: Vec::new(),
         }
     }
 }
@@ -133,10 +139,21 @@ impl HostConfig {
             path: path.to_owned(),
             source,
         })?;
-        let config: HostConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        let mut config: HostConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
             message: e.to_string(),
         })?;
+        // Directories in the file are relative to the file, wherever the host is started.
+        let base = path.parent().unwrap_or(Path::new(""));
+        let s = &mut config.server;
+        for dir in [&mut s.plugins_dir, &mut s.workflows_dir, &mut s.uploads_dir]
+            .into_iter()
+            .flatten()
+        {
+            if dir.is_relative() {
+                *dir = base.join(&*dir);
+            }
+        }
         config.validate()?;
         Ok(config)
     }

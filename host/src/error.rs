@@ -89,7 +89,22 @@ pub enum LoadError {
 }
 
 impl LoadError {
-    /// The file this error is about.
+    /// A short, stable name of the kind of rejection, for APIs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LoadError::NotFound { .. } => "not_found",
+            LoadError::Io { .. } => "io",
+            LoadError::NotWasm { .. } => "not_wasm",
+            LoadError::Truncated { .. } => "truncated",
+            LoadError::CoreModule { .. } => "core_module",
+            LoadError::Invalid { .. } => "invalid_component",
+            LoadError::WrongWorld { .. } => "wrong_world",
+            LoadError::Describe { .. } => "describe_failed",
+            LoadError::Duplicate { .. } => "duplicate_name",
+        }
+    }
+
+    /// The file the error is about.
     pub fn path(&self) -> &std::path::Path {
         match self {
             LoadError::NotFound { path }

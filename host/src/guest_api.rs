@@ -218,8 +218,9 @@ impl invoke::Host for CallState {
         if self.invocation.depth + 1 > limit {
             return Ok(Err(CallError::InvokeDepth { limit }.to_guest_error().into()));
         }
-        let Some(plugin) = self.shared.registry.load().get(&primitive) else {
-            let available = self.shared.registry.load().names();
+        let registry = self.shared.registry.load();
+        let Some(plugin) = registry.resolve(self.invocation.access.as_deref(), &primitive) else {
+            let available = registry.visible_names(self.invocation.access.as_deref());
             return Ok(Err(CallError::UnknownPrimitive {
                 name: primitive,
                 available,
@@ -244,6 +245,8 @@ impl invoke::Host for CallState {
             fuel: self.fuel_at_host_entry,
             depth: parent.depth + 1,
             remote_parent: false,
+            limits: parent.limits,
+            access: parent.access.clone(),
         };
         let shared = Arc::clone(&self.shared);
         let (result, report) = Box::pin(sandbox::execute(&shared, &plugin, child, &input)).await;

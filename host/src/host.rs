@@ -5,13 +5,14 @@
 
 use crate::bindings::PrimitivePlugin;
 use crate::cache::ArtifactCache;
-use crate::config::HostConfig;
+use crate::config::{HostConfig, Limits};
 use crate::engine::{EpochTicker, build_engine};
 use crate::error::{CallError, LoadError};
 use crate::plugin::{self, Plugin, Registry};
 use crate::report::{CallReport, parse_traceparent};
 use crate::sandbox::{self, CallState, Invocation};
 use crate::telemetry::Telemetry;
+use crate::tenant::Access;
 use arc_swap::ArcSwap;
 use std::path::Path;
 use std::sync::Arc;
@@ -38,6 +39,8 @@ pub(crate) struct Shared {
     pub(crate) linker: Linker<CallState>,
     pub(crate) config: HostConfig,
     pub(crate) registry: ArcSwap<Registry>,
+    /// Serializes changes to the registry; readers never take it.
+    registry_writer: std::sync::Mutex<()>,
     pub(crate) cache: Option<ArtifactCache>,
     pub(crate) telemetry: Telemetry,
     _ticker: EpochTicker,
@@ -56,6 +59,11 @@ pub struct CallOptions {
     pub tracestate: Option<String>,
     /// Workflow data for the guest's context.
     pub data: Vec<(String, String)>,
+    /// Limits for this call instead of the host's (a tenant's quotas).
+    pub limits: Option<Limits>,
+    /// What the caller may reach: its own and its allowed shared primitives. `None` is the
+    /// operator, who reaches every shared primitive.
+    pub access: Option<Arc<Access>>,
 }
 
 /// The result of one call and its report.
@@ -113,6 +121,7 @@ impl Host {
                 linker,
                 config,
                 registry: ArcSwap::from_pointee(Registry::default()),
+                registry_writer: std::sync::Mutex::new(()),
                 cache,
                 telemetry,
                 _ticker: ticker,
@@ -146,12 +155,29 @@ impl Host {
         plugin::load(&self.shared, path).await.map(Arc::new)
     }
 
+    /// Validates and compiles `bytes` as if they were the file at `path`, without registering
+    /// them: how uploads are checked before they are written.
+    pub async fn inspect_bytes(&self, path: &Path, bytes: Vec<u8>) -> Result<Arc<Plugin>, LoadError> {
+        plugin::from_bytes(&self.shared, path, bytes).await.map(Arc::new)
+    }
+
     /// Registers a loaded plugin under its name.
     pub fn register(&self, plugin: Arc<Plugin>) -> Result<(), LoadError> {
+        self.update_registry(|registry| registry.insert(plugin))
+    }
+
+    /// Changes the registry: `change` edits a copy, which replaces it atomically unless
+    /// `change` fails. Calls in flight keep the plugins they started with.
+    pub fn update_registry<R, E>(&self, change: impl FnOnce(&mut Registry) -> Result<R, E>) -> Result<R, E> {
+        let _writer = self
+            .shared
+            .registry_writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut registry = Registry::clone(&self.shared.registry.load());
-        registry.insert(plugin)?;
+        let result = change(&mut registry)?;
         self.shared.registry.store(Arc::new(registry));
-        Ok(())
+        Ok(result)
     }
 
     /// A snapshot of the loaded primitives.
@@ -161,12 +187,13 @@ impl Host {
 
     /// Calls the loaded primitive `name` once on `input`.
     pub async fn call(&self, name: &str, input: &[u8], options: CallOptions) -> CallOutcome {
-        match self.shared.registry.load().get(name) {
+        let registry = self.shared.registry.load();
+        match registry.resolve(options.access.as_deref(), name) {
             Some(plugin) => self.call_plugin(&plugin, input, options).await,
             None => {
                 let error = CallError::UnknownPrimitive {
                     name: name.to_owned(),
-                    available: self.shared.registry.load().names(),
+                    available: registry.visible_names(options.access.as_deref()),
                 };
                 let invocation = self.invocation(options);
                 let mut report = CallReport::new(name, "", &invocation);
@@ -222,7 +249,9 @@ impl Host {
                     None
                 }
             });
-        let mut invocation = Invocation::root(&self.shared.config.limits, correlation_id, tenant, parent);
+        let limits = options.limits.as_ref().unwrap_or(&self.shared.config.limits);
+        let mut invocation = Invocation::root(limits, correlation_id, tenant, parent);
+        invocation.access = options.access;
         invocation.ids.sampled = self
             .shared
             .telemetry

@@ -16,8 +16,10 @@ pub mod host;
 pub mod plugin;
 pub mod report;
 pub mod sandbox;
+pub mod server;
 pub mod stdio;
 pub mod telemetry;
+pub mod tenant;
 pub mod workflow;
 
 pub use config::{HostConfig, Limits};

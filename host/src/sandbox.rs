@@ -12,6 +12,7 @@ use crate::host::Shared;
 use crate::plugin::Plugin;
 use crate::report::{CallReport, CallStats, GuestLog, LogSource, SpanIds};
 use crate::stdio::CapturedOutput;
+use crate::tenant::Access;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use wasmtime::component::ResourceTable;
@@ -41,6 +42,10 @@ pub struct Invocation {
     pub depth: u32,
     /// Whether the parent span is in another process (an incoming `traceparent`).
     pub remote_parent: bool,
+    /// The limits the call runs under: the host's, or its tenant's quotas.
+    pub limits: Limits,
+    /// What the tenant may reach through `invoke`; `None` is the operator (everything shared).
+    pub access: Option<Arc<Access>>,
 }
 
 impl Invocation {
@@ -72,6 +77,8 @@ impl Invocation {
             fuel: limits.fuel,
             depth: 0,
             remote_parent: parent.is_some(),
+            limits: *limits,
+            access: None,
         }
     }
 }
@@ -175,7 +182,7 @@ impl CallState {
     }
 
     pub(crate) fn limits(&self) -> &Limits {
-        &self.shared.config.limits
+        &self.invocation.limits
     }
 }
 
@@ -198,7 +205,7 @@ pub(crate) async fn execute_unmetered(
     invocation: Invocation,
     input: &[u8],
 ) -> (Result<Vec<u8>, CallError>, CallReport) {
-    let limits = &shared.config.limits;
+    let limits = invocation.limits;
     let report = CallReport::new(&plugin.metadata.name, &plugin.metadata.version, &invocation);
     if input.len() > limits.max_input_bytes {
         let err = CallError::InputTooLarge {
@@ -302,7 +309,7 @@ fn new_store(
     report: CallReport,
     charge_nested: bool,
 ) -> Result<Store<CallState>, (CallError, CallReport)> {
-    let limits = &shared.config.limits;
+    let limits = invocation.limits;
     let stdout = CapturedOutput::new(limits.max_stdio_bytes);
     let stderr = CapturedOutput::new(limits.max_stdio_bytes);
     let wasi = WasiCtxBuilder::new()
@@ -317,7 +324,7 @@ fn new_store(
         invocation,
         wasi,
         table: ResourceTable::new(),
-        limiter: MemoryLimiter::new(limits),
+        limiter: MemoryLimiter::new(&limits),
         stdout,
         stderr,
         report,
@@ -389,7 +396,7 @@ fn finish(
     }
     state.open_spans.clear();
     let host_span = state.invocation.ids.span_id;
-    let max_logs = state.shared.config.limits.max_log_records;
+    let max_logs = state.invocation.limits.max_log_records;
     for (capture, source, level) in [
         (&state.stdout, LogSource::Stdout, Level::Info),
         (&state.stderr, LogSource::Stderr, Level::Warn),

@@ -97,6 +97,20 @@ pub struct Metrics {
     pub circuit_breaker_state: IntGaugeVec,
     /// `compensations_total{workflow_name,step,tenant}`.
     pub compensations: IntCounterVec,
+    /// `http_server_requests_total{route,method,status,tenant}` (serve mode).
+    pub http_requests: IntCounterVec,
+    /// `http_server_request_duration_seconds{route,method,tenant}`.
+    pub http_duration: HistogramVec,
+    /// `http_server_active_requests`.
+    pub http_active: IntGaugeVec,
+    /// `http_server_rejected_total{reason,tenant}`: refused before any work (auth, quota, overload).
+    pub http_rejected: IntCounterVec,
+    /// `http_client_requests_total{primitive_name,host,status,tenant}`: guests' outgoing HTTP.
+    pub http_client_requests: IntCounterVec,
+    /// `http_client_duration_seconds{primitive_name,host,tenant}`.
+    pub http_client_duration: HistogramVec,
+    /// `plugin_reloads_total{kind,result}`: hot reloads and uploads of primitives and workflows.
+    pub plugin_reloads: IntCounterVec,
     primitives: ArcSwap<HashMap<Box<str>, Arc<PrimitiveMetrics>>>,
     tenants: Mutex<HashSet<String>>,
     guest: Mutex<GuestState>,
@@ -350,6 +364,49 @@ impl Metrics {
                 "compensations_total",
                 "Saga compensations run, by the step they undo.",
                 &["workflow_name", "step", "tenant"],
+            ),
+            http_requests: counter(
+                &r,
+                "http_server_requests_total",
+                "HTTP API requests by route template, method, status code and tenant (`anonymous` before authentication).",
+                &["route", "method", "status", "tenant"],
+            ),
+            http_duration: histogram(
+                &r,
+                "http_server_request_duration_seconds",
+                "Wall time of HTTP API requests, body read and response included.",
+                &["route", "method", "tenant"],
+                DURATION_BUCKETS,
+            ),
+            http_active: gauge(
+                "http_server_active_requests",
+                "HTTP API requests being served now.",
+                &[],
+            ),
+            http_rejected: counter(
+                &r,
+                "http_server_rejected_total",
+                "HTTP API requests refused before any work: unauthorized, rate_limited, concurrency_limited, overloaded, payload_too_large.",
+                &["reason", "tenant"],
+            ),
+            http_client_requests: counter(
+                &r,
+                "http_client_requests_total",
+                "Outgoing HTTP requests of guests (wasi:http) by allowlisted host and status (`denied`, `error` when none).",
+                &["primitive_name", "host", "status", "tenant"],
+            ),
+            http_client_duration: histogram(
+                &r,
+                "http_client_duration_seconds",
+                "Wall time of guests' outgoing HTTP requests, until the response head.",
+                &["primitive_name", "host", "tenant"],
+                DURATION_BUCKETS,
+            ),
+            plugin_reloads: counter(
+                &r,
+                "plugin_reloads_total",
+                "Primitives and workflows (re)loaded from their directories or uploaded, by result.",
+                &["kind", "result"],
             ),
             registry: r,
             primitives: ArcSwap::default(),

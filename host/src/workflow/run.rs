@@ -4,12 +4,14 @@
 //! depth costs heap, not stack.
 
 use crate::bindings::Value;
+use crate::config::Limits;
 use crate::error::CallError;
 use crate::guest_api::new_span_id;
 use crate::host::CallOptions;
 use crate::plugin::Plugin;
 use crate::report::{CallReport, GuestSpanRecord, SpanEvent, SpanIds, WorkflowReport};
 use crate::sandbox::{self, Invocation};
+use crate::tenant::Access;
 use crate::workflow::definition::Comparison;
 use crate::workflow::plan::{BreakerPhase, Kind, RouteBy, Workflow};
 use futures_util::future::BoxFuture;
@@ -97,6 +99,8 @@ struct Run<'w> {
     tracestate: String,
     /// The tenant as a metric label (bounded), looked up once per run.
     tenant_label: String,
+    limits: Limits,
+    access: Option<Arc<Access>>,
     collected: Mutex<Collected>,
 }
 
@@ -176,6 +180,8 @@ impl Workflow {
             sampled: invocation.ids.sampled,
             tracestate: invocation.tracestate.clone(),
             tenant_label: tenant_label.clone(),
+            limits: invocation.limits,
+            access: invocation.access.clone(),
             collected: Mutex::new(Collected::default()),
         };
         let active = metrics.active_workflows.with_label_values(&[&tenant_label]);
@@ -246,7 +252,7 @@ impl Run<'_> {
     /// Calls `plugin` on `input` as step `step` under `scope`.
     async fn call(&self, step: &str, plugin: &Arc<Plugin>, input: &[u8], scope: &Scope) -> Result<Vec<u8>, StepError> {
         let shared = self.wf.host.shared();
-        let limits = &shared.config.limits;
+        let limits = &self.limits;
         let now = Instant::now();
         let deadline = match scope.deadline {
             Some(d) => d.min(now + limits.timeout()),
@@ -268,6 +274,8 @@ impl Run<'_> {
             fuel: limits.fuel,
             depth: 0,
             remote_parent: false,
+            limits: *limits,
+            access: self.access.clone(),
         };
         let (result, report) = sandbox::execute(shared, plugin, invocation, input).await;
         self.collected

@@ -1,0 +1,635 @@
+//! The routes of the HTTP API and what each does before any guest runs: authenticate,
+//! admit against the tenant's quotas and the host's capacity, find what the tenant may see,
+//! bound the body — in that order, so a refused request costs almost nothing.
+//!
+//! Another tenant's primitive or workflow answers 404, exactly like one that does not
+//! exist. The tenant of a call comes from its key, never from the request.
+
+use super::problem::Problem;
+use super::{App, reload};
+use crate::host::CallOptions;
+use crate::plugin::Plugin;
+use crate::report::parse_traceparent;
+use crate::tenant::{Permit, Refusal, Tenant};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{MatchedPath, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use tokio::sync::OwnedSemaphorePermit;
+
+/// The API's routes.
+pub fn router(app: Arc<App>) -> Router {
+    let mut router = Router::new()
+        .route("/v1/primitives", get(list_primitives))
+        .route("/v1/primitives/{name}", put(upload).delete(remove))
+        .route("/v1/primitives/{name}/execute", post(execute))
+        .route("/v1/workflows", get(list_workflows))
+        .route("/v1/workflows/{name}/run", post(run_workflow))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz));
+    if app.config.metrics {
+        router = router.route("/metrics", get(metrics));
+    }
+    router
+        .fallback(not_found_route)
+        .layer(axum::middleware::from_fn_with_state(Arc::clone(&app), access_log))
+        .with_state(app)
+}
+
+/// The ids of one request: its correlation id and the trace it belongs to.
+#[derive(Debug, Clone)]
+struct RequestIds {
+    correlation_id: String,
+    traceparent: Option<String>,
+    tracestate: Option<String>,
+    /// The caller's trace id, or a new one when it sent none (for problems before any call).
+    trace_id: u128,
+}
+
+impl RequestIds {
+    fn from_headers(headers: &HeaderMap) -> Self {
+        let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let correlation_id = text("x-correlation-id")
+            .filter(|id| valid_correlation_id(id))
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let traceparent = text("traceparent");
+        let trace_id = traceparent
+            .as_deref()
+            .and_then(|t| parse_traceparent(t).ok())
+            .map_or_else(rand::random, |(trace, _, _)| trace);
+        RequestIds {
+            correlation_id,
+            traceparent,
+            tracestate: text("tracestate"),
+            trace_id,
+        }
+    }
+
+    fn problem(&self, problem: Problem) -> Response {
+        let mut response = problem
+            .with_ids(&self.correlation_id, &format!("{:032x}", self.trace_id))
+            .into_response();
+        self.stamp(&mut response);
+        response
+    }
+
+    fn stamp(&self, response: &mut Response) {
+        if let Ok(value) = HeaderValue::from_str(&self.correlation_id) {
+            response.headers_mut().insert("x-correlation-id", value);
+        }
+    }
+
+    fn options(&self, tenant: &Tenant) -> CallOptions {
+        CallOptions {
+            correlation_id: Some(self.correlation_id.clone()),
+            tenant: Some(tenant.id.clone()),
+            traceparent: self.traceparent.clone(),
+            tracestate: self.tracestate.clone(),
+            data: Vec::new(),
+            limits: Some(tenant.limits),
+            access: Some(Arc::clone(&tenant.access)),
+        }
+    }
+}
+
+/// A caller's correlation id is kept if it is short printable ASCII; otherwise a new one is made.
+fn valid_correlation_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// The tenant of a request, recorded for the access log and metrics.
+#[derive(Clone)]
+struct TenantId(String);
+
+/// A request admitted to run: its tenant and the slots it holds until the response is done.
+struct Admitted {
+    tenant: Arc<Tenant>,
+    _quota: Permit,
+    _capacity: OwnedSemaphorePermit,
+}
+
+/// Authenticates a request: the tenant its bearer key belongs to, or 401.
+fn authenticate(app: &App, headers: &HeaderMap, ids: &RequestIds) -> Result<Arc<Tenant>, Response> {
+    let unauthorized = |detail: &str| {
+        app.host
+            .telemetry()
+            .metrics()
+            .http_rejected
+            .with_label_values(&["unauthorized", "anonymous"])
+            .inc();
+        let mut response = ids.problem(Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail));
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        response
+    };
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(unauthorized(
+            "missing `Authorization: Bearer <key>` header; ask the operator for an API key",
+        ));
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim);
+    match key.and_then(|key| app.tenants.authenticate(key)) {
+        Some(tenant) => Ok(tenant),
+        None => Err(unauthorized("the API key is not valid")),
+    }
+}
+
+/// Authenticates and admits a request that will run guest code.
+fn admit(app: &Arc<App>, headers: &HeaderMap, ids: &RequestIds) -> Result<Admitted, Response> {
+    let tenant = authenticate(app, headers, ids)?;
+    let metrics = app.host.telemetry().metrics();
+    let reject = |reason: &str| {
+        metrics
+            .http_rejected
+            .with_label_values(&[reason, &metrics.tenant_label(&tenant.id)])
+            .inc();
+    };
+    let quota = match tenant.admit() {
+        Ok(permit) => permit,
+        Err(refusal) => {
+            let (kind, retry_after) = match refusal {
+                Refusal::RateLimited { retry_after, .. } => ("rate_limited", retry_after),
+                Refusal::TooManyInFlight { .. } => ("concurrency_limited", Duration::from_secs(1)),
+            };
+            reject(kind);
+            let detail = format!("{refusal}; retry after the time in `Retry-After`, or ask for a higher quota");
+            return Err(with_tenant(
+                ids.problem(Problem::new(StatusCode::TOO_MANY_REQUESTS, kind, detail).retry_after(retry_after)),
+                &tenant,
+            ));
+        }
+    };
+    let Ok(capacity) = Arc::clone(&app.in_flight).try_acquire_owned() else {
+        reject("overloaded");
+        let detail = format!(
+            "the host is serving its maximum of {} requests; retry shortly",
+            app.max_in_flight
+        );
+        return Err(with_tenant(
+            ids.problem(
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", detail).retry_after(Duration::from_secs(1)),
+            ),
+            &tenant,
+        ));
+    };
+    Ok(Admitted {
+        tenant,
+        _quota: quota,
+        _capacity: capacity,
+    })
+}
+
+fn with_tenant(mut response: Response, tenant: &Tenant) -> Response {
+    response.extensions_mut().insert(TenantId(tenant.id.clone()));
+    response
+}
+
+/// Reads the body, refusing it by its declared length before reading and by its actual
+/// length while reading.
+async fn read_body(body: Body, headers: &HeaderMap, limit: usize, what: &str) -> Result<Vec<u8>, Problem> {
+    let too_large = |size: String| {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("{what} is {size} bytes, over this tenant's limit of {limit}; send less or ask for a higher quota"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(length) = declared
+        && length > limit as u64
+    {
+        return Err(too_large(length.to_string()));
+    }
+    match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => Ok(bytes.to_vec()),
+        Err(_) => Err(too_large("more than that".to_owned())),
+    }
+}
+
+fn not_found(what: &str, name: &str) -> Problem {
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no {what} named `{name}`; `GET /v1/{what}s` lists the ones this key may use"),
+    )
+}
+
+async fn execute(State(app): State<Arc<App>>, Path(name): Path<String>, headers: HeaderMap, body: Body) -> Response {
+    let ids = RequestIds::from_headers(&headers);
+    let admitted = match admit(&app, &headers, &ids) {
+        Ok(admitted) => admitted,
+        Err(response) => return response,
+    };
+    let tenant = &admitted.tenant;
+    let Some(plugin) = app.host.registry().resolve(Some(&tenant.access), &name) else {
+        return with_tenant(ids.problem(not_found("primitive", &name)), tenant);
+    };
+    let input = match read_body(body, &headers, tenant.max_request_bytes, "the input").await {
+        Ok(input) => input,
+        Err(problem) => return with_tenant(ids.problem(problem), tenant),
+    };
+    let outcome = app.host.call_plugin(&plugin, &input, ids.options(tenant)).await;
+    let report = &outcome.report;
+    let mut response = match outcome.output {
+        Ok(output) => {
+            let mut response = output_response(output);
+            let h = response.headers_mut();
+            h.insert("x-tta-fuel-consumed", HeaderValue::from(report.stats.fuel_consumed));
+            h.insert(
+                "server-timing",
+                header_value(&format!(
+                    "instantiate;dur={:.3}, total;dur={:.3}",
+                    report.stats.instantiate.as_secs_f64() * 1e3,
+                    report.stats.wall.as_secs_f64() * 1e3
+                )),
+            );
+            response
+        }
+        Err(error) => Problem::from_call(&error)
+            .with_ids(&report.correlation_id, &format!("{:032x}", report.ids.trace_id))
+            .into_response(),
+    };
+    ids.stamp(&mut response);
+    response
+        .headers_mut()
+        .insert("traceparent", header_value(&report.ids.traceparent()));
+    with_tenant(response, tenant)
+}
+
+async fn run_workflow(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let ids = RequestIds::from_headers(&headers);
+    let admitted = match admit(&app, &headers, &ids) {
+        Ok(admitted) => admitted,
+        Err(response) => return response,
+    };
+    let tenant = &admitted.tenant;
+    let loaded = app.workflows.load().get(&name).cloned();
+    let Some(loaded) = loaded.filter(|_| tenant.access.may_run(&name)) else {
+        return with_tenant(ids.problem(not_found("workflow", &name)), tenant);
+    };
+    let input = match read_body(body, &headers, tenant.max_request_bytes, "the input").await {
+        Ok(input) => input,
+        Err(problem) => return with_tenant(ids.problem(problem), tenant),
+    };
+    let outcome = loaded.workflow.run(&input, ids.options(tenant)).await;
+    let report = &outcome.report;
+    let trace_id = format!("{:032x}", report.ids.trace_id);
+    let mut response = match outcome.output {
+        Ok(output) if output.len() > tenant.max_response_bytes => Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "payload_too_large",
+            format!(
+                "the workflow's output is {} bytes, over this tenant's limit of {}",
+                output.len(),
+                tenant.max_response_bytes
+            ),
+        )
+        .with_ids(&report.correlation_id, &trace_id)
+        .into_response(),
+        Ok(output) => output_response(output),
+        Err(error) => Problem::from_step(&error)
+            .with_ids(&report.correlation_id, &trace_id)
+            .into_response(),
+    };
+    ids.stamp(&mut response);
+    response
+        .headers_mut()
+        .insert("traceparent", header_value(&report.ids.traceparent()));
+    with_tenant(response, tenant)
+}
+
+/// A guest's output: JSON when it parses as JSON, bytes otherwise.
+fn output_response(output: Vec<u8>) -> Response {
+    let content_type = if serde_json::from_slice::<serde::de::IgnoredAny>(&output).is_ok() {
+        "application/json"
+    } else {
+        "application/octet-stream"
+    };
+    ([(header::CONTENT_TYPE, content_type)], output).into_response()
+}
+
+fn header_value(text: &str) -> HeaderValue {
+    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+fn plugin_json(plugin: &Plugin, owned: bool) -> serde_json::Value {
+    json!({
+        "name": plugin.metadata.name,
+        "version": plugin.metadata.version,
+        "description": plugin.metadata.description,
+        "language": plugin.language,
+        "size": plugin.size,
+        "digest": plugin.digest,
+        "owner": if owned { "tenant" } else { "shared" },
+    })
+}
+
+async fn list_primitives(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let ids = RequestIds::from_headers(&headers);
+    let tenant = match authenticate(&app, &headers, &ids) {
+        Ok(tenant) => tenant,
+        Err(response) => return response,
+    };
+    let registry = app.host.registry();
+    let list: Vec<serde_json::Value> = registry
+        .visible(Some(&tenant.access))
+        .iter()
+        .map(|p| {
+            let owned = registry
+                .owned(&tenant.id, &p.metadata.name)
+                .is_some_and(|own| Arc::ptr_eq(&own, p));
+            plugin_json(p, owned)
+        })
+        .collect();
+    let mut response = axum::Json(json!({ "primitives": list })).into_response();
+    ids.stamp(&mut response);
+    with_tenant(response, &tenant)
+}
+
+async fn list_workflows(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let ids = RequestIds::from_headers(&headers);
+    let tenant = match authenticate(&app, &headers, &ids) {
+        Ok(tenant) => tenant,
+        Err(response) => return response,
+    };
+    let list: Vec<serde_json::Value> = app
+        .workflows
+        .load()
+        .iter()
+        .filter(|(name, _)| tenant.access.may_run(name))
+        .map(|(name, w)| json!({ "name": name, "description": w.description }))
+        .collect();
+    let mut response = axum::Json(json!({ "workflows": list })).into_response();
+    ids.stamp(&mut response);
+    with_tenant(response, &tenant)
+}
+
+/// Checks that the tenant may manage its uploads here; the uploads directory if so.
+fn uploads_root(app: &App, tenant: &Tenant) -> Result<std::path::PathBuf, Problem> {
+    if !tenant.uploads {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "uploads_forbidden",
+            "this tenant may not upload primitives; the operator can set `uploads = true` on it",
+        ));
+    }
+    app.config.uploads_dir.clone().ok_or_else(|| {
+        Problem::new(
+            StatusCode::FORBIDDEN,
+            "uploads_disabled",
+            "uploads are off on this host; the operator can set `server.uploads_dir`",
+        )
+    })
+}
+
+fn valid_primitive_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.'))
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+}
+
+async fn upload(State(app): State<Arc<App>>, Path(name): Path<String>, headers: HeaderMap, body: Body) -> Response {
+    let ids = RequestIds::from_headers(&headers);
+    let tenant = match authenticate(&app, &headers, &ids) {
+        Ok(tenant) => tenant,
+        Err(response) => return response,
+    };
+    let result = store_upload(&app, &tenant, &name, &headers, body).await;
+    let mut response = match result {
+        Ok((status, body)) => (status, axum::Json(body)).into_response(),
+        Err(problem) => problem
+            .with_ids(&ids.correlation_id, &format!("{:032x}", ids.trace_id))
+            .into_response(),
+    };
+    ids.stamp(&mut response);
+    with_tenant(response, &tenant)
+}
+
+async fn store_upload(
+    app: &Arc<App>,
+    tenant: &Tenant,
+    name: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, serde_json::Value), Problem> {
+    let root = uploads_root(app, tenant)?;
+    if !valid_primitive_name(name) {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_name",
+            format!("`{name}` is not a primitive name: use 1 to 64 characters of a-z, 0-9, '-', '_', '.'"),
+        ));
+    }
+    let bytes = read_body(body, headers, app.config.max_upload_bytes, "the component").await?;
+    let path = reload::upload_path(&root, &tenant.id, name);
+    let timeout = Duration::from_millis(app.config.compile_timeout_ms);
+    let busy = || {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "compile_timeout",
+            format!(
+                "the component was not validated and compiled within {} ms; retry, or ask the operator to raise `server.compile_timeout_ms`",
+                timeout.as_millis()
+            ),
+        )
+        .retry_after(Duration::from_secs(5))
+    };
+    // The compile runs in its own task holding a worker slot, so a timed-out compile still
+    // counts against the bound until it really ends.
+    let started = Instant::now();
+    let compile = {
+        let slots = Arc::clone(&app.compile);
+        let host = app.host.clone();
+        let path = path.clone();
+        let bytes = bytes.clone();
+        tokio::spawn(async move {
+            let _slot = slots.acquire_owned().await;
+            host.inspect_bytes(&path, bytes).await
+        })
+    };
+    let plugin = match tokio::time::timeout(timeout, compile).await {
+        Err(_) => return Err(busy()),
+        Ok(Err(join)) => {
+            return Err(Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("validation failed unexpectedly: {join}"),
+            ));
+        }
+        Ok(Ok(Err(e))) => {
+            return Err(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, e.kind(), e.to_string()));
+        }
+        Ok(Ok(Ok(plugin))) => plugin,
+    };
+    if plugin.metadata.name != name {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "name_mismatch",
+            format!(
+                "the component describes itself as `{}` but was uploaded as `{name}`; upload it to /v1/primitives/{}",
+                plugin.metadata.name, plugin.metadata.name
+            ),
+        ));
+    }
+    reload::write_atomically(&path, &bytes).map_err(|e| {
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "storage",
+            format!("cannot store the component: {e}"),
+        )
+    })?;
+    let replaced = app
+        .host
+        .update_registry(|r| {
+            let previous = r.owned(&tenant.id, name);
+            r.insert_owned(&tenant.id, Arc::clone(&plugin));
+            Ok::<_, std::convert::Infallible>(previous)
+        })
+        .unwrap_or(None)
+        .is_some();
+    app.host
+        .telemetry()
+        .metrics()
+        .plugin_reloads
+        .with_label_values(&["upload", "loaded"])
+        .inc();
+    tracing::info!(tenant = %tenant.id, primitive = %name, digest = %plugin.digest, replaced, "primitive uploaded");
+    let mut body = plugin_json(&plugin, true);
+    body["compile_ms"] = json!(started.elapsed().as_secs_f64() * 1e3);
+    let status = if replaced { StatusCode::OK } else { StatusCode::CREATED };
+    Ok((status, body))
+}
+
+async fn remove(State(app): State<Arc<App>>, Path(name): Path<String>, headers: HeaderMap) -> Response {
+    let ids = RequestIds::from_headers(&headers);
+    let tenant = match authenticate(&app, &headers, &ids) {
+        Ok(tenant) => tenant,
+        Err(response) => return response,
+    };
+    let result = (|| {
+        let root = uploads_root(&app, &tenant)?;
+        let removed = app
+            .host
+            .update_registry(|r| Ok::<_, std::convert::Infallible>(r.remove_owned(&tenant.id, &name)))
+            .unwrap_or(None);
+        if removed.is_none() {
+            return Err(not_found("primitive", &name));
+        }
+        let path = reload::upload_path(&root, &tenant.id, &name);
+        if let Err(e) = std::fs::remove_file(&path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::error!(file = %path.display(), "cannot delete a removed upload: {e}");
+        }
+        tracing::info!(tenant = %tenant.id, primitive = %name, "primitive deleted");
+        Ok(())
+    })();
+    let mut response = match result {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(problem) => problem
+            .with_ids(&ids.correlation_id, &format!("{:032x}", ids.trace_id))
+            .into_response(),
+    };
+    ids.stamp(&mut response);
+    with_tenant(response, &tenant)
+}
+
+async fn readyz(State(app): State<Arc<App>>) -> Response {
+    if app.ready.load(Ordering::Acquire) {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+    }
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        app.host.telemetry().metrics().render(),
+    )
+        .into_response()
+}
+
+async fn not_found_route(headers: HeaderMap, method: Method, uri: axum::http::Uri) -> Response {
+    let ids = RequestIds::from_headers(&headers);
+    ids.problem(Problem::new(
+        StatusCode::NOT_FOUND,
+        "no_route",
+        format!(
+            "no route {method} {}; the API is POST /v1/primitives/{{name}}/execute, POST /v1/workflows/{{name}}/run, GET /v1/primitives, GET /v1/workflows, PUT|DELETE /v1/primitives/{{name}}",
+            uri.path()
+        ),
+    ))
+}
+
+/// Logs one line per request and records the HTTP metrics.
+async fn access_log(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let path = request.uri().path().to_owned();
+    let metrics = app.host.telemetry().metrics();
+    let active = metrics.http_active.with_label_values(&[] as &[&str]);
+    active.inc();
+    let response = next.run(request).await;
+    active.dec();
+    let elapsed = started.elapsed();
+    let tenant = response
+        .extensions()
+        .get::<TenantId>()
+        .map_or_else(|| "anonymous".to_owned(), |t| metrics.tenant_label(&t.0));
+    let status = response.status().as_u16();
+    metrics
+        .http_requests
+        .with_label_values(&[&route, method.as_str(), &status.to_string(), &tenant])
+        .inc();
+    metrics
+        .http_duration
+        .with_label_values(&[&route, method.as_str(), &tenant])
+        .observe(elapsed.as_secs_f64());
+    if route != "/healthz" && route != "/readyz" && route != "/metrics" {
+        let headers = response.headers();
+        let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let trace = parse_traceparent(text("traceparent")).ok();
+        tracing::info!(
+            correlation_id = text("x-correlation-id"),
+            trace_id = trace.map(|(t, _, _)| format!("{t:032x}")).unwrap_or_default(),
+            span_id = trace.map(|(_, s, _)| format!("{s:016x}")).unwrap_or_default(),
+            method = method.as_str(),
+            path = %path,
+            route = %route,
+            status,
+            tenant = %tenant,
+            duration_ms = elapsed.as_secs_f64() * 1e3,
+            "http_request"
+        );
+    }
+    response
+}

@@ -1,0 +1,311 @@
+//! `tta-host serve`: the HTTP API that runs tenants' primitives and workflows.
+//!
+//! One listener (hyper HTTP/1 with a header-read timeout, so slow clients cannot hold
+//! workers), an axum router ([`api`]), the directories watched for plugins and workflows
+//! ([`reload`]), and graceful shutdown: stop accepting, let in-flight requests finish within
+//! a bound, flush telemetry. Nothing queues without bound: a tenant over its quota gets 429,
+//! a host out of capacity gets 503.
+
+pub mod api;
+pub mod problem;
+pub mod reload;
+
+use crate::host::Host;
+use crate::tenant::{Tenants, check_tenants};
+use crate::workflow::Workflow;
+use arc_swap::ArcSwap;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// The `[server]` section of the config.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Where the HTTP API listens.
+    pub listen: SocketAddr,
+    /// Shared primitives (`*.wasm`), loaded at start and reloaded when files change.
+    pub plugins_dir: Option<PathBuf>,
+    /// Workflows (`*.toml`), loaded at start and reloaded when files change.
+    pub workflows_dir: Option<PathBuf>,
+    /// Where tenants' uploads are kept (`<dir>/<tenant>/<name>.wasm`); uploads are off without it.
+    pub uploads_dir: Option<PathBuf>,
+    /// How often the directories are checked for changes, in milliseconds; 0 turns reload off.
+    pub reload_interval_ms: u64,
+    /// Requests served at once across all tenants; more get 503. Default: `max_instances`.
+    pub max_in_flight: Option<u32>,
+    /// Largest component upload, in bytes.
+    pub max_upload_bytes: usize,
+    /// Uploads compiled at once; more wait up to `compile_timeout_ms`.
+    pub compile_workers: u32,
+    /// Longest an upload may take to validate and compile, in milliseconds.
+    pub compile_timeout_ms: u64,
+    /// How long in-flight requests may take to finish after a shutdown signal, in milliseconds.
+    pub shutdown_grace_ms: u64,
+    /// How long a client may take to send its request headers, in milliseconds.
+    pub header_timeout_ms: u64,
+    /// Also serve `/metrics` on the API listener (unauthenticated, like the metrics port).
+    pub metrics: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            plugins_dir: None,
+            workflows_dir: None,
+            uploads_dir: None,
+            reload_interval_ms: 1_000,
+            max_in_flight: None,
+            max_upload_bytes: 64 << 20,
+            compile_workers: 1,
+            compile_timeout_ms: 60_000,
+            shutdown_grace_ms: 10_000,
+            header_timeout_ms: 10_000,
+            metrics: false,
+        }
+    }
+}
+
+/// Every problem with a config for `serve`, each naming its key; empty when it can serve.
+pub fn check(config: &crate::HostConfig) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Err(e) = config.validate() {
+        problems.push(e.to_string());
+    }
+    let s = &config.server;
+    for (key, dir) in [
+        ("server.plugins_dir", &s.plugins_dir),
+        ("server.workflows_dir", &s.workflows_dir),
+    ] {
+        if let Some(dir) = dir
+            && !dir.is_dir()
+        {
+            problems.push(format!("{key}: {} is not a directory", dir.display()));
+        }
+    }
+    if let Some(dir) = &s.uploads_dir
+        && dir.exists()
+        && !dir.is_dir()
+    {
+        problems.push(format!(
+            "server.uploads_dir: {} exists and is not a directory",
+            dir.display()
+        ));
+    }
+    let positive: [(&str, u64); 5] = [
+        ("server.max_upload_bytes", s.max_upload_bytes as u64),
+        ("server.compile_workers", u64::from(s.compile_workers)),
+        ("server.compile_timeout_ms", s.compile_timeout_ms),
+        ("server.header_timeout_ms", s.header_timeout_ms),
+        ("server.max_in_flight", s.max_in_flight.map_or(1, u64::from)),
+    ];
+    for (key, value) in positive {
+        if value == 0 {
+            problems.push(format!("{key} must be greater than 0"));
+        }
+    }
+    if config.tenants.is_empty() {
+        problems.push(
+            "no [[tenants]]: every request would be refused; declare at least one tenant with an api_key_sha256 (`tta-host keygen`)"
+                .to_owned(),
+        );
+    }
+    problems.extend(check_tenants(&config.tenants, &config.limits));
+    problems
+}
+
+/// Loads every plugin and compiles every workflow of the configured directories, reporting
+/// each failure on stderr; returns how many plugins were rejected and workflows invalid.
+pub async fn check_files(host: &Host) -> (usize, usize) {
+    let server = &host.config().server;
+    let mut rejected = 0;
+    if let Some(dir) = &server.plugins_dir {
+        for path in reload::list(dir, "wasm").into_keys() {
+            match host.inspect(&path).await {
+                Ok(plugin) => {
+                    if let Err(e) = host.register(plugin) {
+                        eprintln!("error: plugin: {e}");
+                        rejected += 1;
+                    }
+                }
+                Err(e) => {
+                    eprintln!("error: plugin: {e}");
+                    rejected += 1;
+                }
+            }
+        }
+    }
+    let mut invalid = 0;
+    if let Some(dir) = &server.workflows_dir {
+        for path in reload::list(dir, "toml").into_keys() {
+            let text = match std::fs::read_to_string(&path) {
+                Ok(text) => text,
+                Err(e) => {
+                    eprintln!("error: {}: {e}", path.display());
+                    invalid += 1;
+                    continue;
+                }
+            };
+            let compiled = crate::workflow::parse(&text).and_then(|file| {
+                Workflow::compile(&file, &text, host).map_err(|crate::workflow::CompileError::Invalid(p)| p)
+            });
+            if let Err(problems) = compiled {
+                invalid += 1;
+                for p in problems {
+                    eprintln!(
+                        "{}:{}:{}: error: {}: {}",
+                        path.display(),
+                        p.line,
+                        p.column,
+                        p.path,
+                        p.message
+                    );
+                }
+            }
+        }
+    }
+    (rejected, invalid)
+}
+
+/// A workflow the server can run, with what `GET /v1/workflows` shows of it.
+pub struct LoadedWorkflow {
+    /// The compiled workflow.
+    pub workflow: Arc<Workflow>,
+    /// Its description.
+    pub description: String,
+    /// Its file.
+    pub path: PathBuf,
+}
+
+/// Everything the handlers share.
+pub struct App {
+    pub(crate) host: Host,
+    pub(crate) tenants: Tenants,
+    pub(crate) config: ServerConfig,
+    pub(crate) workflows: ArcSwap<BTreeMap<String, Arc<LoadedWorkflow>>>,
+    pub(crate) in_flight: Arc<Semaphore>,
+    pub(crate) max_in_flight: u32,
+    pub(crate) compile: Arc<Semaphore>,
+    pub(crate) ready: AtomicBool,
+    pub(crate) reloader: tokio::sync::Mutex<reload::Watcher>,
+}
+
+/// A running server.
+pub struct Server {
+    app: Arc<App>,
+    listener: tokio::net::TcpListener,
+}
+
+impl Server {
+    /// Binds the listener and loads the directories and uploads (reporting every file that
+    /// fails); call [`Server::run`] to serve.
+    pub async fn bind(host: Host) -> std::io::Result<Self> {
+        let config = host.config().server.clone();
+        let tenants = Tenants::new(&host.config().tenants, &host.config().limits);
+        let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        let max_in_flight = config.max_in_flight.unwrap_or(host.config().max_instances);
+        let app = Arc::new(App {
+            tenants,
+            in_flight: Arc::new(Semaphore::new(max_in_flight as usize)),
+            max_in_flight,
+            compile: Arc::new(Semaphore::new(config.compile_workers as usize)),
+            workflows: ArcSwap::default(),
+            ready: AtomicBool::new(false),
+            reloader: tokio::sync::Mutex::new(reload::Watcher::new(&config)),
+            config,
+            host,
+        });
+        reload::load_uploads(&app).await;
+        app.reloader.lock().await.scan(&app, true).await;
+        app.ready.store(true, Ordering::Release);
+        Ok(Server { app, listener })
+    }
+
+    /// The address the API listens on.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes, then drains: in-flight requests get
+    /// `server.shutdown_grace_ms` to finish. Returns whether they all did.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> bool {
+        let Server { app, listener } = self;
+        let router = api::router(Arc::clone(&app));
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let header_timeout = Duration::from_millis(app.config.header_timeout_ms);
+        let reload = reload::spawn(Arc::clone(&app));
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let (stream, _peer) = match accepted {
+                        Ok(accepted) => accepted,
+                        Err(e) => {
+                            // Out of file descriptors, say: back off instead of spinning.
+                            tracing::warn!(error = %e, "cannot accept a connection");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let service = hyper_util::service::TowerToHyperService::new(router.clone());
+                    let connection = hyper::server::conn::http1::Builder::new()
+                        .timer(hyper_util::rt::TokioTimer::new())
+                        .header_read_timeout(header_timeout)
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                    let connection = graceful.watch(connection);
+                    tokio::spawn(async move {
+                        let _ = connection.await;
+                    });
+                }
+                () = &mut shutdown => break,
+            }
+        }
+        app.ready.store(false, Ordering::Release);
+        drop(listener);
+        if let Some(reload) = reload {
+            reload.abort();
+        }
+        let grace = Duration::from_millis(app.config.shutdown_grace_ms);
+        tracing::info!(
+            grace_ms = app.config.shutdown_grace_ms,
+            "shutting down: finishing in-flight requests"
+        );
+        let drained = tokio::time::timeout(grace, graceful.shutdown()).await.is_ok();
+        if !drained {
+            tracing::warn!(
+                grace_ms = app.config.shutdown_grace_ms,
+                "in-flight requests did not finish within the grace period; closing them"
+            );
+        }
+        drained
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,257 @@
+//! Keeping what the server runs in step with its directories, and tenants' uploads on disk.
+//!
+//! The plugin and workflow directories are polled (portable, and cheap: one `stat` per file
+//! per interval). A new or changed file is loaded beside the running version and swapped
+//! in only when it is valid; a broken file is reported and the old version keeps serving.
+//! Calls in flight finish on the plugin they started with (each holds its `Arc`).
+//!
+//! Uploads are written to a temporary file, synced, and renamed into place, so a host
+//! killed mid-upload restarts with the old or the new component, never half of one.
+
+use super::{App, LoadedWorkflow};
+use crate::workflow::{Workflow, parse};
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+type Fingerprint = (u64, SystemTime);
+
+/// What the last scan saw of each watched file.
+pub struct Watcher {
+    plugins_dir: Option<PathBuf>,
+    workflows_dir: Option<PathBuf>,
+    plugins: HashMap<PathBuf, Fingerprint>,
+    workflows: HashMap<PathBuf, Fingerprint>,
+}
+
+impl Watcher {
+    pub(crate) fn new(config: &super::ServerConfig) -> Self {
+        Watcher {
+            plugins_dir: config.plugins_dir.clone(),
+            workflows_dir: config.workflows_dir.clone(),
+            plugins: HashMap::new(),
+            workflows: HashMap::new(),
+        }
+    }
+
+    /// Loads what changed since the last scan; `initial` reports progress for the first.
+    pub(crate) async fn scan(&mut self, app: &App, initial: bool) {
+        let mut plugins_changed = false;
+        if let Some(dir) = self.plugins_dir.clone() {
+            let now = list(&dir, "wasm");
+            let removed: Vec<PathBuf> = self.plugins.keys().filter(|p| !now.contains_key(*p)).cloned().collect();
+            for path in removed {
+                self.plugins.remove(&path);
+                let names = app
+                    .host
+                    .update_registry(|r| Ok::<_, std::convert::Infallible>(r.remove_path(&path)))
+                    .unwrap_or_default();
+                for name in names {
+                    tracing::info!(primitive = %name, path = %path.display(), "primitive removed: its file is gone");
+                    reload_metric(app, "primitive", "removed");
+                }
+                plugins_changed = true;
+            }
+            let changed: Vec<(PathBuf, Fingerprint)> = now
+                .into_iter()
+                .filter(|(path, fp)| self.plugins.get(path) != Some(fp))
+                .collect();
+            let total = changed.len();
+            for (i, (path, fingerprint)) in changed.into_iter().enumerate() {
+                if initial {
+                    tracing::info!(file = %path.display(), "loading plugin {}/{total}", i + 1);
+                }
+                self.plugins.insert(path.clone(), fingerprint);
+                plugins_changed |= load_shared(app, &path).await;
+            }
+        }
+        if let Some(dir) = self.workflows_dir.clone() {
+            let now = list(&dir, "toml");
+            if plugins_changed || now != self.workflows.iter().map(|(p, f)| (p.clone(), *f)).collect() {
+                self.workflows = now.iter().map(|(p, f)| (p.clone(), *f)).collect();
+                compile_workflows(app, now.keys());
+            }
+        }
+    }
+}
+
+/// Loads `path` and swaps it in; a failure is reported and changes nothing.
+async fn load_shared(app: &App, path: &Path) -> bool {
+    let plugin = match app.host.inspect(path).await {
+        Ok(plugin) => plugin,
+        Err(e) => {
+            tracing::error!(file = %path.display(), error_type = e.kind(), "{e}; the previous version (if any) keeps serving");
+            reload_metric(app, "primitive", "rejected");
+            return false;
+        }
+    };
+    let name = plugin.metadata.name.clone();
+    let digest = plugin.digest.clone();
+    let swapped = app.host.update_registry(|r| {
+        let previous = r.remove_path(path);
+        match r.insert(Arc::clone(&plugin)) {
+            Ok(()) => Ok(previous),
+            Err(e) => Err(e),
+        }
+    });
+    match swapped {
+        Ok(previous) => {
+            let verb = if previous.is_empty() { "loaded" } else { "reloaded" };
+            tracing::info!(primitive = %name, file = %path.display(), digest = %&digest[..12], "primitive {verb}");
+            reload_metric(app, "primitive", "loaded");
+            true
+        }
+        Err(e) => {
+            tracing::error!(file = %path.display(), error_type = e.kind(), "{e}");
+            reload_metric(app, "primitive", "rejected");
+            false
+        }
+    }
+}
+
+/// Compiles every workflow file; one that fails keeps its previous version.
+fn compile_workflows<'a>(app: &App, paths: impl Iterator<Item = &'a PathBuf>) {
+    let previous = app.workflows.load_full();
+    let mut next: BTreeMap<String, Arc<LoadedWorkflow>> = BTreeMap::new();
+    for path in paths {
+        let keep_previous = |next: &mut BTreeMap<String, Arc<LoadedWorkflow>>| {
+            for (name, old) in previous.iter() {
+                if &old.path == path {
+                    next.insert(name.clone(), Arc::clone(old));
+                }
+            }
+        };
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) => {
+                tracing::error!(file = %path.display(), "cannot read workflow: {e}");
+                keep_previous(&mut next);
+                continue;
+            }
+        };
+        let compiled = parse(&text).and_then(|file| {
+            Workflow::compile(&file, &text, &app.host)
+                .map(|w| (w, file.description.clone()))
+                .map_err(|crate::workflow::CompileError::Invalid(p)| p)
+        });
+        match compiled {
+            Ok((workflow, description)) => {
+                let name = workflow.name().to_owned();
+                if let Some(other) = next.get(&name) {
+                    tracing::error!(
+                        file = %path.display(),
+                        "workflow `{name}` is also defined in {}; rename one", other.path.display()
+                    );
+                    reload_metric(app, "workflow", "rejected");
+                    continue;
+                }
+                next.insert(
+                    name,
+                    Arc::new(LoadedWorkflow {
+                        workflow: Arc::new(workflow),
+                        description,
+                        path: path.clone(),
+                    }),
+                );
+                reload_metric(app, "workflow", "loaded");
+            }
+            Err(problems) => {
+                for p in &problems {
+                    tracing::error!(file = %path.display(), "{}:{}: {}: {}", p.line, p.column, p.path, p.message);
+                }
+                reload_metric(app, "workflow", "rejected");
+                keep_previous(&mut next);
+            }
+        }
+    }
+    app.workflows.store(Arc::new(next));
+}
+
+fn reload_metric(app: &App, kind: &str, result: &str) {
+    app.host
+        .telemetry()
+        .metrics()
+        .plugin_reloads
+        .with_label_values(&[kind, result])
+        .inc();
+}
+
+/// The files with `extension` in `dir`, with their size and modification time.
+pub(crate) fn list(dir: &Path, extension: &str) -> BTreeMap<PathBuf, Fingerprint> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return BTreeMap::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == extension))
+        .filter_map(|p| {
+            let meta = std::fs::metadata(&p).ok()?;
+            meta.is_file()
+                .then(|| (p, (meta.len(), meta.modified().unwrap_or(SystemTime::UNIX_EPOCH))))
+        })
+        .collect()
+}
+
+/// Starts the periodic rescan, unless reload is off.
+pub(crate) fn spawn(app: Arc<App>) -> Option<tokio::task::JoinHandle<()>> {
+    let interval = app.config.reload_interval_ms;
+    if interval == 0 || (app.config.plugins_dir.is_none() && app.config.workflows_dir.is_none()) {
+        return None;
+    }
+    Some(tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(Duration::from_millis(interval));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await;
+        loop {
+            ticker.tick().await;
+            app.reloader.lock().await.scan(&app, false).await;
+        }
+    }))
+}
+
+/// Loads every tenant's stored uploads; a file for an unknown tenant or a broken one is reported.
+pub(crate) async fn load_uploads(app: &App) {
+    let Some(root) = &app.config.uploads_dir else {
+        return;
+    };
+    for tenant in app.tenants.iter() {
+        let dir = root.join(&tenant.id);
+        for path in list(&dir, "wasm").into_keys() {
+            match app.host.inspect(&path).await {
+                Ok(plugin) => {
+                    tracing::info!(tenant = %tenant.id, primitive = %plugin.metadata.name, "upload restored");
+                    let _ = app.host.update_registry(|r| {
+                        r.insert_owned(&tenant.id, plugin);
+                        Ok::<_, std::convert::Infallible>(())
+                    });
+                }
+                Err(e) => tracing::error!(tenant = %tenant.id, error_type = e.kind(), "stored upload not loaded: {e}"),
+            }
+        }
+    }
+}
+
+/// Where the tenant's upload `name` is kept.
+pub(crate) fn upload_path(root: &Path, tenant: &str, name: &str) -> PathBuf {
+    root.join(tenant).join(format!("{name}.wasm"))
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same directory, synced,
+/// renamed over `path`, and the directory synced so the rename survives a crash.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut file = tempfile::Builder::new()
+        .prefix(".upload-")
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    file.write_all(bytes)?;
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|e| e.error)?;
+    #[cfg(unix)]
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}

@@ -1,0 +1,519 @@
+//! Tenants: who may call, with which key, what they may reach, and the quotas that fence
+//! them in.
+//!
+//! Keys are never stored: the config holds the SHA-256 of each key, a request's bearer key
+//! is hashed and compared with every stored hash in constant time. What a tenant may reach
+//! is an [`Access`], carried by each of its calls down to nested `invoke`s, so a guest can
+//! never reach past its tenant. Quotas are checked before any work starts: a token bucket
+//! for calls per second and a counter of calls in flight, neither of which queues.
+
+use crate::config::Limits;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+use subtle::ConstantTimeEq;
+
+/// One tenant as the config file declares it (`[[tenants]]`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    /// The tenant id: `tenant` on every span and metric of its calls. Lowercase letters,
+    /// digits, `-` and `_`, at most 64 characters.
+    pub id: String,
+    /// SHA-256 (hex) of each API key the tenant authenticates with (`tta-host keygen`).
+    #[serde(default)]
+    pub api_key_sha256: Vec<String>,
+    /// Shared primitives the tenant may call: names, `prefix*`, or `*`. Its own uploads are
+    /// always callable. Nothing by default.
+    #[serde(default)]
+    pub primitives: Vec<String>,
+    /// Workflows the tenant may run: names, `prefix*`, or `*`. Nothing by default.
+    #[serde(default)]
+    pub workflows: Vec<String>,
+    /// Whether the tenant may upload and delete its own primitives.
+    #[serde(default)]
+    pub uploads: bool,
+    /// The tenant's quotas; unset ones take the host's limits.
+    #[serde(default)]
+    pub quotas: Quotas,
+    /// Outgoing HTTP from the tenant's guests (`wasi:http`); denied unless hosts are listed.
+    #[serde(default)]
+    pub http: HttpPolicy,
+}
+
+/// What one tenant may consume. Every value is optional; an unset one is the host's.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Quotas {
+    /// Fuel per call.
+    pub fuel: Option<u64>,
+    /// Wall-clock limit per call, in milliseconds.
+    pub timeout_ms: Option<u64>,
+    /// Linear memory per instance, in bytes (at most the host's `limits.max_memory_bytes`).
+    pub max_memory_bytes: Option<usize>,
+    /// Calls in flight at once; more get 429.
+    pub max_concurrent: Option<u32>,
+    /// Largest request body, in bytes.
+    pub max_request_bytes: Option<usize>,
+    /// Largest response body, in bytes.
+    pub max_response_bytes: Option<usize>,
+    /// Sustained calls per second (a token bucket); more get 429.
+    pub calls_per_second: Option<f64>,
+    /// How many calls may come at once above the sustained rate (the bucket's size).
+    pub burst: Option<u32>,
+}
+
+/// Outgoing HTTP a tenant's guests may make.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpPolicy {
+    /// Hosts (`name` or `name:port`) guests may call; `*.example.com` matches subdomains.
+    /// Empty: no outgoing HTTP at all.
+    pub allow: Vec<String>,
+    /// Time limit per request, in milliseconds.
+    pub timeout_ms: u64,
+    /// Largest response body per request, in bytes.
+    pub max_response_bytes: usize,
+}
+
+impl Default for HttpPolicy {
+    fn default() -> Self {
+        HttpPolicy {
+            allow: Vec::new(),
+            timeout_ms: 5_000,
+            max_response_bytes: 1 << 20,
+        }
+    }
+}
+
+impl HttpPolicy {
+    /// Whether a guest may send a request to `host` (with `port` if the URL gave one).
+    pub fn allows(&self, host: &str, port: Option<u16>) -> bool {
+        let host = host.to_ascii_lowercase();
+        let with_port = port.map(|p| format!("{host}:{p}"));
+        self.allow.iter().any(|entry| {
+            let entry = entry.to_ascii_lowercase();
+            if let Some(suffix) = entry.strip_prefix("*.") {
+                host.ends_with(&format!(".{suffix}"))
+            } else if entry.contains(':') {
+                with_port.as_deref() == Some(entry.as_str())
+            } else {
+                host == entry
+            }
+        })
+    }
+}
+
+/// A name pattern of an allowlist: a name, `prefix*`, or `*`.
+#[derive(Debug, Clone, PartialEq)]
+enum Pattern {
+    Any,
+    Prefix(String),
+    Exact(String),
+}
+
+impl Pattern {
+    fn parse(text: &str) -> Self {
+        match text.strip_suffix('*') {
+            Some("") => Pattern::Any,
+            Some(prefix) => Pattern::Prefix(prefix.to_owned()),
+            None => Pattern::Exact(text.to_owned()),
+        }
+    }
+
+    fn matches(&self, name: &str) -> bool {
+        match self {
+            Pattern::Any => true,
+            Pattern::Prefix(prefix) => name.starts_with(prefix.as_str()),
+            Pattern::Exact(exact) => name == exact,
+        }
+    }
+}
+
+/// What a tenant may reach. Carried by every call it makes, down to nested `invoke`s.
+#[derive(Debug)]
+pub struct Access {
+    /// The tenant.
+    pub tenant: String,
+    primitives: Vec<Pattern>,
+    workflows: Vec<Pattern>,
+    /// Outgoing HTTP its guests may make.
+    pub http: HttpPolicy,
+}
+
+impl Access {
+    /// Access to the listed shared primitives and workflows.
+    pub fn new(tenant: &str, primitives: &[String], workflows: &[String], http: HttpPolicy) -> Self {
+        Access {
+            tenant: tenant.to_owned(),
+            primitives: primitives.iter().map(|p| Pattern::parse(p)).collect(),
+            workflows: workflows.iter().map(|p| Pattern::parse(p)).collect(),
+            http,
+        }
+    }
+
+    /// Whether the tenant may call the shared primitive `name`.
+    pub fn may_call(&self, name: &str) -> bool {
+        self.primitives.iter().any(|p| p.matches(name))
+    }
+
+    /// Whether the tenant may run the workflow `name`.
+    pub fn may_run(&self, name: &str) -> bool {
+        self.workflows.iter().any(|p| p.matches(name))
+    }
+}
+
+/// Why a tenant may not start a call now.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+pub enum Refusal {
+    /// Its calls-per-second budget is spent.
+    #[error("rate limit of {rate} calls per second reached")]
+    RateLimited {
+        /// The sustained rate.
+        rate: f64,
+        /// When a call will be accepted again.
+        retry_after: Duration,
+    },
+    /// It has as many calls in flight as it may.
+    #[error("concurrency limit of {limit} calls in flight reached")]
+    TooManyInFlight {
+        /// The limit.
+        limit: u32,
+    },
+}
+
+/// A tenant at run time: its identity, access, effective limits and quota state.
+#[derive(Debug)]
+pub struct Tenant {
+    /// The tenant id.
+    pub id: String,
+    /// What it may reach.
+    pub access: Arc<Access>,
+    /// The limits its calls run under: the host's, with its quotas applied.
+    pub limits: Limits,
+    /// Largest request body.
+    pub max_request_bytes: usize,
+    /// Largest response body.
+    pub max_response_bytes: usize,
+    /// Whether it may upload and delete its own primitives.
+    pub uploads: bool,
+    key_hashes: Vec<[u8; 32]>,
+    max_concurrent: u32,
+    in_flight: AtomicU32,
+    bucket: Option<Mutex<Bucket>>,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    rate: f64,
+    size: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+/// A slot of a tenant's concurrency quota; dropping it frees the slot.
+#[derive(Debug)]
+pub struct Permit {
+    tenant: Arc<Tenant>,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.tenant.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Tenant {
+    /// The tenant `config` declares, under the host's `host_limits`. The config must have
+    /// passed [`check_tenants`].
+    pub fn new(config: &TenantConfig, host_limits: &Limits) -> Self {
+        let q = &config.quotas;
+        let mut limits = *host_limits;
+        if let Some(fuel) = q.fuel {
+            limits.fuel = fuel;
+        }
+        if let Some(timeout) = q.timeout_ms {
+            limits.timeout_ms = timeout;
+        }
+        if let Some(memory) = q.max_memory_bytes {
+            limits.max_memory_bytes = memory;
+        }
+        let max_request_bytes = q.max_request_bytes.unwrap_or(host_limits.max_input_bytes);
+        let max_response_bytes = q.max_response_bytes.unwrap_or(host_limits.max_output_bytes);
+        limits.max_input_bytes = limits.max_input_bytes.min(max_request_bytes);
+        limits.max_output_bytes = limits.max_output_bytes.min(max_response_bytes);
+        let bucket = q.calls_per_second.map(|rate| {
+            let size = f64::from(q.burst.unwrap_or_else(|| rate.ceil().max(1.0) as u32));
+            Mutex::new(Bucket {
+                rate,
+                size,
+                tokens: size,
+                last: Instant::now(),
+            })
+        });
+        Tenant {
+            id: config.id.clone(),
+            access: Arc::new(Access::new(
+                &config.id,
+                &config.primitives,
+                &config.workflows,
+                config.http.clone(),
+            )),
+            limits,
+            max_request_bytes,
+            max_response_bytes,
+            uploads: config.uploads,
+            key_hashes: config.api_key_sha256.iter().filter_map(|h| parse_hash(h)).collect(),
+            max_concurrent: q.max_concurrent.unwrap_or(u32::MAX),
+            in_flight: AtomicU32::new(0),
+            bucket,
+        }
+    }
+
+    /// Takes a call slot and a rate token, or says why not. Nothing waits.
+    pub fn admit(self: &Arc<Self>) -> Result<Permit, Refusal> {
+        let previous = self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let permit = Permit {
+            tenant: Arc::clone(self),
+        };
+        if previous >= self.max_concurrent {
+            return Err(Refusal::TooManyInFlight {
+                limit: self.max_concurrent,
+            });
+        }
+        if let Some(bucket) = &self.bucket {
+            let mut b = bucket.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let now = Instant::now();
+            b.tokens = (b.tokens + now.duration_since(b.last).as_secs_f64() * b.rate).min(b.size);
+            b.last = now;
+            if b.tokens < 1.0 {
+                let wait = (1.0 - b.tokens) / b.rate;
+                return Err(Refusal::RateLimited {
+                    rate: b.rate,
+                    retry_after: Duration::from_secs_f64(wait.max(0.001)),
+                });
+            }
+            b.tokens -= 1.0;
+        }
+        Ok(permit)
+    }
+
+    /// Calls of this tenant in flight now.
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight.load(Ordering::Acquire)
+    }
+}
+
+/// The tenants of a host, found by API key.
+#[derive(Debug, Default)]
+pub struct Tenants {
+    tenants: Vec<Arc<Tenant>>,
+}
+
+impl Tenants {
+    /// The tenants `configs` declare. The configs must have passed [`check_tenants`].
+    pub fn new(configs: &[TenantConfig], host_limits: &Limits) -> Self {
+        Tenants {
+            tenants: configs.iter().map(|c| Arc::new(Tenant::new(c, host_limits))).collect(),
+        }
+    }
+
+    /// The tenant whose key this is. Every stored hash is compared, in constant time, so
+    /// the time taken says nothing about which key (if any) matched.
+    pub fn authenticate(&self, key: &str) -> Option<Arc<Tenant>> {
+        let hash: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        let mut found = None;
+        for tenant in &self.tenants {
+            for stored in &tenant.key_hashes {
+                if bool::from(stored.ct_eq(&hash)) {
+                    found = Some(Arc::clone(tenant));
+                }
+            }
+        }
+        found
+    }
+
+    /// The tenant with this id.
+    pub fn get(&self, id: &str) -> Option<&Arc<Tenant>> {
+        self.tenants.iter().find(|t| t.id == id)
+    }
+
+    /// All tenants, in config order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Tenant>> {
+        self.tenants.iter()
+    }
+}
+
+/// The SHA-256 of an API key, hex: what the config stores.
+pub fn hash_key(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// A new random API key: 32 bytes, hex, prefixed so it is recognisable in a leak scan.
+pub fn generate_key() -> String {
+    let bytes: [u8; 32] = rand::random();
+    format!("tta_{}", hex::encode(bytes))
+}
+
+fn parse_hash(text: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(text, &mut out).ok()?;
+    Some(out)
+}
+
+/// Whether `id` is a valid tenant id: 1–64 of `a-z0-9-_`.
+pub fn valid_tenant_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// Every problem with the tenants of a config, each naming the tenant and key.
+pub fn check_tenants(tenants: &[TenantConfig], host_limits: &Limits) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut ids = std::collections::HashSet::new();
+    let mut hashes = std::collections::HashMap::new();
+    for (i, t) in tenants.iter().enumerate() {
+        let at = format!("tenants[{i}] (`{}`)", t.id);
+        if !valid_tenant_id(&t.id) {
+            problems.push(format!("{at}: id must be 1–64 characters of a-z, 0-9, `-` and `_`"));
+        }
+        if !ids.insert(t.id.as_str()) {
+            problems.push(format!("{at}: id is declared twice"));
+        }
+        if t.api_key_sha256.is_empty() {
+            problems.push(format!(
+                "{at}: no `api_key_sha256`; the tenant could never authenticate (make one with `tta-host keygen`)"
+            ));
+        }
+        for hash in &t.api_key_sha256 {
+            if parse_hash(hash).is_none() {
+                problems.push(format!(
+                    "{at}: api_key_sha256 `{}` is not 64 hex digits; store the key's SHA-256 (`tta-host keygen`), never the key",
+                    hash.chars().take(80).collect::<String>()
+                ));
+            } else if let Some(other) = hashes.insert(hash.to_ascii_lowercase(), t.id.clone()) {
+                problems.push(format!("{at}: an api key is also a key of tenant `{other}`"));
+            }
+        }
+        let q = &t.quotas;
+        let zero: [(&str, Option<u64>); 6] = [
+            ("fuel", q.fuel),
+            ("timeout_ms", q.timeout_ms),
+            ("max_memory_bytes", q.max_memory_bytes.map(|v| v as u64)),
+            ("max_concurrent", q.max_concurrent.map(u64::from)),
+            ("max_request_bytes", q.max_request_bytes.map(|v| v as u64)),
+            ("max_response_bytes", q.max_response_bytes.map(|v| v as u64)),
+        ];
+        for (key, value) in zero {
+            if value == Some(0) {
+                problems.push(format!("{at}: quotas.{key} must be greater than 0"));
+            }
+        }
+        if let Some(memory) = q.max_memory_bytes
+            && memory > host_limits.max_memory_bytes
+        {
+            problems.push(format!(
+                "{at}: quotas.max_memory_bytes {memory} is over the host's limits.max_memory_bytes {}; raise the host's limit",
+                host_limits.max_memory_bytes
+            ));
+        }
+        if let Some(rate) = q.calls_per_second
+            && !(rate.is_finite() && rate > 0.0)
+        {
+            problems.push(format!("{at}: quotas.calls_per_second must be a positive number"));
+        }
+        if q.burst == Some(0) {
+            problems.push(format!("{at}: quotas.burst must be greater than 0"));
+        }
+        if t.http.timeout_ms == 0 || t.http.max_response_bytes == 0 {
+            problems.push(format!(
+                "{at}: http.timeout_ms and http.max_response_bytes must be greater than 0"
+            ));
+        }
+        for pattern in t.primitives.iter().chain(&t.workflows) {
+            if pattern.is_empty() || pattern[..pattern.len() - 1].contains('*') {
+                problems.push(format!(
+                    "{at}: pattern `{pattern}` is invalid; use a name, `prefix*` or `*`"
+                ));
+            }
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenant(toml_text: &str) -> Arc<Tenant> {
+        let config: TenantConfig = toml::from_str(toml_text).expect("valid tenant");
+        Arc::new(Tenant::new(&config, &Limits::default()))
+    }
+
+    #[test]
+    fn keys_match_by_hash_only() {
+        let key = generate_key();
+        let config: TenantConfig =
+            toml::from_str(&format!("id = \"a\"\napi_key_sha256 = [\"{}\"]", hash_key(&key))).expect("valid");
+        let tenants = Tenants::new(&[config], &Limits::default());
+        assert_eq!(tenants.authenticate(&key).map(|t| t.id.clone()), Some("a".to_owned()));
+        assert!(tenants.authenticate("wrong").is_none());
+        assert!(tenants.authenticate(&hash_key(&key)).is_none(), "the hash is not a key");
+    }
+
+    #[test]
+    fn concurrency_quota_refuses_and_frees() {
+        let t = tenant("id = \"a\"\n[quotas]\nmax_concurrent = 1\n");
+        let first = t.admit().expect("first call");
+        assert_eq!(t.admit().expect_err("second"), Refusal::TooManyInFlight { limit: 1 });
+        drop(first);
+        assert!(t.admit().is_ok());
+        assert_eq!(t.in_flight(), 0);
+    }
+
+    #[test]
+    fn rate_quota_refuses_with_retry_after() {
+        let t = tenant("id = \"a\"\n[quotas]\ncalls_per_second = 1.0\nburst = 2\n");
+        assert!(t.admit().is_ok());
+        assert!(t.admit().is_ok());
+        match t.admit() {
+            Err(Refusal::RateLimited { retry_after, .. }) => assert!(retry_after <= Duration::from_secs(1)),
+            other => panic!("expected a rate limit, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn patterns_and_http_allowlist() {
+        let access = Access::new(
+            "a",
+            &["echo".into(), "text-*".into()],
+            &[],
+            HttpPolicy {
+                allow: vec!["127.0.0.1:8080".into(), "*.example.com".into()],
+                ..HttpPolicy::default()
+            },
+        );
+        assert!(access.may_call("echo") && access.may_call("text-upper"));
+        assert!(!access.may_call("echo2") && !access.may_run("anything"));
+        assert!(access.http.allows("127.0.0.1", Some(8080)));
+        assert!(!access.http.allows("127.0.0.1", Some(8081)));
+        assert!(access.http.allows("api.example.com", None));
+        assert!(!access.http.allows("example.com.evil.net", None));
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let tenants: Vec<TenantConfig> = vec![
+            toml::from_str("id = \"Bad Id\"\napi_key_sha256 = [\"xyz\"]\n[quotas]\nfuel = 0\n").expect("toml"),
+            toml::from_str("id = \"b\"\n").expect("toml"),
+        ];
+        let problems = check_tenants(&tenants, &Limits::default());
+        assert_eq!(problems.len(), 4, "{problems:#?}");
+    }
+}
