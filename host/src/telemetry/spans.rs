@@ -176,7 +176,12 @@ fn guest_span(span: &GuestSpanRecord, context: SpanContext, call_end: SystemTime
         span_context: context,
         parent_span_id: SpanId::from(span.parent_span_id),
         parent_span_is_remote: false,
-        span_kind: SpanKind::Internal,
+        // Outgoing HTTP (remote workflow steps, guests' wasi:http requests) is a client span.
+        span_kind: if span.attributes.iter().any(|(k, _)| k == "http.request.method") {
+            SpanKind::Client
+        } else {
+            SpanKind::Internal
+        },
         name: Cow::Owned(span.name.clone()),
         start_time: span.start,
         end_time: span.end.unwrap_or(call_end),

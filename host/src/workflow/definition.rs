@@ -86,6 +86,14 @@ pub struct Step {
     pub circuit_breaker: Option<CircuitBreaker>,
     /// Run steps in order; on a failure, undo the completed ones in reverse order.
     pub saga: Option<Saga>,
+    /// A leaf on another tta-host: POST the input to this `execute` URL
+    /// (`http://host:port/v1/primitives/<name>/execute`) with `traceparent` injected, so
+    /// the run stays one trace across hosts.
+    #[schemars(with = "Option<String>")]
+    pub url: Option<Spanned<String>>,
+    /// With `url`: the environment variable holding the API key for the remote host (the
+    /// key itself never goes in the file).
+    pub api_key_env: Option<String>,
     /// After this step succeeds, copy values of its JSON output (by JSON pointer) into the
     /// context `data` of the steps after it: `set_data = { category = "/category" }`.
     #[serde(default)]
@@ -326,6 +334,7 @@ impl Step {
         add(self.cache.is_some(), "cache");
         add(self.circuit_breaker.is_some(), "circuit_breaker");
         add(self.saga.is_some(), "saga");
+        add(self.url.is_some(), "url");
         kinds
     }
 

@@ -82,6 +82,11 @@ pub(crate) enum Kind {
         steps: Vec<usize>,
         compensate: HashMap<usize, Arc<Plugin>>,
     },
+    /// A primitive on another tta-host, called over HTTP.
+    Remote {
+        url: String,
+        api_key: Option<String>,
+    },
 }
 
 impl Kind {
@@ -99,6 +104,7 @@ impl Kind {
             Kind::Cache { .. } => "cache",
             Kind::Breaker { .. } => "circuit_breaker",
             Kind::Saga { .. } => "saga",
+            Kind::Remote { .. } => "url",
         }
     }
 }
@@ -328,6 +334,27 @@ impl Workflow {
                 Kind::Saga {
                     steps: saga.steps.iter().map(at).collect(),
                     compensate,
+                }
+            } else if let Some(url) = &s.url {
+                let api_key = match &s.api_key_env {
+                    None => None,
+                    Some(var) => match std::env::var(var) {
+                        Ok(key) => Some(key),
+                        Err(_) => {
+                            return Err(CompileError::Invalid(vec![Problem {
+                                line: 1,
+                                column: 1,
+                                path: format!("steps.{}.api_key_env", name.get_ref()),
+                                message: format!(
+                                    "environment variable `{var}` is not set; set it to the remote host's API key"
+                                ),
+                            }]));
+                        }
+                    },
+                };
+                Kind::Remote {
+                    url: url.get_ref().clone(),
+                    api_key,
                 }
             } else {
                 return Err(missing());

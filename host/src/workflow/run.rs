@@ -286,6 +286,84 @@ impl Run<'_> {
         result.map_err(|e| StepError::from_call(step, &e))
     }
 
+    /// Calls a primitive on another tta-host: the step's span is the client span, and its id
+    /// goes out in `traceparent`, so the remote call span is its child in the same trace.
+    async fn remote(
+        &self,
+        step: &str,
+        url: &str,
+        api_key: Option<&str>,
+        input: Vec<u8>,
+        scope: &Scope,
+        span: &mut StepSpan,
+    ) -> Result<Vec<u8>, StepError> {
+        let now = Instant::now();
+        let deadline = scope
+            .deadline
+            .map_or(now + self.limits.timeout(), |d| d.min(now + self.limits.timeout()));
+        span.attr("http.request.method", text("POST"));
+        span.attr("url.full", text(url));
+        let traceparent = format!(
+            "00-{:032x}-{:016x}-{}",
+            self.trace_id,
+            span.id(),
+            if self.sampled { "01" } else { "00" }
+        );
+        let mut request = remote_client()
+            .post(url)
+            .timeout(deadline.saturating_duration_since(now))
+            .header("traceparent", traceparent)
+            .header("x-correlation-id", &self.correlation_id)
+            .header("content-type", "application/json")
+            .body(input);
+        if !self.tracestate.is_empty() {
+            request = request.header("tracestate", &self.tracestate);
+        }
+        if let Some(key) = api_key {
+            request = request.header("authorization", format!("Bearer {key}"));
+        }
+        let unreachable = |e: reqwest::Error| {
+            let kind = if e.is_timeout() { "deadline_exceeded" } else { "unavailable" };
+            let mut error = StepError::new(step, kind, format!("remote primitive {url}: {e}"));
+            error.retryable = true;
+            error
+        };
+        let mut response = request.send().await.map_err(unreachable)?;
+        let status = response.status();
+        span.attr("http.response.status_code", Value::Int(i64::from(status.as_u16())));
+        let limit = self.limits.max_output_bytes;
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(unreachable)? {
+            if body.len() + chunk.len() > limit {
+                return Err(StepError::new(
+                    step,
+                    "payload_too_large",
+                    format!("remote primitive {url} answered more than {limit} bytes"),
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        if status.is_success() {
+            return Ok(body);
+        }
+        // A tta-host answers a problem document; anything else is reported by status.
+        let problem: Json = serde_json::from_slice(&body).unwrap_or(Json::Null);
+        let field = |key: &str| problem.get(key).and_then(Json::as_str).map(str::to_owned);
+        let mut error = StepError::new(
+            step,
+            &field("type").unwrap_or_else(|| "remote_error".to_owned()),
+            format!(
+                "remote primitive {url} answered {status}: {}",
+                field("detail").unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(200).collect())
+            ),
+        );
+        error.retryable = problem
+            .get("retryable")
+            .and_then(Json::as_bool)
+            .unwrap_or(status.is_server_error() || status.as_u16() == 429);
+        Err(error)
+    }
+
     fn step(&self, index: usize, input: Vec<u8>, scope: Scope) -> BoxFuture<'_, StepResult> {
         Box::pin(GrowStack(Box::pin(async move {
             let node = &self.wf.nodes[index];
@@ -294,6 +372,15 @@ impl Run<'_> {
                     .call(&node.name, plugin, &input, &scope)
                     .await
                     .map(|output| (output, scope.data.clone())),
+                Kind::Remote { url, api_key } => {
+                    let mut span = StepSpan::new(&node.name, "remote", scope.parent);
+                    let result = self
+                        .remote(&node.name, url, api_key.as_deref(), input, &scope, &mut span)
+                        .await
+                        .map(|output| (output, scope.data.clone()));
+                    self.finish(span, &result);
+                    result
+                }
                 kind => {
                     let mut span = StepSpan::new(&node.name, kind.key(), scope.parent);
                     let inner = Scope {
@@ -316,7 +403,7 @@ impl Run<'_> {
         let node = &self.wf.nodes[index];
         let name = node.name.as_str();
         match &node.kind {
-            Kind::Primitive(_) => unreachable_primitive(name),
+            Kind::Primitive(_) | Kind::Remote { .. } => unreachable_primitive(name),
             Kind::Sequential(steps) => self.sequence(steps, input, scope).await,
             Kind::Parallel { branches, fail_fast } => {
                 self.parallel(name, branches, *fail_fast, input, scope, span).await
@@ -843,6 +930,17 @@ impl<F: std::future::Future> std::future::Future for GrowStack<F> {
         let inner = self.0.as_mut();
         stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, move || inner.poll(cx))
     }
+}
+
+/// One HTTP client for every remote step: connections are pooled across runs.
+fn remote_client() -> &'static reqwest::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .unwrap_or_default()
+    })
 }
 
 fn unreachable_primitive(step: &str) -> StepResult {

@@ -187,7 +187,7 @@ fn check_step(c: &mut Checker<'_>, at: &str, step: &Spanned<Step>) {
         [] => c.report(
             span.clone(),
             at,
-            "a step needs one kind: primitive, sequential, parallel, conditional, router, retry, fallback, timeout, cache, circuit_breaker or saga",
+            "a step needs one kind: primitive, url, sequential, parallel, conditional, router, retry, fallback, timeout, cache, circuit_breaker or saga",
         ),
         [_] => {}
         many => c.report(
@@ -201,6 +201,23 @@ fn check_step(c: &mut Checker<'_>, at: &str, step: &Spanned<Step>) {
     }
     if let Some(p) = &s.primitive {
         c.primitive_ref(&format!("{at}.primitive"), p);
+    }
+    if let Some(url) = &s.url
+        && !url.get_ref().starts_with("http://")
+    {
+        c.report(
+            url.span(),
+            format!("{at}.url"),
+            "a remote primitive's url starts with `http://` (e.g. `http://other-host:8080/v1/primitives/echo/execute`); \
+             for TLS put a sidecar or the load balancer in front",
+        );
+    }
+    if s.api_key_env.is_some() && s.url.is_none() {
+        c.report(
+            span.clone(),
+            format!("{at}.api_key_env"),
+            "`api_key_env` belongs to a remote step: add `url`, or remove it",
+        );
     }
     let need = |c: &mut Checker<'_>, present: bool, key: &str, what: &str| {
         if !present {
