@@ -7,6 +7,7 @@ mod cli;
 mod contract;
 mod limits;
 mod load;
+mod serve;
 mod otlp_receiver;
 mod telemetry;
 mod workflows;
