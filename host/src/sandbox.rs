@@ -298,8 +298,9 @@ pub(crate) async fn describe(
     }
 }
 
-/// Fuel burned between two yields to the executor (a few milliseconds of guest code).
-const FUEL_YIELD_INTERVAL: u64 = 10_000_000;
+/// Fuel burned between two yields to the executor (~0.1 ms of guest code): how long a
+/// busy guest may keep other tenants' calls waiting for a worker thread.
+const FUEL_YIELD_INTERVAL: u64 = 200_000;
 
 /// A store for one call: WASI locked down, limits, fuel, deadline.
 #[allow(clippy::result_large_err)]

@@ -7,8 +7,8 @@ mod cli;
 mod contract;
 mod limits;
 mod load;
-mod serve;
 mod otlp_receiver;
+mod serve;
 mod telemetry;
 mod workflows;
 

@@ -130,12 +130,21 @@ impl Reply {
         assert_eq!(doc["status"], status);
         assert!(!doc["detail"].as_str().unwrap_or("").is_empty(), "{doc}");
         assert_eq!(doc["trace_id"].as_str().map(str::len), Some(32), "{doc}");
-        assert_eq!(doc["correlation_id"].as_str(), Some(self.header("x-correlation-id").as_str()));
+        assert_eq!(
+            doc["correlation_id"].as_str(),
+            Some(self.header("x-correlation-id").as_str())
+        );
         doc
     }
 }
 
-pub async fn send(method: reqwest::Method, url: &str, key: Option<&str>, body: Vec<u8>, headers: &[(&str, &str)]) -> Reply {
+pub async fn send(
+    method: reqwest::Method,
+    url: &str,
+    key: Option<&str>,
+    body: Vec<u8>,
+    headers: &[(&str, &str)],
+) -> Reply {
     let mut request = client().request(method, url).body(body);
     if let Some(key) = key {
         request = request.bearer_auth(key);
@@ -206,20 +215,29 @@ async fn authentication_and_tenant_isolation() {
     .await;
     missing.problem(401, "unauthorized");
     assert_eq!(missing.header("www-authenticate"), "Bearer");
-    execute(&server, "echo", "not-a-key", "{}").await.problem(401, "unauthorized");
+    execute(&server, "echo", "not-a-key", "{}")
+        .await
+        .problem(401, "unauthorized");
     // The stored hash is not a key.
-    execute(&server, "echo", &hash_key(KEY_ACME), "{}").await.problem(401, "unauthorized");
+    execute(&server, "echo", &hash_key(KEY_ACME), "{}")
+        .await
+        .problem(401, "unauthorized");
 
     // beta may call only `uppercase`; `echo` exists but is not beta's: 404, as if it did not.
     execute(&server, "echo", KEY_BETA, "{}").await.problem(404, "not_found");
-    let absent = execute(&server, "no-such", KEY_BETA, "{}").await.problem(404, "not_found");
+    let absent = execute(&server, "no-such", KEY_BETA, "{}")
+        .await
+        .problem(404, "not_found");
     let hidden = execute(&server, "echo", KEY_BETA, "{}").await.problem(404, "not_found");
     assert_eq!(
         absent["detail"].as_str().map(|d| d.replace("no-such", "X")),
         hidden["detail"].as_str().map(|d| d.replace("echo", "X")),
         "a hidden primitive answers exactly like a missing one"
     );
-    assert_eq!(execute(&server, "uppercase", KEY_BETA, "{\"text\":\"a\"}").await.status, 200);
+    assert_eq!(
+        execute(&server, "uppercase", KEY_BETA, "{\"text\":\"a\"}").await.status,
+        200
+    );
 
     // acme's upload is acme's alone, even under a name beta cannot see otherwise.
     let upload = send(
@@ -238,16 +256,26 @@ async fn authentication_and_tenant_isolation() {
     assert_eq!(names(&beta_list, "primitives"), ["uppercase"]);
     execute(&server, "echo", KEY_BETA, "{}").await.problem(404, "not_found");
     // beta cannot delete or see acme's upload.
-    send(reqwest::Method::DELETE, &server.url("/v1/primitives/echo"), Some(KEY_BETA), Vec::new(), &[])
-        .await
-        .problem(404, "not_found");
+    send(
+        reqwest::Method::DELETE,
+        &server.url("/v1/primitives/echo"),
+        Some(KEY_BETA),
+        Vec::new(),
+        &[],
+    )
+    .await
+    .problem(404, "not_found");
     assert_eq!(execute(&server, "echo", KEY_ACME, "{}").await.status, 200);
     get(&server, "/v1/primitives", None).await.problem(401, "unauthorized");
-    get(&server, "/v1/workflows", Some("bad")).await.problem(401, "unauthorized");
+    get(&server, "/v1/workflows", Some("bad"))
+        .await
+        .problem(401, "unauthorized");
 
     assert_eq!(get(&server, "/healthz", None).await.status, 200);
     assert_eq!(get(&server, "/readyz", None).await.status, 200);
-    get(&server, "/v2/nothing", Some(KEY_ACME)).await.problem(404, "no_route");
+    get(&server, "/v2/nothing", Some(KEY_ACME))
+        .await
+        .problem(404, "no_route");
 
     let metrics = server.host.telemetry().metrics().render();
     let executed = |tenant: &str| {
@@ -260,7 +288,11 @@ async fn authentication_and_tenant_isolation() {
     assert_eq!(executed("acme"), Some(2.0), "{metrics}");
     assert_eq!(executed("beta"), None);
     assert_eq!(
-        sample(&metrics, "http_server_rejected_total", &[("reason", "unauthorized"), ("tenant", "anonymous")]),
+        sample(
+            &metrics,
+            "http_server_rejected_total",
+            &[("reason", "unauthorized"), ("tenant", "anonymous")]
+        ),
         Some(5.0)
     );
     assert!(server.stop().await);
@@ -279,7 +311,8 @@ async fn every_error_type_is_a_problem_document_with_its_status() {
             fixture("huge-output"),
         ],
     );
-    let quotas = "[quotas]\nfuel = 50000000\nmax_memory_bytes = 8388608\nmax_request_bytes = 1000\nmax_response_bytes = 4096\n";
+    let quotas =
+        "[quotas]\nfuel = 50000000\nmax_memory_bytes = 8388608\nmax_request_bytes = 1000\nmax_response_bytes = 4096\n";
     let slow = "[quotas]\nfuel = 100000000000\ntimeout_ms = 300\nmax_response_bytes = 4096\n";
     let config = server_config(
         &dir,
@@ -290,12 +323,22 @@ async fn every_error_type_is_a_problem_document_with_its_status() {
     let invalid = execute(&server, "json-validate", KEY_ACME, "{\"name\":\"x\"}").await;
     let doc = invalid.problem(422, "invalid_input");
     assert_eq!(doc["retryable"], false);
-    execute(&server, "spin-forever", KEY_ACME, "{}").await.problem(422, "fuel_exhausted");
-    execute(&server, "spin-forever", KEY_BETA, "{}").await.problem(504, "deadline_exceeded");
-    execute(&server, "memory-hog", KEY_ACME, "{}").await.problem(422, "memory_limit");
+    execute(&server, "spin-forever", KEY_ACME, "{}")
+        .await
+        .problem(422, "fuel_exhausted");
+    execute(&server, "spin-forever", KEY_BETA, "{}")
+        .await
+        .problem(504, "deadline_exceeded");
+    execute(&server, "memory-hog", KEY_ACME, "{}")
+        .await
+        .problem(422, "memory_limit");
     execute(&server, "trap", KEY_ACME, "{}").await.problem(500, "trap");
-    execute(&server, "huge-output", KEY_BETA, "{}").await.problem(500, "payload_too_large");
-    execute(&server, "echo", KEY_ACME, &"x".repeat(1001)).await.problem(413, "payload_too_large");
+    execute(&server, "huge-output", KEY_BETA, "{}")
+        .await
+        .problem(500, "payload_too_large");
+    execute(&server, "echo", KEY_ACME, &"x".repeat(1001))
+        .await
+        .problem(413, "payload_too_large");
 
     // The ids the client sent come back in the problem and the headers.
     let traced = send(
@@ -312,7 +355,11 @@ async fn every_error_type_is_a_problem_document_with_its_status() {
     let doc = traced.problem(500, "trap");
     assert_eq!(doc["correlation_id"], "req-42");
     assert_eq!(doc["trace_id"], "0af7651916cd43dd8448eb211c80319c");
-    assert!(traced.header("traceparent").starts_with("00-0af7651916cd43dd8448eb211c80319c-"));
+    assert!(
+        traced
+            .header("traceparent")
+            .starts_with("00-0af7651916cd43dd8448eb211c80319c-")
+    );
 
     // The next call of the same tenant is clean: nothing survived the failures.
     assert_eq!(execute(&server, "echo", KEY_ACME, "{}").await.status, 200);
@@ -324,7 +371,12 @@ async fn every_error_type_is_a_problem_document_with_its_status() {
         ("trap", "acme"),
     ] {
         assert!(
-            sample(&metrics, "primitive_errors_total", &[("error_type", error_type), ("tenant", tenant)]).is_some(),
+            sample(
+                &metrics,
+                "primitive_errors_total",
+                &[("error_type", error_type), ("tenant", tenant)]
+            )
+            .is_some(),
             "{error_type} for {tenant} not counted"
         );
     }
@@ -355,7 +407,15 @@ async fn quotas_answer_429_and_capacity_503_without_queueing() {
         let server = Arc::clone(&server);
         tokio::spawn(async move { execute(&server, "spin-forever", KEY_BETA, "{}").await })
     };
-    let busy = wait_for(|| server.host.telemetry().metrics().render().contains("http_server_active_requests 1")).await;
+    let busy = wait_for(|| {
+        server
+            .host
+            .telemetry()
+            .metrics()
+            .render()
+            .contains("http_server_active_requests 1")
+    })
+    .await;
     assert!(busy, "the slow call never started");
     let refused = execute(&server, "echo", KEY_BETA, "{}").await;
     refused.problem(429, "concurrency_limited");
@@ -364,11 +424,19 @@ async fn quotas_answer_429_and_capacity_503_without_queueing() {
     slow.await.expect("slow call").problem(504, "deadline_exceeded");
     let metrics = server.host.telemetry().metrics().render();
     assert_eq!(
-        sample(&metrics, "http_server_rejected_total", &[("reason", "rate_limited"), ("tenant", "acme")]),
+        sample(
+            &metrics,
+            "http_server_rejected_total",
+            &[("reason", "rate_limited"), ("tenant", "acme")]
+        ),
         Some(1.0)
     );
     assert_eq!(
-        sample(&metrics, "http_server_rejected_total", &[("reason", "concurrency_limited"), ("tenant", "beta")]),
+        sample(
+            &metrics,
+            "http_server_rejected_total",
+            &[("reason", "concurrency_limited"), ("tenant", "beta")]
+        ),
         Some(1.0)
     );
     let server = Arc::into_inner(server).expect("one owner");
@@ -386,7 +454,15 @@ async fn a_full_host_answers_503() {
         let server = Arc::clone(&server);
         tokio::spawn(async move { execute(&server, "spin-forever", KEY_ACME, "{}").await })
     };
-    assert!(wait_for(|| server.host.telemetry().metrics().render().contains("http_server_active_requests 1")).await);
+    assert!(
+        wait_for(|| server
+            .host
+            .telemetry()
+            .metrics()
+            .render()
+            .contains("http_server_active_requests 1"))
+        .await
+    );
     let overloaded = execute(&server, "echo", KEY_BETA, "{}").await;
     overloaded.problem(503, "overloaded");
     assert_eq!(overloaded.header("retry-after"), "1");
@@ -450,7 +526,10 @@ fn with_custom_section(bytes: &[u8], payload: &str) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_are_validated_replaced_atomically_and_survive_a_restart() {
     let dir = plugins_dir("uploads", &[]);
-    let mut config = server_config(&dir, vec![tenant("acme", KEY_ACME, "uploads = true"), tenant("beta", KEY_BETA, "")]);
+    let mut config = server_config(
+        &dir,
+        vec![tenant("acme", KEY_ACME, "uploads = true"), tenant("beta", KEY_BETA, "")],
+    );
     config.server.max_upload_bytes = 4 << 20;
     let server = TestServer::start(config.clone(), None).await;
     let put = |name: &str, key: &str, bytes: Vec<u8>| {
@@ -470,15 +549,23 @@ async fn uploads_are_validated_replaced_atomically_and_survive_a_restart() {
     assert_eq!(replaced.status, 200);
     assert_ne!(replaced.json()["digest"], first["digest"]);
 
-    put("bad", KEY_ACME, b"hello, not wasm".to_vec()).await.problem(422, "not_wasm");
-    put("core", KEY_ACME, wat::parse_str("(module)").expect("wat")).await.problem(422, "core_module");
+    put("bad", KEY_ACME, b"hello, not wasm".to_vec())
+        .await
+        .problem(422, "not_wasm");
+    put("core", KEY_ACME, wat::parse_str("(module)").expect("wat"))
+        .await
+        .problem(422, "core_module");
     put("empty", KEY_ACME, wat::parse_str("(component)").expect("wat"))
         .await
         .problem(422, "wrong_world");
-    put("cut", KEY_ACME, echo[..echo.len() / 2].to_vec()).await.problem(422, "invalid_component");
+    put("cut", KEY_ACME, echo[..echo.len() / 2].to_vec())
+        .await
+        .problem(422, "invalid_component");
     put("other", KEY_ACME, echo.clone()).await.problem(422, "name_mismatch");
     put("../x", KEY_ACME, echo.clone()).await.problem(404, "no_route");
-    put("Bad Name", KEY_ACME, echo.clone()).await.problem(400, "invalid_name");
+    put("Bad Name", KEY_ACME, echo.clone())
+        .await
+        .problem(400, "invalid_name");
     // Refused by its declared length, before a byte of the body is read.
     let head = format!(
         "PUT /v1/primitives/big HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY_ACME}\r\nContent-Length: {}\r\n\r\n",
@@ -487,7 +574,9 @@ async fn uploads_are_validated_replaced_atomically_and_survive_a_restart() {
     let answer = raw_exchange(server.addr, head.as_bytes()).await;
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("\"type\":\"payload_too_large\""), "{answer}");
-    put("echo", KEY_BETA, echo.clone()).await.problem(403, "uploads_forbidden");
+    put("echo", KEY_BETA, echo.clone())
+        .await
+        .problem(403, "uploads_forbidden");
     // None of the rejected ones was stored or registered.
     let stored: Vec<String> = std::fs::read_dir(dir.join("uploads/acme"))
         .expect("uploads dir")
@@ -501,7 +590,14 @@ async fn uploads_are_validated_replaced_atomically_and_survive_a_restart() {
     let server = TestServer::start(config, None).await;
     let listing = get(&server, "/v1/primitives", Some(KEY_ACME)).await.json();
     assert_eq!(listing["primitives"][0]["digest"], replaced.json()["digest"]);
-    let deleted = send(reqwest::Method::DELETE, &server.url("/v1/primitives/echo"), Some(KEY_ACME), Vec::new(), &[]).await;
+    let deleted = send(
+        reqwest::Method::DELETE,
+        &server.url("/v1/primitives/echo"),
+        Some(KEY_ACME),
+        Vec::new(),
+        &[],
+    )
+    .await;
     assert_eq!(deleted.status, 204);
     execute(&server, "echo", KEY_ACME, "{}").await.problem(404, "not_found");
     assert!(!dir.join("uploads/acme/echo.wasm").exists());
@@ -516,7 +612,12 @@ async fn hot_reload_under_load_fails_no_request() {
     let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let mut clients = Vec::new();
     for _ in 0..4 {
-        let (server, stop, ok, failed) = (Arc::clone(&server), Arc::clone(&stop), Arc::clone(&ok), Arc::clone(&failed));
+        let (server, stop, ok, failed) = (
+            Arc::clone(&server),
+            Arc::clone(&stop),
+            Arc::clone(&ok),
+            Arc::clone(&failed),
+        );
         clients.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 let reply = execute(&server, "echo", KEY_ACME, "ping").await;
@@ -570,7 +671,11 @@ async fn hot_reload_under_load_fails_no_request() {
     assert!(ok > 20, "only {ok} requests ran");
     let metrics = server.host.telemetry().metrics().render();
     // Each broken file is reported (more than once if a scan caught it half-written).
-    let rejected = sample(&metrics, "plugin_reloads_total", &[("kind", "primitive"), ("result", "rejected")]);
+    let rejected = sample(
+        &metrics,
+        "plugin_reloads_total",
+        &[("kind", "primitive"), ("result", "rejected")],
+    );
     assert!(rejected.is_some_and(|n| n >= 3.0), "rejected reloads: {rejected:?}");
     let server = Arc::into_inner(server).expect("one owner");
     assert!(server.stop().await);
@@ -580,7 +685,11 @@ async fn hot_reload_under_load_fails_no_request() {
 async fn trace_context_and_tenant_come_from_headers_and_key() {
     let dir = plugins_dir("propagation", &[fixture("context-probe")]);
     let spans = InMemorySpanExporterBuilder::new().build();
-    let server = TestServer::start(server_config(&dir, vec![tenant("acme", KEY_ACME, "")]), Some(spans.clone())).await;
+    let server = TestServer::start(
+        server_config(&dir, vec![tenant("acme", KEY_ACME, "")]),
+        Some(spans.clone()),
+    )
+    .await;
     let reply = send(
         reqwest::Method::POST,
         &server.url("/v1/primitives/context-probe/execute"),
@@ -612,7 +721,10 @@ async fn trace_context_and_tenant_come_from_headers_and_key() {
     let finished = spans.get_finished_spans().expect("spans");
     let call = finished
         .iter()
-        .find(|s| s.span_context.trace_id().to_string() == "4bf92f3577b34da6a3ce929d0e0e4736" && s.name == "context-probe.execute")
+        .find(|s| {
+            s.span_context.trace_id().to_string() == "4bf92f3577b34da6a3ce929d0e0e4736"
+                && s.name == "context-probe.execute"
+        })
         .expect("the call span is in the caller's trace");
     assert_eq!(call.parent_span_id.to_string(), "00f067aa0ba902b7");
     assert!(call.parent_span_is_remote);
@@ -636,7 +748,14 @@ async fn graceful_shutdown_finishes_requests_in_flight() {
         async move { send(reqwest::Method::POST, &url, Some(KEY_ACME), b"{}".to_vec(), &[]).await }
     });
     let host = server.host.clone();
-    assert!(wait_for(|| host.telemetry().metrics().render().contains("http_server_active_requests 1")).await);
+    assert!(
+        wait_for(|| host
+            .telemetry()
+            .metrics()
+            .render()
+            .contains("http_server_active_requests 1"))
+        .await
+    );
     let began = Instant::now();
     let drained = server.stop().await;
     assert!(drained, "the in-flight request did not finish within the grace period");
@@ -644,7 +763,11 @@ async fn graceful_shutdown_finishes_requests_in_flight() {
     in_flight.await.expect("client").problem(504, "deadline_exceeded");
     eprintln!("graceful shutdown drained in {:?}", began.elapsed());
     // Nothing listens any more.
-    let refused = reqwest::Client::new().post(&url).timeout(Duration::from_secs(2)).send().await;
+    let refused = reqwest::Client::new()
+        .post(&url)
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await;
     assert!(refused.is_err(), "the listener is still accepting");
 }
 
@@ -656,7 +779,10 @@ async fn slow_clients_cannot_hold_a_connection_open() {
     config.server.header_timeout_ms = 300;
     let server = TestServer::start(config, None).await;
     let mut socket = tokio::net::TcpStream::connect(server.addr).await.expect("connect");
-    socket.write_all(b"POST /v1/primitives/echo/execute HTTP/1.1\r\nHost: x\r\n").await.expect("write");
+    socket
+        .write_all(b"POST /v1/primitives/echo/execute HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("write");
     // ... and never finishes the headers. The server closes the connection.
     let mut buffer = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut buffer)).await;
@@ -683,11 +809,22 @@ async fn latencies(server: &TestServer, key: &str, n: usize) -> (Duration, Durat
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn noisy_neighbour_load_test() {
-    let dir = plugins_dir("noisy", &[plugin("echo"), fixture("spin-forever"), fixture("memory-hog"), fixture("telemetry-flood")]);
-    let noisy = "[quotas]\nfuel = 100000000000\ntimeout_ms = 100\nmax_concurrent = 2\nmax_memory_bytes = 16777216\n";
-    let config = server_config(&dir, vec![tenant("good", KEY_ACME, ""), tenant("noisy", KEY_BETA, noisy)]);
+    let dir = plugins_dir(
+        "noisy",
+        &[
+            plugin("echo"),
+            fixture("spin-forever"),
+            fixture("memory-hog"),
+            fixture("telemetry-flood"),
+        ],
+    );
+    let noisy = "[quotas]\nfuel = 100000000000\ntimeout_ms = 100\nmax_concurrent = 3\nmax_memory_bytes = 16777216\n";
+    let config = server_config(
+        &dir,
+        vec![tenant("good", KEY_ACME, ""), tenant("noisy", KEY_BETA, noisy)],
+    );
     let server = Arc::new(TestServer::start(config, None).await);
-    let n = 300;
+    let n = 1000;
     latencies(&server, KEY_ACME, 20).await;
     let (alone50, alone99, alone_failed) = latencies(&server, KEY_ACME, n).await;
 
@@ -716,9 +853,198 @@ async fn noisy_neighbour_load_test() {
         noisy_calls.load(Ordering::Relaxed)
     );
     eprintln!("{report}");
-    let _ = std::fs::write(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("noisy-neighbour.txt"), &report);
-    assert_eq!(alone_failed + noisy_failed, 0, "the good tenant's calls must all succeed");
+    let _ = std::fs::write(
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("noisy-neighbour.txt"),
+        &report,
+    );
+    assert_eq!(
+        alone_failed + noisy_failed,
+        0,
+        "the good tenant's calls must all succeed"
+    );
     assert!(noisy_calls.load(Ordering::Relaxed) > 0);
     let server = Arc::into_inner(server).expect("one owner");
     assert!(server.stop().await);
+}
+
+/// A `tta-host serve` process, stopped with SIGTERM when dropped.
+struct ServeProcess {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl ServeProcess {
+    fn start(config: &Path, envs: &[(&str, &str)], extra: &[&str]) -> ServeProcess {
+        use std::io::BufRead as _;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tta-host"))
+            .arg("--config")
+            .arg(config)
+            .args(extra)
+            .arg("serve")
+            .envs(envs.iter().copied())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("tta-host starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("tta-host exited before serving")
+                .expect("stderr line");
+            if let Some(addr) = line.strip_prefix("tta-host serving on http://") {
+                break addr.trim().to_owned();
+            }
+        };
+        // Keep draining stderr so the process never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        ServeProcess { child, addr }
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    fn stop(mut self) -> std::process::ExitStatus {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().expect("tta-host exits")
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_across_two_hosts_is_one_trace() {
+    use crate::otlp_receiver::{self, attr, id64, id128, text};
+    let (collector, received) = otlp_receiver::grpc().await;
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("serve/two-hosts");
+    let _ = std::fs::remove_dir_all(&root);
+    for dir in ["b/plugins", "a/plugins", "a/workflows"] {
+        std::fs::create_dir_all(root.join(dir)).expect("dir");
+    }
+    std::fs::copy(plugin("echo"), root.join("b/plugins/echo.wasm")).expect("copy");
+    std::fs::copy(plugin("uppercase"), root.join("a/plugins/uppercase.wasm")).expect("copy");
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache");
+    let host_config = |tenant: &str, key: &str, workflows: bool| {
+        format!(
+            "cache_dir = \"{}\"\n[server]\nlisten = \"127.0.0.1:0\"\nplugins_dir = \"plugins\"\n{}\n\
+             [[tenants]]\nid = \"{tenant}\"\napi_key_sha256 = [\"{}\"]\nprimitives = [\"*\"]\nworkflows = [\"*\"]\n",
+            cache.display(),
+            if workflows { "workflows_dir = \"workflows\"" } else { "" },
+            hash_key(key)
+        )
+    };
+    std::fs::write(root.join("b/tta.toml"), host_config("edge", KEY_BETA, false)).expect("config");
+    std::fs::write(root.join("a/tta.toml"), host_config("shop", KEY_ACME, true)).expect("config");
+    let otlp = format!("http://{collector}");
+    let flags = |service: &'static str| {
+        vec![
+            "--otlp-endpoint".to_owned(),
+            otlp.clone(),
+            "--otlp-protocol".to_owned(),
+            "grpc".to_owned(),
+            "--service-name".to_owned(),
+            service.to_owned(),
+            "--no-metrics".to_owned(),
+        ]
+    };
+    let b_flags = flags("host-b");
+    let b = ServeProcess::start(
+        &root.join("b/tta.toml"),
+        &[],
+        &b_flags.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    std::fs::write(
+        root.join("a/workflows/relay.toml"),
+        format!(
+            "name = \"relay\"\nroot = \"main\"\n[steps.main]\nsequential = [\"shout\", \"far-echo\"]\n\
+             [steps.shout]\nprimitive = \"uppercase\"\n\
+             [steps.far-echo]\nurl = \"http://{}/v1/primitives/echo/execute\"\napi_key_env = \"EDGE_KEY\"\n",
+            b.addr
+        ),
+    )
+    .expect("workflow");
+    let a_flags = flags("host-a");
+    let a = ServeProcess::start(
+        &root.join("a/tta.toml"),
+        &[("EDGE_KEY", KEY_BETA)],
+        &a_flags.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+
+    let reply = send(
+        reqwest::Method::POST,
+        &format!("http://{}/v1/workflows/relay/run", a.addr),
+        Some(KEY_ACME),
+        br#"{"text":"across hosts"}"#.to_vec(),
+        &[
+            ("traceparent", "00-11111111111111112222222222222222-3333333333333333-01"),
+            ("x-correlation-id", "two-hosts-1"),
+        ],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+    assert_eq!(reply.json()["text"], "ACROSS HOSTS");
+    // A remote failure comes back as the remote problem's type.
+    let missing = send(
+        reqwest::Method::POST,
+        &format!("http://{}/v1/workflows/relay/run", a.addr),
+        Some(KEY_ACME),
+        b"not json".to_vec(),
+        &[],
+    )
+    .await;
+    assert!(missing.status >= 400, "{}", String::from_utf8_lossy(&missing.body));
+
+    assert!(a.stop().success(), "host A exits cleanly on SIGTERM");
+    assert!(b.stop().success(), "host B exits cleanly on SIGTERM");
+
+    let trace = 0x1111_1111_1111_1111_2222_2222_2222_2222_u128;
+    let spans: Vec<_> = received
+        .spans()
+        .into_iter()
+        .filter(|(_, s)| id128(&s.trace_id) == trace)
+        .collect();
+    let find = |service: &str, name: &str| {
+        spans
+            .iter()
+            .find(|(svc, s)| svc == service && s.name == name)
+            .map(|(_, s)| s.clone())
+            .unwrap_or_else(|| {
+                panic!(
+                    "no `{name}` span from {service} in trace; got {:?}",
+                    spans
+                        .iter()
+                        .map(|(svc, s)| format!("{svc}:{}", s.name))
+                        .collect::<Vec<_>>()
+                )
+            })
+    };
+    let workflow = find("host-a", "workflow.relay");
+    assert_eq!(id64(&workflow.parent_span_id), 0x3333_3333_3333_3333);
+    let client = find("host-a", "far-echo");
+    assert_eq!(client.kind, 3, "the remote step is a client span");
+    assert_eq!(
+        attr(&client.attributes, "http.response.status_code").map(|v| text(&v)),
+        Some("200".to_owned())
+    );
+    let remote = find("host-b", "echo.execute");
+    assert_eq!(
+        id64(&remote.parent_span_id),
+        id64(&client.span_id),
+        "host B's call span is the child of host A's client span"
+    );
+    assert_eq!(
+        attr(&remote.attributes, "tenant.id").map(|v| text(&v)),
+        Some("edge".to_owned()),
+        "host B's tenant is the one its key belongs to"
+    );
+    assert_eq!(
+        attr(&remote.attributes, "correlation_id").map(|v| text(&v)),
+        Some("two-hosts-1".to_owned())
+    );
 }

@@ -323,7 +323,11 @@ impl Run<'_> {
             request = request.header("authorization", format!("Bearer {key}"));
         }
         let unreachable = |e: reqwest::Error| {
-            let kind = if e.is_timeout() { "deadline_exceeded" } else { "unavailable" };
+            let kind = if e.is_timeout() {
+                "deadline_exceeded"
+            } else {
+                "unavailable"
+            };
             let mut error = StepError::new(step, kind, format!("remote primitive {url}: {e}"));
             error.retryable = true;
             error
