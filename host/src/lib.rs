@@ -13,6 +13,7 @@ pub mod engine;
 pub mod error;
 pub mod guest_api;
 pub mod host;
+pub mod outgoing_http;
 pub mod plugin;
 pub mod report;
 pub mod sandbox;

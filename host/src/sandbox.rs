@@ -9,6 +9,7 @@ use crate::bindings::{Context, Level, Metadata, PrimitivePlugin, PrimitivePlugin
 use crate::config::Limits;
 use crate::error::{CallError, GuestError};
 use crate::host::Shared;
+use crate::outgoing_http::OutgoingHttp;
 use crate::plugin::Plugin;
 use crate::report::{CallReport, CallStats, GuestLog, LogSource, SpanIds};
 use crate::stdio::CapturedOutput;
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 use wasmtime::component::ResourceTable;
 use wasmtime::{CallHook, Store, Trap, UpdateDeadline, WasmBacktrace};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
 
 /// Everything that identifies and bounds one call, decided by the caller.
 #[derive(Debug, Clone)]
@@ -161,6 +163,27 @@ pub struct CallState {
     pub(crate) fuel_at_host_entry: u64,
     /// Fuel burned by nested calls, taken from this store when the import returns.
     pub(crate) fuel_debit: u64,
+    /// Outgoing HTTP, made on the first request.
+    http: Option<Box<OutgoingHttp>>,
+}
+
+impl WasiHttpView for CallState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        let parent = self.current_span_id();
+        let http = self.http.get_or_insert_with(|| {
+            Box::new(OutgoingHttp::new(
+                self.shared.telemetry.metrics(),
+                &self.invocation,
+                &self.report.primitive,
+            ))
+        });
+        http.hooks.parent_span_id = parent;
+        WasiHttpCtxView {
+            hooks: &mut http.hooks,
+            table: &mut self.table,
+            ctx: &mut http.ctx,
+        }
+    }
 }
 
 impl WasiView for CallState {
@@ -332,6 +355,7 @@ fn new_store(
         open_spans: Vec::new(),
         fuel_at_host_entry: fuel,
         fuel_debit: 0,
+        http: None,
     };
     let mut store = Store::new(&shared.engine, state);
     store.limiter(|state| &mut state.limiter);
@@ -396,6 +420,16 @@ fn finish(
         }
     }
     state.open_spans.clear();
+    if let Some(http) = state.http.take() {
+        let max_spans = state.invocation.limits.max_spans;
+        for span in http.take_spans() {
+            if state.report.spans.len() < max_spans {
+                state.report.spans.push(span);
+            } else {
+                state.report.dropped.spans += 1;
+            }
+        }
+    }
     let host_span = state.invocation.ids.span_id;
     let max_logs = state.invocation.limits.max_log_records;
     for (capture, source, level) in [

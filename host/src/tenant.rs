@@ -92,9 +92,15 @@ impl Default for HttpPolicy {
 impl HttpPolicy {
     /// Whether a guest may send a request to `host` (with `port` if the URL gave one).
     pub fn allows(&self, host: &str, port: Option<u16>) -> bool {
+        self.matching_entry(host, port).is_some()
+    }
+
+    /// The `allow` entry that lets a guest reach `host`: the (bounded) label its requests
+    /// are counted under.
+    pub fn matching_entry(&self, host: &str, port: Option<u16>) -> Option<&str> {
         let host = host.to_ascii_lowercase();
         let with_port = port.map(|p| format!("{host}:{p}"));
-        self.allow.iter().any(|entry| {
+        self.allow.iter().map(String::as_str).find(|entry| {
             let entry = entry.to_ascii_lowercase();
             if let Some(suffix) = entry.strip_prefix("*.") {
                 host.ends_with(&format!(".{suffix}"))

@@ -1048,3 +1048,145 @@ async fn a_run_across_two_hosts_is_one_trace() {
         Some("two-hosts-1".to_owned())
     );
 }
+
+/// A loopback HTTP server that records the headers of each request it receives.
+async fn recording_server() -> (std::net::SocketAddr, Arc<std::sync::Mutex<Vec<axum::http::HeaderMap>>>) {
+    use axum::routing::get as route_get;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = Arc::clone(&seen);
+    let app = axum::Router::new()
+        .route(
+            "/hello",
+            route_get(move |headers: axum::http::HeaderMap| async move {
+                record.lock().expect("headers").push(headers);
+                "hello from upstream"
+            }),
+        )
+        .route("/big", route_get(|| async { "x".repeat(2 << 20) }))
+        .route(
+            "/slow",
+            route_get(|| async {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                "late"
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guests_call_out_over_http_only_where_allowed_and_traced() {
+    let (upstream, seen) = recording_server().await;
+    let dir = plugins_dir("http-out", &[fixture("http-fetch")]);
+    let allowed = format!(
+        "[http]\nallow = [\"127.0.0.1:{}\"]\ntimeout_ms = 300\nmax_response_bytes = 1024\n",
+        upstream.port()
+    );
+    let spans = InMemorySpanExporterBuilder::new().build();
+    let server = TestServer::start(
+        server_config(
+            &dir,
+            vec![tenant("acme", KEY_ACME, &allowed), tenant("beta", KEY_BETA, "")],
+        ),
+        Some(spans.clone()),
+    )
+    .await;
+    let fetch = |key: &'static str, path: &str| {
+        let url = server.url("/v1/primitives/http-fetch/execute");
+        let body = format!("{{\"url\":\"http://{upstream}{path}\"}}");
+        async move {
+            send(
+                reqwest::Method::POST,
+                &url,
+                Some(key),
+                body.into_bytes(),
+                &[("traceparent", "00-aaaaaaaaaaaaaaaabbbbbbbbbbbbbbbb-cccccccccccccccc-01")],
+            )
+            .await
+        }
+    };
+
+    let ok = fetch(KEY_ACME, "/hello").await;
+    assert_eq!(ok.status, 200, "{}", String::from_utf8_lossy(&ok.body));
+    assert_eq!(ok.json()["body"], "hello from upstream");
+    assert_eq!(ok.json()["status"], 200);
+    let received = seen.lock().expect("headers").clone();
+    assert_eq!(received.len(), 1);
+    let injected = received[0]
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .expect("traceparent injected")
+        .to_owned();
+    assert!(
+        injected.starts_with("00-aaaaaaaaaaaaaaaabbbbbbbbbbbbbbbb-"),
+        "{injected}"
+    );
+
+    // Denied by default, and each denial is counted under `denied`, not the guest's host.
+    let denied = fetch(KEY_BETA, "/hello").await;
+    let doc = denied.problem(503, "unavailable");
+    assert!(
+        doc["detail"].as_str().unwrap_or("").contains("HttpRequestDenied"),
+        "{doc}"
+    );
+    assert_eq!(
+        seen.lock().expect("headers").len(),
+        1,
+        "a denied request never left the host"
+    );
+    // The caps: a response over `max_response_bytes`, an upstream slower than `timeout_ms`.
+    fetch(KEY_ACME, "/big").await.problem(503, "unavailable");
+    fetch(KEY_ACME, "/slow").await.problem(503, "unavailable");
+
+    assert!(server.host.telemetry().flush(Duration::from_secs(30)));
+    let finished = spans.get_finished_spans().expect("spans");
+    let client = finished
+        .iter()
+        .find(|s| format!("00-{}-{}-01", s.span_context.trace_id(), s.span_context.span_id()) == injected)
+        .expect("the injected traceparent is the client span's");
+    assert_eq!(client.name, "HTTP GET");
+    assert_eq!(client.span_kind, opentelemetry::trace::SpanKind::Client);
+    let attr = |key: &str| {
+        client
+            .attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == key)
+            .map(|kv| kv.value.to_string())
+    };
+    assert_eq!(attr("http.response.status_code").as_deref(), Some("200"));
+    assert_eq!(attr("url.full"), Some(format!("http://{upstream}/hello")));
+    let parent = finished
+        .iter()
+        .find(|s| s.span_context.span_id() == client.parent_span_id)
+        .expect("the client span's parent is exported");
+    assert_eq!(
+        parent.name, "fetch",
+        "the request is under the guest span it was made in"
+    );
+
+    let metrics = server.host.telemetry().metrics().render();
+    let host_label = format!("127.0.0.1:{}", upstream.port());
+    let count = |host: &str, status: &str, tenant: &str| {
+        sample(
+            &metrics,
+            "http_client_requests_total",
+            &[
+                ("primitive_name", "http-fetch"),
+                ("host", host),
+                ("status", status),
+                ("tenant", tenant),
+            ],
+        )
+    };
+    assert_eq!(count(&host_label, "200", "acme"), Some(2.0), "{metrics}");
+    assert_eq!(count(&host_label, "error", "acme"), Some(1.0));
+    assert_eq!(count("denied", "denied", "beta"), Some(1.0));
+    assert!(
+        !metrics.contains("host=\"127.0.0.1\""),
+        "an unlisted host never becomes a label"
+    );
+    crate::telemetry::promtool_check(&metrics);
+    assert!(server.stop().await);
+}
