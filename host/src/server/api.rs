@@ -4,6 +4,10 @@
 //!
 //! Another tenant's primitive or workflow answers 404, exactly like one that does not
 //! exist. The tenant of a call comes from its key, never from the request.
+#![allow(
+    clippy::result_large_err,
+    reason = "the errors are the HTTP responses themselves, built once per refused request"
+)]
 
 use super::problem::Problem;
 use super::{App, reload};
