@@ -265,6 +265,10 @@ pub fn main() -> u8 {
             return if e.use_stderr() { exit::USAGE } else { exit::OK };
         }
     };
+    if let Command::Keygen(args) = &cli.command {
+        keygen(args);
+        return exit::OK;
+    }
     let config = match host_config(&cli) {
         Ok(config) => config,
         Err(e) => {
@@ -422,15 +426,20 @@ async fn run_command(cli: Cli, config: HostConfig, telemetry: crate::telemetry::
         Command::Validate(args) => validate(&host, &args).await,
         Command::Serve(args) => serve(host, &args).await,
         Command::Keygen(args) => {
-            match args.hash {
-                Some(key) => println!("{}", crate::tenant::hash_key(&key)),
-                None => {
-                    let key = crate::tenant::generate_key();
-                    println!("key:            {key}");
-                    println!("api_key_sha256: {}", crate::tenant::hash_key(&key));
-                }
-            }
+            keygen(&args);
             Ok(exit::OK)
+        }
+    }
+}
+
+/// `tta-host keygen`: a new key and its hash, or the hash of a given key.
+fn keygen(args: &KeygenArgs) {
+    match &args.hash {
+        Some(key) => println!("{}", crate::tenant::hash_key(key)),
+        None => {
+            let key = crate::tenant::generate_key();
+            println!("key:            {key}");
+            println!("api_key_sha256: {}", crate::tenant::hash_key(&key));
         }
     }
 }

@@ -383,3 +383,76 @@ fn run_a_workflow_file_with_its_trace() {
         text(&bad.stderr)
     );
 }
+
+#[test]
+fn serve_check_reports_every_problem_and_the_example_config_passes() {
+    let out = tta_host(&["--config", "deploy/tta.toml", "serve", "--check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("config OK: 2 tenant(s)"));
+
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("serve-check");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[server]\nplugins_dir = \"no-such-dir\"\ncompile_workers = 0\n\
+         [[tenants]]\nid = \"Not Valid\"\napi_key_sha256 = [\"plain-text-key\"]\n\
+         [[tenants]]\nid = \"b\"\nprimitives = [\"a*b\"]\n[tenants.quotas]\nmax_concurrent = 0\n",
+    )
+    .expect("config");
+    let out = tta_host(&["--config", bad.to_str().expect("utf-8"), "serve", "--check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    for expected in [
+        "server.plugins_dir",
+        "server.compile_workers",
+        "id must be 1–64 characters",
+        "is not 64 hex digits",
+        "no `api_key_sha256`",
+        "pattern `a*b` is invalid",
+        "quotas.max_concurrent must be greater than 0",
+    ] {
+        assert!(stderr.contains(expected), "`{expected}` not reported in:\n{stderr}");
+    }
+    assert!(!stderr.contains("plain-text-key\n"), "{stderr}");
+}
+
+#[test]
+fn keygen_prints_a_key_and_the_hash_the_config_stores() {
+    let out = tta_host(&["keygen"]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = text(&out.stdout);
+    let field = |name: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_owned())
+            .expect("field printed")
+    };
+    let (key, hash) = (field("key:"), field("api_key_sha256:"));
+    assert!(key.starts_with("tta_") && key.len() == 68, "{key}");
+    assert_eq!(hash, tta_host::tenant::hash_key(&key));
+    let again = tta_host(&["keygen", "--hash", &key]);
+    assert_eq!(text(&again.stdout).trim(), hash);
+    assert!(
+        text(&out.stderr).is_empty(),
+        "keygen prints nothing else: {}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn serve_has_help() {
+    let out = tta_host(&["serve", "--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let help = text(&out.stdout);
+    for flag in [
+        "--check",
+        "--listen",
+        "--plugins-dir",
+        "--workflows-dir",
+        "--uploads-dir",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from:\n{help}");
+    }
+}

@@ -39,3 +39,86 @@ fn the_workflow_schema_file_is_current() {
         path.display()
     );
 }
+
+/// The metric names a PromQL expression selects: identifiers followed by `{` or `[`.
+fn selected_metrics(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let bytes = expr.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i].is_ascii_lowercase() && (i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_'))
+        {
+            let start = i;
+            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                i += 1;
+            }
+            if i < bytes.len() && matches!(bytes[i], b'{' | b'[') {
+                names.push(expr[start..i].to_owned());
+            }
+        } else {
+            i += 1;
+        }
+    }
+    names
+}
+
+#[test]
+fn deploy_dashboards_and_alerts_name_only_metrics_the_host_exports() {
+    let source = std::fs::read_to_string(repo().join("host/src/telemetry/metrics.rs")).expect("metrics.rs");
+    let defined = |name: &str| {
+        let base = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
+            .unwrap_or(name);
+        source.contains(&format!("\"{base}\""))
+    };
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("deploy/grafana/tta-host-dashboard.json")).expect("dashboard"),
+    )
+    .expect("dashboard is JSON");
+    let mut exprs: Vec<String> = dashboard["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["expr"].as_str().map(str::to_owned))
+        .collect();
+    let alerts = std::fs::read_to_string(repo().join("deploy/alerts.yml")).expect("alerts");
+    exprs.push(alerts.clone());
+    let mut checked = 0;
+    for expr in &exprs {
+        let names = selected_metrics(expr);
+        assert!(!names.is_empty(), "no metric found in `{expr}`");
+        for name in names {
+            assert!(
+                defined(&name),
+                "`{name}` (in `{expr}`) is not a metric tta-host exports"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 20, "only {checked} metric references checked");
+
+    // promtool validates the rules and the scrape config when it is installed (CI requires it).
+    for args in [
+        ["check", "rules", "deploy/alerts.yml"],
+        ["check", "config", "deploy/prometheus.yml"],
+    ] {
+        match std::process::Command::new("promtool")
+            .args(args)
+            .current_dir(repo())
+            .output()
+        {
+            Ok(out) => assert!(
+                out.status.success(),
+                "promtool {args:?}:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(e) if std::env::var_os("TTA_REQUIRE_PROMTOOL").is_none() => {
+                eprintln!("promtool not run ({e}); scripts/test.sh installs it");
+            }
+            Err(e) => panic!("promtool is required (TTA_REQUIRE_PROMTOOL) but cannot run: {e}"),
+        }
+    }
+}
