@@ -1190,3 +1190,48 @@ async fn guests_call_out_over_http_only_where_allowed_and_traced() {
     crate::telemetry::promtool_check(&metrics);
     assert!(server.stop().await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_sharing_an_uploads_directory_see_each_others_uploads() {
+    let dir = plugins_dir("shared-uploads", &[]);
+    let config = server_config(&dir, vec![tenant("acme", KEY_ACME, "uploads = true")]);
+    let first = TestServer::start(config.clone(), None).await;
+    let second = TestServer::start(config, None).await;
+    let uploaded = send(
+        reqwest::Method::PUT,
+        &first.url("/v1/primitives/echo"),
+        Some(KEY_ACME),
+        std::fs::read(plugin("echo")).expect("echo"),
+        &[],
+    )
+    .await;
+    assert_eq!(uploaded.status, 201);
+    let mut seen = false;
+    for _ in 0..200 {
+        if execute(&second, "echo", KEY_ACME, "x").await.status == 200 {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(seen, "the second replica never loaded the upload");
+    let deleted = send(
+        reqwest::Method::DELETE,
+        &first.url("/v1/primitives/echo"),
+        Some(KEY_ACME),
+        Vec::new(),
+        &[],
+    )
+    .await;
+    assert_eq!(deleted.status, 204);
+    let mut gone = false;
+    for _ in 0..200 {
+        if execute(&second, "echo", KEY_ACME, "x").await.status == 404 {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(gone, "the second replica kept a deleted upload");
+    assert!(first.stop().await && second.stop().await);
+}

@@ -505,6 +505,7 @@ async fn store_upload(
             format!("cannot store the component: {e}"),
         )
     })?;
+    app.reloader.lock().await.note_upload(&path);
     let replaced = app
         .host
         .update_registry(|r| {
@@ -549,10 +550,13 @@ async fn remove(State(app): State<Arc<App>>, Path(name): Path<String>, headers: 
             tracing::error!(file = %path.display(), "cannot delete a removed upload: {e}");
         }
         tracing::info!(tenant = %tenant.id, primitive = %name, "primitive deleted");
-        Ok(())
+        Ok(path)
     })();
+    if let Ok(path) = &result {
+        app.reloader.lock().await.note_upload(path);
+    }
     let mut response = match result {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
         Err(problem) => problem
             .with_ids(&ids.correlation_id, &format!("{:032x}", ids.trace_id))
             .into_response(),

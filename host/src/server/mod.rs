@@ -221,7 +221,6 @@ impl Server {
             config,
             host,
         });
-        reload::load_uploads(&app).await;
         app.reloader.lock().await.scan(&app, true).await;
         app.ready.store(true, Ordering::Release);
         Ok(Server { app, listener })

@@ -22,8 +22,10 @@ type Fingerprint = (u64, SystemTime);
 pub struct Watcher {
     plugins_dir: Option<PathBuf>,
     workflows_dir: Option<PathBuf>,
+    uploads_dir: Option<PathBuf>,
     plugins: HashMap<PathBuf, Fingerprint>,
     workflows: HashMap<PathBuf, Fingerprint>,
+    uploads: HashMap<PathBuf, Fingerprint>,
 }
 
 impl Watcher {
@@ -31,13 +33,71 @@ impl Watcher {
         Watcher {
             plugins_dir: config.plugins_dir.clone(),
             workflows_dir: config.workflows_dir.clone(),
+            uploads_dir: config.uploads_dir.clone(),
             plugins: HashMap::new(),
             workflows: HashMap::new(),
+            uploads: HashMap::new(),
+        }
+    }
+
+    /// Records an upload the API wrote (or deleted) itself, so the next scan does not load it again.
+    pub(crate) fn note_upload(&mut self, path: &Path) {
+        match fingerprint(path) {
+            Some(fp) => self.uploads.insert(path.to_owned(), fp),
+            None => self.uploads.remove(path),
+        };
+    }
+
+    /// Tenants' uploads written by another replica sharing the directory: loaded, replaced
+    /// or removed like the plugin directory's files.
+    async fn scan_uploads(&mut self, app: &App) {
+        let Some(root) = self.uploads_dir.clone() else {
+            return;
+        };
+        for tenant in app.tenants.iter() {
+            let dir = root.join(&tenant.id);
+            let now = list(&dir, "wasm");
+            let gone: Vec<PathBuf> = self
+                .uploads
+                .keys()
+                .filter(|p| p.parent() == Some(dir.as_path()) && !now.contains_key(*p))
+                .cloned()
+                .collect();
+            for path in gone {
+                self.uploads.remove(&path);
+                if let Some(name) = path.file_stem().and_then(|s| s.to_str()) {
+                    let _ = app
+                        .host
+                        .update_registry(|r| Ok::<_, std::convert::Infallible>(r.remove_owned(&tenant.id, name)));
+                    tracing::info!(tenant = %tenant.id, primitive = %name, "upload removed: its file is gone");
+                }
+            }
+            for (path, fp) in now {
+                if self.uploads.get(&path) == Some(&fp) {
+                    continue;
+                }
+                self.uploads.insert(path.clone(), fp);
+                match app.host.inspect(&path).await {
+                    Ok(plugin) => {
+                        tracing::info!(tenant = %tenant.id, primitive = %plugin.metadata.name, "upload loaded");
+                        reload_metric(app, "upload", "loaded");
+                        let _ = app.host.update_registry(|r| {
+                            r.insert_owned(&tenant.id, plugin);
+                            Ok::<_, std::convert::Infallible>(())
+                        });
+                    }
+                    Err(e) => {
+                        tracing::error!(tenant = %tenant.id, error_type = e.kind(), "stored upload not loaded: {e}");
+                        reload_metric(app, "upload", "rejected");
+                    }
+                }
+            }
         }
     }
 
     /// Loads what changed since the last scan; `initial` reports progress for the first.
     pub(crate) async fn scan(&mut self, app: &App, initial: bool) {
+        self.scan_uploads(app).await;
         let mut plugins_changed = false;
         if let Some(dir) = self.plugins_dir.clone() {
             let now = list(&dir, "wasm");
@@ -187,18 +247,25 @@ pub(crate) fn list(dir: &Path, extension: &str) -> BTreeMap<PathBuf, Fingerprint
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|e| e == extension))
-        .filter_map(|p| {
-            let meta = std::fs::metadata(&p).ok()?;
-            meta.is_file()
-                .then(|| (p, (meta.len(), meta.modified().unwrap_or(SystemTime::UNIX_EPOCH))))
-        })
+        .filter_map(|p| fingerprint(&p).map(|fp| (p, fp)))
         .collect()
+}
+
+fn fingerprint(path: &Path) -> Option<Fingerprint> {
+    let meta = std::fs::metadata(path).ok()?;
+    meta.is_file()
+        .then(|| (meta.len(), meta.modified().unwrap_or(SystemTime::UNIX_EPOCH)))
 }
 
 /// Starts the periodic rescan, unless reload is off.
 pub(crate) fn spawn(app: Arc<App>) -> Option<tokio::task::JoinHandle<()>> {
     let interval = app.config.reload_interval_ms;
-    if interval == 0 || (app.config.plugins_dir.is_none() && app.config.workflows_dir.is_none()) {
+    let watched = [
+        &app.config.plugins_dir,
+        &app.config.workflows_dir,
+        &app.config.uploads_dir,
+    ];
+    if interval == 0 || watched.iter().all(|dir| dir.is_none()) {
         return None;
     }
     Some(tokio::spawn(async move {
@@ -210,28 +277,6 @@ pub(crate) fn spawn(app: Arc<App>) -> Option<tokio::task::JoinHandle<()>> {
             app.reloader.lock().await.scan(&app, false).await;
         }
     }))
-}
-
-/// Loads every tenant's stored uploads; a file for an unknown tenant or a broken one is reported.
-pub(crate) async fn load_uploads(app: &App) {
-    let Some(root) = &app.config.uploads_dir else {
-        return;
-    };
-    for tenant in app.tenants.iter() {
-        let dir = root.join(&tenant.id);
-        for path in list(&dir, "wasm").into_keys() {
-            match app.host.inspect(&path).await {
-                Ok(plugin) => {
-                    tracing::info!(tenant = %tenant.id, primitive = %plugin.metadata.name, "upload restored");
-                    let _ = app.host.update_registry(|r| {
-                        r.insert_owned(&tenant.id, plugin);
-                        Ok::<_, std::convert::Infallible>(())
-                    });
-                }
-                Err(e) => tracing::error!(tenant = %tenant.id, error_type = e.kind(), "stored upload not loaded: {e}"),
-            }
-        }
-    }
 }
 
 /// Where the tenant's upload `name` is kept.
