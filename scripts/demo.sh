@@ -54,3 +54,28 @@ step "tta-host run spin-forever with a 200 ms deadline: the sandbox stops it, ex
 
 step "tta-host run memory-hog: stopped at the 256 MiB memory limit, exit code 6"
 "$tta" run tests/fixtures/memory-hog.wasm || echo "exit code $?"
+
+step "tta-host serve: the multi-tenant HTTP API (deploy/tta.toml, two tenants), checked first"
+"$tta" --config deploy/tta.toml serve --check
+"$tta" --config deploy/tta.toml --no-metrics serve --listen 127.0.0.1:18080 --uploads-dir target/demo-uploads 2>target/demo-serve.log &
+serve_pid=$!
+trap 'kill "$serve_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 100); do curl -sf localhost:18080/readyz >/dev/null && break; sleep 0.1; done
+api=http://127.0.0.1:18080
+step "POST /v1/primitives/word-count/execute as tenant acme, joined to a caller's trace"
+curl -s -D - "$api/v1/primitives/word-count/execute" -H 'Authorization: Bearer demo-acme-key' \
+  -H 'traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' -H 'x-correlation-id: demo-1' \
+  -d '{"text": "served over HTTP"}'
+echo
+step "the same with no key (401), and tenant beta asking for a primitive it may not use (404)"
+curl -s "$api/v1/primitives/word-count/execute" -d '{}'; echo
+curl -s "$api/v1/primitives/summarize/execute" -H 'Authorization: Bearer demo-beta-key' -d '{}'; echo
+step "tenant acme uploads an infinite loop and runs it: its fuel quota stops it, a problem document"
+curl -s -X PUT "$api/v1/primitives/spin-forever" -H 'Authorization: Bearer demo-acme-key' \
+  --data-binary @tests/fixtures/spin-forever.wasm >/dev/null
+curl -s "$api/v1/primitives/spin-forever/execute" -H 'Authorization: Bearer demo-acme-key' -d '{}'; echo
+step "POST /v1/workflows/text-report/run as tenant beta"
+curl -s "$api/v1/workflows/text-report/run" -H 'Authorization: Bearer demo-beta-key' -d '{"text": "one two three"}'; echo
+step "SIGTERM: the server drains and exits; its access log"
+kill -TERM "$serve_pid"; wait "$serve_pid" || true
+grep http_request target/demo-serve.log | tail -5
