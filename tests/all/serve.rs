@@ -777,6 +777,7 @@ async fn slow_clients_cannot_hold_a_connection_open() {
     let dir = plugins_dir("slowloris", &[plugin("echo")]);
     let mut config = server_config(&dir, vec![tenant("acme", KEY_ACME, "")]);
     config.server.header_timeout_ms = 300;
+    config.server.body_timeout_ms = 300;
     let server = TestServer::start(config, None).await;
     let mut socket = tokio::net::TcpStream::connect(server.addr).await.expect("connect");
     socket
@@ -787,6 +788,13 @@ async fn slow_clients_cannot_hold_a_connection_open() {
     let mut buffer = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut buffer)).await;
     assert!(read.is_ok(), "the server kept a half-sent request open");
+    // Headers in full, then a body that never comes: 408, and the slot is free again.
+    let head = format!(
+        "POST /v1/primitives/echo/execute HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY_ACME}\r\nContent-Length: 100\r\n\r\nabc"
+    );
+    let answer = raw_exchange(server.addr, head.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"type\":\"request_timeout\""), "{answer}");
     assert_eq!(execute(&server, "echo", KEY_ACME, "ok").await.status, 200);
     assert!(server.stop().await);
 }

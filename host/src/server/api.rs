@@ -200,9 +200,9 @@ fn with_tenant(mut response: Response, tenant: &Tenant) -> Response {
     response
 }
 
-/// Reads the body, refusing it by its declared length before reading and by its actual
-/// length while reading.
-async fn read_body(body: Body, headers: &HeaderMap, limit: usize, what: &str) -> Result<Vec<u8>, Problem> {
+/// Reads the body, refusing it by its declared length before reading, by its actual length
+/// while reading, and when it arrives slower than `server.body_timeout_ms` allows.
+async fn read_body(app: &App, body: Body, headers: &HeaderMap, limit: usize, what: &str) -> Result<Vec<u8>, Problem> {
     let too_large = |size: String| {
         Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -219,9 +219,18 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize, what: &str) ->
     {
         return Err(too_large(length.to_string()));
     }
-    match axum::body::to_bytes(body, limit).await {
-        Ok(bytes) => Ok(bytes.to_vec()),
-        Err(_) => Err(too_large("more than that".to_owned())),
+    let timeout = Duration::from_millis(app.config.body_timeout_ms);
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => Ok(bytes.to_vec()),
+        Ok(Err(_)) => Err(too_large("more than that".to_owned())),
+        Err(_) => Err(Problem::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!(
+                "{what} did not arrive within {} ms; send the body at once",
+                timeout.as_millis()
+            ),
+        )),
     }
 }
 
@@ -243,7 +252,7 @@ async fn execute(State(app): State<Arc<App>>, Path(name): Path<String>, headers:
     let Some(plugin) = app.host.registry().resolve(Some(&tenant.access), &name) else {
         return with_tenant(ids.problem(not_found("primitive", &name)), tenant);
     };
-    let input = match read_body(body, &headers, tenant.max_request_bytes, "the input").await {
+    let input = match read_body(&app, body, &headers, tenant.max_request_bytes, "the input").await {
         Ok(input) => input,
         Err(problem) => return with_tenant(ids.problem(problem), tenant),
     };
@@ -291,7 +300,7 @@ async fn run_workflow(
     let Some(loaded) = loaded.filter(|_| tenant.access.may_run(&name)) else {
         return with_tenant(ids.problem(not_found("workflow", &name)), tenant);
     };
-    let input = match read_body(body, &headers, tenant.max_request_bytes, "the input").await {
+    let input = match read_body(&app, body, &headers, tenant.max_request_bytes, "the input").await {
         Ok(input) => input,
         Err(problem) => return with_tenant(ids.problem(problem), tenant),
     };
@@ -447,7 +456,7 @@ async fn store_upload(
             format!("`{name}` is not a primitive name: use 1 to 64 characters of a-z, 0-9, '-', '_', '.'"),
         ));
     }
-    let bytes = read_body(body, headers, app.config.max_upload_bytes, "the component").await?;
+    let bytes = read_body(app, body, headers, app.config.max_upload_bytes, "the component").await?;
     let path = reload::upload_path(&root, &tenant.id, name);
     let timeout = Duration::from_millis(app.config.compile_timeout_ms);
     let busy = || {

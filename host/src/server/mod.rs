@@ -49,6 +49,8 @@ pub struct ServerConfig {
     pub shutdown_grace_ms: u64,
     /// How long a client may take to send its request headers, in milliseconds.
     pub header_timeout_ms: u64,
+    /// How long a client may take to send its request body, in milliseconds (408 after).
+    pub body_timeout_ms: u64,
     /// Also serve `/metrics` on the API listener (unauthenticated, like the metrics port).
     pub metrics: bool,
 }
@@ -67,6 +69,7 @@ impl Default for ServerConfig {
             compile_timeout_ms: 60_000,
             shutdown_grace_ms: 10_000,
             header_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
             metrics: false,
         }
     }
@@ -98,7 +101,8 @@ pub fn check(config: &crate::HostConfig) -> Vec<String> {
             dir.display()
         ));
     }
-    let positive: [(&str, u64); 5] = [
+    let positive: [(&str, u64); 6] = [
+        ("server.body_timeout_ms", s.body_timeout_ms),
         ("server.max_upload_bytes", s.max_upload_bytes as u64),
         ("server.compile_workers", u64::from(s.compile_workers)),
         ("server.compile_timeout_ms", s.compile_timeout_ms),
