@@ -57,6 +57,7 @@ step "tta-host run memory-hog: stopped at the 256 MiB memory limit, exit code 6"
 
 step "tta-host serve: the multi-tenant HTTP API (deploy/tta.toml, two tenants), checked first"
 "$tta" --config deploy/tta.toml serve --check
+command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }
 "$tta" --config deploy/tta.toml --no-metrics serve --listen 127.0.0.1:18080 --uploads-dir target/demo-uploads 2>target/demo-serve.log &
 serve_pid=$!
 trap 'kill "$serve_pid" 2>/dev/null || true' EXIT

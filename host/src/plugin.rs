@@ -113,6 +113,11 @@ impl Registry {
         self.owned.get(tenant).and_then(|own| own.get(name)).cloned()
     }
 
+    /// How many primitives of its own the tenant has.
+    pub fn owned_count(&self, tenant: &str) -> usize {
+        self.owned.get(tenant).map_or(0, BTreeMap::len)
+    }
+
     /// Adds or replaces the tenant's own primitive.
     pub fn insert_owned(&mut self, tenant: &str, plugin: Arc<Plugin>) {
         self.owned

@@ -36,12 +36,19 @@ pub struct TenantConfig {
     /// Whether the tenant may upload and delete its own primitives.
     #[serde(default)]
     pub uploads: bool,
+    /// How many primitives of its own the tenant may keep.
+    #[serde(default = "default_max_uploads")]
+    pub max_uploads: usize,
     /// The tenant's quotas; unset ones take the host's limits.
     #[serde(default)]
     pub quotas: Quotas,
     /// Outgoing HTTP from the tenant's guests (`wasi:http`); denied unless hosts are listed.
     #[serde(default)]
     pub http: HttpPolicy,
+}
+
+fn default_max_uploads() -> usize {
+    16
 }
 
 /// What one tenant may consume. Every value is optional; an unset one is the host's.
@@ -206,6 +213,8 @@ pub struct Tenant {
     pub max_response_bytes: usize,
     /// Whether it may upload and delete its own primitives.
     pub uploads: bool,
+    /// How many primitives of its own it may keep.
+    pub max_uploads: usize,
     key_hashes: Vec<[u8; 32]>,
     max_concurrent: u32,
     in_flight: AtomicU32,
@@ -272,6 +281,7 @@ impl Tenant {
             max_request_bytes,
             max_response_bytes,
             uploads: config.uploads,
+            max_uploads: config.max_uploads,
             key_hashes: config.api_key_sha256.iter().filter_map(|h| parse_hash(h)).collect(),
             max_concurrent: q.max_concurrent.unwrap_or(u32::MAX),
             in_flight: AtomicU32::new(0),

@@ -528,7 +528,10 @@ async fn uploads_are_validated_replaced_atomically_and_survive_a_restart() {
     let dir = plugins_dir("uploads", &[]);
     let mut config = server_config(
         &dir,
-        vec![tenant("acme", KEY_ACME, "uploads = true"), tenant("beta", KEY_BETA, "")],
+        vec![
+            tenant("acme", KEY_ACME, "uploads = true\nmax_uploads = 2"),
+            tenant("beta", KEY_BETA, ""),
+        ],
     );
     config.server.max_upload_bytes = 4 << 20;
     let server = TestServer::start(config.clone(), None).await;
@@ -577,6 +580,20 @@ async fn uploads_are_validated_replaced_atomically_and_survive_a_restart() {
     put("echo", KEY_BETA, echo.clone())
         .await
         .problem(403, "uploads_forbidden");
+    // A second upload fits `max_uploads = 2`; a third does not.
+    let uppercase = std::fs::read(plugin("uppercase")).expect("uppercase");
+    assert_eq!(put("uppercase", KEY_ACME, uppercase).await.status, 201);
+    let word_count = std::fs::read(plugin("word-count")).expect("word-count");
+    put("word-count", KEY_ACME, word_count)
+        .await
+        .problem(403, "upload_quota_exceeded");
+    let url = server.url("/v1/primitives/uppercase");
+    assert_eq!(
+        send(reqwest::Method::DELETE, &url, Some(KEY_ACME), Vec::new(), &[])
+            .await
+            .status,
+        204
+    );
     // None of the rejected ones was stored or registered.
     let stored: Vec<String> = std::fs::read_dir(dir.join("uploads/acme"))
         .expect("uploads dir")

@@ -456,6 +456,18 @@ async fn store_upload(
             format!("`{name}` is not a primitive name: use 1 to 64 characters of a-z, 0-9, '-', '_', '.'"),
         ));
     }
+    let registry = app.host.registry();
+    if registry.owned(&tenant.id, name).is_none() && registry.owned_count(&tenant.id) >= tenant.max_uploads {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "upload_quota_exceeded",
+            format!(
+                "this tenant keeps {} primitives of its own, its maximum; delete one first, or ask for a higher `max_uploads`",
+                tenant.max_uploads
+            ),
+        ));
+    }
+    drop(registry);
     let bytes = read_body(app, body, headers, app.config.max_upload_bytes, "the component").await?;
     let path = reload::upload_path(&root, &tenant.id, name);
     let timeout = Duration::from_millis(app.config.compile_timeout_ms);
