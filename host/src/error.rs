@@ -186,7 +186,9 @@ pub enum CallError {
         available: Vec<String>,
     },
     /// The input is over the limit.
-    #[error("input is {size} bytes, over the limit of {limit}; send less or raise `limits.max_input_bytes`")]
+    #[error(
+        "input is {size} bytes, over the limit of {limit}; send less or raise `limits.max_input_bytes` (a tenant: `quotas.max_request_bytes`)"
+    )]
     InputTooLarge {
         /// Its size.
         size: usize,
@@ -194,7 +196,9 @@ pub enum CallError {
         limit: usize,
     },
     /// The guest's output is over the limit.
-    #[error("output is {size} bytes, over the limit of {limit}; return less or raise `limits.max_output_bytes`")]
+    #[error(
+        "output is {size} bytes, over the limit of {limit}; return less or raise `limits.max_output_bytes` (a tenant: `quotas.max_response_bytes`)"
+    )]
     OutputTooLarge {
         /// Its size.
         size: usize,
@@ -203,21 +207,21 @@ pub enum CallError {
     },
     /// The call burned all its fuel.
     #[error(
-        "out of fuel: the call used its whole budget of {limit} fuel (an infinite loop?); raise `limits.fuel` if the work is legitimate"
+        "out of fuel: the call used its whole budget of {limit} fuel (an infinite loop?); raise `limits.fuel` (a tenant: `quotas.fuel`) if the work is legitimate"
     )]
     OutOfFuel {
         /// The budget.
         limit: u64,
     },
     /// The call ran past its wall-clock deadline.
-    #[error("deadline exceeded: the call ran longer than {} ms and was stopped; raise `limits.timeout_ms` if the work is legitimate", .limit.as_millis())]
+    #[error("deadline exceeded: the call ran longer than {} ms and was stopped; raise `limits.timeout_ms` (a tenant: `quotas.timeout_ms`) if the work is legitimate", .limit.as_millis())]
     DeadlineExceeded {
         /// The deadline.
         limit: Duration,
     },
     /// The guest tried to grow memory past its limit.
     #[error(
-        "memory limit: the guest asked for {requested} bytes of linear memory, over the limit of {limit}; raise `limits.max_memory_bytes` if legitimate"
+        "memory limit: the guest asked for {requested} bytes of linear memory, over the limit of {limit}; raise `limits.max_memory_bytes` (a tenant: `quotas.max_memory_bytes`) if legitimate"
     )]
     MemoryLimit {
         /// The limit.

@@ -391,6 +391,9 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for HostLogLayer {
             LogFormat::Pretty => {
                 let mut s = format!("{}: {}", level_name(level).to_ascii_lowercase(), line.event);
                 line.write_fields(&mut s);
+                if let Some(id) = line.correlation_id.as_deref().filter(|id| !id.is_empty()) {
+                    let _ = write!(s, " correlation_id={id}");
+                }
                 s
             }
         };
