@@ -198,7 +198,9 @@ async fn authentication_and_tenant_isolation() {
     ))
     .expect("tenant");
     let acme = tenant("acme", KEY_ACME, "uploads = true");
-    let server = TestServer::start(server_config(&dir, vec![acme, beta]), None).await;
+    let mut config = server_config(&dir, vec![acme, beta]);
+    config.server.metrics = true;
+    let server = TestServer::start(config, None).await;
 
     let ok = execute(&server, "echo", KEY_ACME, "{\"x\":1}").await;
     assert_eq!(ok.status, 200);
@@ -273,6 +275,9 @@ async fn authentication_and_tenant_isolation() {
 
     assert_eq!(get(&server, "/healthz", None).await.status, 200);
     assert_eq!(get(&server, "/readyz", None).await.status, 200);
+    let scraped = get(&server, "/metrics", None).await;
+    assert_eq!(scraped.status, 200, "/metrics on the API port with server.metrics");
+    assert!(String::from_utf8_lossy(&scraped.body).contains("http_server_requests_total{"));
     get(&server, "/v2/nothing", Some(KEY_ACME))
         .await
         .problem(404, "no_route");
