@@ -248,6 +248,7 @@ impl invoke::Host for CallState {
             limits: parent.limits,
             access: parent.access.clone(),
         };
+        drop(registry);
         let shared = Arc::clone(&self.shared);
         let (result, report) = Box::pin(sandbox::execute(&shared, &plugin, child, &input)).await;
         self.fuel_debit = report.stats.fuel_consumed;

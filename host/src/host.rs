@@ -189,13 +189,19 @@ impl Host {
 
     /// Calls the loaded primitive `name` once on `input`.
     pub async fn call(&self, name: &str, input: &[u8], options: CallOptions) -> CallOutcome {
-        let registry = self.shared.registry.load();
-        match registry.resolve(options.access.as_deref(), name) {
-            Some(plugin) => self.call_plugin(&plugin, input, options).await,
-            None => {
+        // The lookup takes no lock and keeps no guard across the call.
+        let found = {
+            let registry = self.shared.registry.load();
+            registry
+                .resolve(options.access.as_deref(), name)
+                .ok_or_else(|| registry.visible_names(options.access.as_deref()))
+        };
+        match found {
+            Ok(plugin) => self.call_plugin(&plugin, input, options).await,
+            Err(available) => {
                 let error = CallError::UnknownPrimitive {
                     name: name.to_owned(),
-                    available: registry.visible_names(options.access.as_deref()),
+                    available,
                 };
                 let invocation = self.invocation(options);
                 let mut report = CallReport::new(name, "", &invocation);
