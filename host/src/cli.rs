@@ -530,14 +530,7 @@ async fn validate(host: &Host, args: &ValidateArgs) -> anyhow::Result<u8> {
         if !problems.is_empty() {
             invalid += 1;
             for p in &problems {
-                eprintln!(
-                    "{}:{}:{}: error: {}: {}",
-                    path.display(),
-                    p.line,
-                    p.column,
-                    p.path,
-                    p.message
-                );
+                eprintln!("{}", p.in_file(path));
             }
             eprintln!("{}: {} problem(s)", path.display(), problems.len());
         }
@@ -737,21 +730,11 @@ fn call_options(args: &RunArgs) -> CallOptions {
 async fn run_workflow(host: &Host, args: &RunArgs, path: &Path, input: &[u8]) -> anyhow::Result<u8> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     load_plugin_dir(host, &args.plugin_dir).await;
-    let compiled = crate::workflow::parse(&text).and_then(|file| {
-        crate::workflow::Workflow::compile(&file, &text, host).map_err(|crate::workflow::CompileError::Invalid(p)| p)
-    });
-    let workflow = match compiled {
+    let workflow = match crate::workflow::Workflow::from_text(&text, host) {
         Ok(workflow) => workflow,
         Err(problems) => {
             for p in &problems {
-                eprintln!(
-                    "{}:{}:{}: error: {}: {}",
-                    path.display(),
-                    p.line,
-                    p.column,
-                    p.path,
-                    p.message
-                );
+                eprintln!("{}", p.in_file(path));
             }
             return Ok(exit::INVALID_WORKFLOW);
         }

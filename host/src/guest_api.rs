@@ -153,6 +153,7 @@ impl telemetry::HostSpan for CallState {
             attributes,
             events: Vec::new(),
             error: None,
+            client: false,
         };
         self.report.spans.push(record);
         self.open_spans.push(index);

@@ -152,6 +152,7 @@ impl WasiHttpHooks for Hooks {
             ],
             events: Vec::new(),
             error: None,
+            client: true,
         };
         let began = Instant::now();
         let sink = Arc::clone(&self.sink);
@@ -176,11 +177,7 @@ impl WasiHttpHooks for Hooks {
                 .to_owned();
             return refuse(record, reason, Error::HttpRequestDenied);
         }
-        let traceparent = format!(
-            "00-{:032x}-{span_id:016x}-{}",
-            self.trace_id,
-            if self.sampled { "01" } else { "00" }
-        );
+        let traceparent = crate::report::traceparent(self.trace_id, span_id, self.sampled);
         let headers = request.headers_mut();
         if let Ok(value) = axum::http::HeaderValue::from_str(&traceparent) {
             headers.insert("traceparent", value);

@@ -23,13 +23,13 @@ pub struct SpanIds {
 impl SpanIds {
     /// The W3C `traceparent` header naming this span.
     pub fn traceparent(&self) -> String {
-        format!(
-            "00-{:032x}-{:016x}-{:02x}",
-            self.trace_id,
-            self.span_id,
-            u8::from(self.sampled)
-        )
+        traceparent(self.trace_id, self.span_id, self.sampled)
     }
+}
+
+/// The W3C `traceparent` header naming span `span_id` of trace `trace_id`.
+pub fn traceparent(trace_id: u128, span_id: u64, sampled: bool) -> String {
+    format!("00-{trace_id:032x}-{span_id:016x}-{:02x}", u8::from(sampled))
 }
 
 /// Parses a W3C `traceparent` header into (trace id, parent span id, sampled).
@@ -116,6 +116,9 @@ pub struct GuestSpanRecord {
     pub events: Vec<SpanEvent>,
     /// The error message, when the guest marked it failed.
     pub error: Option<String>,
+    /// Whether it is the client side of an outgoing request (a remote workflow step, a
+    /// guest's `wasi:http` request), exported with span kind `Client`.
+    pub client: bool,
 }
 
 /// An event on a guest span.

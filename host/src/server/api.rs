@@ -13,7 +13,7 @@ use super::problem::Problem;
 use super::{App, reload};
 use crate::host::CallOptions;
 use crate::plugin::Plugin;
-use crate::report::parse_traceparent;
+use crate::report::{SpanIds, parse_traceparent};
 use crate::tenant::{Permit, Refusal, Tenant};
 use axum::Router;
 use axum::body::Body;
@@ -82,6 +82,22 @@ impl RequestIds {
             .into_response();
         self.stamp(&mut response);
         response
+    }
+
+    /// The answer to a request that ran guest code: its output, or its problem with the ids
+    /// of the run; either way the run's `traceparent` and the correlation id.
+    fn ran(&self, result: Result<Response, Problem>, span: &SpanIds, tenant: &Tenant) -> Response {
+        let mut response = match result {
+            Ok(response) => response,
+            Err(problem) => problem
+                .with_ids(&self.correlation_id, &format!("{:032x}", span.trace_id))
+                .into_response(),
+        };
+        self.stamp(&mut response);
+        response
+            .headers_mut()
+            .insert("traceparent", header_value(&span.traceparent()));
+        with_tenant(response, tenant)
     }
 
     fn stamp(&self, response: &mut Response) {
@@ -258,7 +274,7 @@ async fn execute(State(app): State<Arc<App>>, Path(name): Path<String>, headers:
     };
     let outcome = app.host.call_plugin(&plugin, &input, ids.options(tenant)).await;
     let report = &outcome.report;
-    let mut response = match outcome.output {
+    let result = match outcome.output {
         Ok(output) => {
             let mut response = output_response(output);
             let h = response.headers_mut();
@@ -271,17 +287,11 @@ async fn execute(State(app): State<Arc<App>>, Path(name): Path<String>, headers:
                     report.stats.wall.as_secs_f64() * 1e3
                 )),
             );
-            response
+            Ok(response)
         }
-        Err(error) => Problem::from_call(&error)
-            .with_ids(&report.correlation_id, &format!("{:032x}", report.ids.trace_id))
-            .into_response(),
+        Err(error) => Err(Problem::from_call(&error)),
     };
-    ids.stamp(&mut response);
-    response
-        .headers_mut()
-        .insert("traceparent", header_value(&report.ids.traceparent()));
-    with_tenant(response, tenant)
+    ids.ran(result, &report.ids, tenant)
 }
 
 async fn run_workflow(
@@ -305,10 +315,8 @@ async fn run_workflow(
         Err(problem) => return with_tenant(ids.problem(problem), tenant),
     };
     let outcome = loaded.workflow.run(&input, ids.options(tenant)).await;
-    let report = &outcome.report;
-    let trace_id = format!("{:032x}", report.ids.trace_id);
-    let mut response = match outcome.output {
-        Ok(output) if output.len() > tenant.max_response_bytes => Problem::new(
+    let result = match outcome.output {
+        Ok(output) if output.len() > tenant.max_response_bytes => Err(Problem::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "payload_too_large",
             format!(
@@ -316,19 +324,11 @@ async fn run_workflow(
                 output.len(),
                 tenant.max_response_bytes
             ),
-        )
-        .with_ids(&report.correlation_id, &trace_id)
-        .into_response(),
-        Ok(output) => output_response(output),
-        Err(error) => Problem::from_step(&error)
-            .with_ids(&report.correlation_id, &trace_id)
-            .into_response(),
+        )),
+        Ok(output) => Ok(output_response(output)),
+        Err(error) => Err(Problem::from_step(&error)),
     };
-    ids.stamp(&mut response);
-    response
-        .headers_mut()
-        .insert("traceparent", header_value(&report.ids.traceparent()));
-    with_tenant(response, tenant)
+    ids.ran(result, &outcome.report.ids, tenant)
 }
 
 /// A guest's output: JSON when it parses as JSON, bytes otherwise.
@@ -390,7 +390,7 @@ async fn list_workflows(State(app): State<Arc<App>>, headers: HeaderMap) -> Resp
         .load()
         .iter()
         .filter(|(name, _)| tenant.access.may_run(name))
-        .map(|(name, w)| json!({ "name": name, "description": w.description }))
+        .map(|(name, w)| json!({ "name": name, "description": w.workflow.description() }))
         .collect();
     let mut response = axum::Json(json!({ "workflows": list })).into_response();
     ids.stamp(&mut response);
@@ -430,14 +430,14 @@ async fn upload(State(app): State<Arc<App>>, Path(name): Path<String>, headers: 
         Ok(tenant) => tenant,
         Err(response) => return response,
     };
-    let result = store_upload(&app, &tenant, &name, &headers, body).await;
-    let mut response = match result {
-        Ok((status, body)) => (status, axum::Json(body)).into_response(),
-        Err(problem) => problem
-            .with_ids(&ids.correlation_id, &format!("{:032x}", ids.trace_id))
-            .into_response(),
+    let response = match store_upload(&app, &tenant, &name, &headers, body).await {
+        Ok((status, body)) => {
+            let mut response = (status, axum::Json(body)).into_response();
+            ids.stamp(&mut response);
+            response
+        }
+        Err(problem) => ids.problem(problem),
     };
-    ids.stamp(&mut response);
     with_tenant(response, &tenant)
 }
 
@@ -576,13 +576,14 @@ async fn remove(State(app): State<Arc<App>>, Path(name): Path<String>, headers: 
     if let Ok(path) = &result {
         app.reloader.lock().await.note_upload(path);
     }
-    let mut response = match result {
-        Ok(_) => StatusCode::NO_CONTENT.into_response(),
-        Err(problem) => problem
-            .with_ids(&ids.correlation_id, &format!("{:032x}", ids.trace_id))
-            .into_response(),
+    let response = match result {
+        Ok(_) => {
+            let mut response = StatusCode::NO_CONTENT.into_response();
+            ids.stamp(&mut response);
+            response
+        }
+        Err(problem) => ids.problem(problem),
     };
-    ids.stamp(&mut response);
     with_tenant(response, &tenant)
 }
 

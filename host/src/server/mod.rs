@@ -156,20 +156,10 @@ pub async fn check_files(host: &Host) -> (usize, usize) {
                     continue;
                 }
             };
-            let compiled = crate::workflow::parse(&text).and_then(|file| {
-                Workflow::compile(&file, &text, host).map_err(|crate::workflow::CompileError::Invalid(p)| p)
-            });
-            if let Err(problems) = compiled {
+            if let Err(problems) = Workflow::from_text(&text, host) {
                 invalid += 1;
                 for p in problems {
-                    eprintln!(
-                        "{}:{}:{}: error: {}: {}",
-                        path.display(),
-                        p.line,
-                        p.column,
-                        p.path,
-                        p.message
-                    );
+                    eprintln!("{}", p.in_file(&path));
                 }
             }
         }
@@ -181,8 +171,6 @@ pub async fn check_files(host: &Host) -> (usize, usize) {
 pub struct LoadedWorkflow {
     /// The compiled workflow.
     pub workflow: Arc<Workflow>,
-    /// Its description.
-    pub description: String,
     /// Its file.
     pub path: PathBuf,
 }

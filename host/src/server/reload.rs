@@ -9,7 +9,7 @@
 //! killed mid-upload restarts with the old or the new component, never half of one.
 
 use super::{App, LoadedWorkflow};
-use crate::workflow::{Workflow, parse};
+use crate::workflow::Workflow;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -191,13 +191,8 @@ fn compile_workflows<'a>(app: &App, paths: impl Iterator<Item = &'a PathBuf>) {
                 continue;
             }
         };
-        let compiled = parse(&text).and_then(|file| {
-            Workflow::compile(&file, &text, &app.host)
-                .map(|w| (w, file.description.clone()))
-                .map_err(|crate::workflow::CompileError::Invalid(p)| p)
-        });
-        match compiled {
-            Ok((workflow, description)) => {
+        match Workflow::from_text(&text, &app.host) {
+            Ok(workflow) => {
                 let name = workflow.name().to_owned();
                 if let Some(other) = next.get(&name) {
                     tracing::error!(
@@ -211,7 +206,6 @@ fn compile_workflows<'a>(app: &App, paths: impl Iterator<Item = &'a PathBuf>) {
                     name,
                     Arc::new(LoadedWorkflow {
                         workflow: Arc::new(workflow),
-                        description,
                         path: path.clone(),
                     }),
                 );
@@ -219,7 +213,7 @@ fn compile_workflows<'a>(app: &App, paths: impl Iterator<Item = &'a PathBuf>) {
             }
             Err(problems) => {
                 for p in &problems {
-                    tracing::error!(file = %path.display(), "{}:{}: {}: {}", p.line, p.column, p.path, p.message);
+                    tracing::error!(file = %path.display(), "{p}");
                 }
                 reload_metric(app, "workflow", "rejected");
                 keep_previous(&mut next);

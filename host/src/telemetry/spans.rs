@@ -176,8 +176,7 @@ fn guest_span(span: &GuestSpanRecord, context: SpanContext, call_end: SystemTime
         span_context: context,
         parent_span_id: SpanId::from(span.parent_span_id),
         parent_span_is_remote: false,
-        // Outgoing HTTP (remote workflow steps, guests' wasi:http requests) is a client span.
-        span_kind: if span.attributes.iter().any(|(k, _)| k == "http.request.method") {
+        span_kind: if span.client {
             SpanKind::Client
         } else {
             SpanKind::Internal

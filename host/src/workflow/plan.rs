@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 /// A workflow ready to run.
 pub struct Workflow {
     pub(crate) name: String,
+    pub(crate) description: String,
     pub(crate) root: usize,
     pub(crate) nodes: Vec<Node>,
     pub(crate) host: Host,
@@ -371,14 +372,27 @@ impl Workflow {
         }
         Ok(Workflow {
             name: file.name.get_ref().clone(),
+            description: file.description.clone(),
             root: at(&file.root),
             nodes,
             host: host.clone(),
         })
     }
 
+    /// Parses `text` and compiles it against the primitives loaded in `host`: the workflow,
+    /// or every problem of the file.
+    pub fn from_text(text: &str, host: &Host) -> Result<Self, Vec<Problem>> {
+        let file = crate::workflow::parse(text)?;
+        Workflow::compile(&file, text, host).map_err(|CompileError::Invalid(problems)| problems)
+    }
+
     /// The workflow's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// What it does, for people.
+    pub fn description(&self) -> &str {
+        &self.description
     }
 }

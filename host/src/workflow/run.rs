@@ -124,6 +124,7 @@ impl StepSpan {
                 ],
                 events: Vec::new(),
                 error: None,
+                client: false,
             },
         }
     }
@@ -303,12 +304,7 @@ impl Run<'_> {
             .map_or(now + self.limits.timeout(), |d| d.min(now + self.limits.timeout()));
         span.attr("http.request.method", text("POST"));
         span.attr("url.full", text(url));
-        let traceparent = format!(
-            "00-{:032x}-{:016x}-{}",
-            self.trace_id,
-            span.id(),
-            if self.sampled { "01" } else { "00" }
-        );
+        let traceparent = crate::report::traceparent(self.trace_id, span.id(), self.sampled);
         let mut request = remote_client()
             .post(url)
             .timeout(deadline.saturating_duration_since(now))
@@ -378,6 +374,7 @@ impl Run<'_> {
                     .map(|output| (output, scope.data.clone())),
                 Kind::Remote { url, api_key } => {
                     let mut span = StepSpan::new(&node.name, "remote", scope.parent);
+                    span.record.client = true;
                     let result = self
                         .remote(&node.name, url, api_key.as_deref(), input, &scope, &mut span)
                         .await

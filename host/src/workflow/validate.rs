@@ -22,6 +22,20 @@ pub struct Problem {
     pub message: String,
 }
 
+impl Problem {
+    /// The problem as a compiler would print it: `file:line:col: error: key: message`.
+    pub fn in_file(&self, file: &std::path::Path) -> String {
+        format!(
+            "{}:{}:{}: error: {}: {}",
+            file.display(),
+            self.line,
+            self.column,
+            self.path,
+            self.message
+        )
+    }
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}: {}: {}", self.line, self.column, self.path, self.message)
