@@ -519,6 +519,9 @@ async fn store_upload(
             ),
         ));
     }
+    // The watcher waits while the file is written and registered, so it never loads this
+    // upload a second time (or makes a new upload look like a replacement).
+    let mut watcher = app.reloader.lock().await;
     reload::write_atomically(&path, &bytes).map_err(|e| {
         Problem::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -526,7 +529,7 @@ async fn store_upload(
             format!("cannot store the component: {e}"),
         )
     })?;
-    app.reloader.lock().await.note_upload(&path);
+    watcher.note_upload(&path);
     let replaced = app
         .host
         .update_registry(|r| {
@@ -536,6 +539,7 @@ async fn store_upload(
         })
         .unwrap_or(None)
         .is_some();
+    drop(watcher);
     app.host
         .telemetry()
         .metrics()
@@ -555,6 +559,7 @@ async fn remove(State(app): State<Arc<App>>, Path(name): Path<String>, headers: 
         Ok(tenant) => tenant,
         Err(response) => return response,
     };
+    let mut watcher = app.reloader.lock().await;
     let result = (|| {
         let root = uploads_root(&app, &tenant)?;
         let removed = app
@@ -574,8 +579,9 @@ async fn remove(State(app): State<Arc<App>>, Path(name): Path<String>, headers: 
         Ok(path)
     })();
     if let Ok(path) = &result {
-        app.reloader.lock().await.note_upload(path);
+        watcher.note_upload(path);
     }
+    drop(watcher);
     let response = match result {
         Ok(_) => {
             let mut response = StatusCode::NO_CONTENT.into_response();
