@@ -354,39 +354,86 @@ fn check_metadata(path: &Path, metadata: &Metadata) -> Result<(), LoadError> {
 
 /// The source language named in the component's producers sections, e.g. `Rust`.
 ///
-/// A component bundles several modules (a Rust guest links wasi-libc, written in C), so a
-/// language other than C wins when several are named; C is the answer only when alone.
+/// A component bundles several modules (a Rust guest links wasi-libc, written in C; a C
+/// guest carries the WASI preview1 adapter, written in Rust), so the adapter's modules are
+/// left out (they export the preview1 API), a language other than C wins when several are
+/// named, and C (`C11`, `C17`, ...) is the answer only when alone.
 pub fn source_language(bytes: &[u8]) -> Option<String> {
-    let mut languages: Vec<String> = Vec::new();
-    let mut processed_by = Vec::new();
+    /// What one module or component (and what it nests) says about itself.
+    #[derive(Default)]
+    struct Frame {
+        languages: Vec<String>,
+        processed_by: Vec<String>,
+        is_adapter: bool,
+    }
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut whole = Frame::default();
     for payload in Parser::new(0).parse_all(bytes) {
-        let Ok(Payload::CustomSection(section)) = payload else {
-            continue;
-        };
-        let KnownCustom::Producers(reader) = section.as_known() else {
-            continue;
-        };
-        for field in reader.into_iter().flatten() {
-            for value in field.values.into_iter().flatten() {
-                match field.name {
-                    "language" if !value.name.is_empty() => languages.push(value.name.to_owned()),
-                    "processed-by" => processed_by.push(value.name.to_ascii_lowercase()),
+        let Ok(payload) = payload else { break };
+        match payload {
+            Payload::Version { .. } => stack.push(Frame::default()),
+            Payload::End(_) => {
+                let Some(done) = stack.pop() else { continue };
+                if !done.is_adapter {
+                    let parent = stack.last_mut().unwrap_or(&mut whole);
+                    parent.languages.extend(done.languages);
+                    parent.processed_by.extend(done.processed_by);
+                }
+            }
+            Payload::ExportSection(exports) => {
+                let adapter = exports.into_iter().flatten().any(|e| e.name == "fd_write");
+                if let Some(frame) = stack.last_mut() {
+                    frame.is_adapter |= adapter;
+                }
+            }
+            Payload::CustomSection(section) => {
+                let Some(frame) = stack.last_mut() else { continue };
+                match section.as_known() {
+                    KnownCustom::Producers(reader) => {
+                        for field in reader.into_iter().flatten() {
+                            for value in field.values.into_iter().flatten() {
+                                match field.name {
+                                    "language" if !value.name.is_empty() => frame.languages.push(value.name.to_owned()),
+                                    "processed-by" => frame.processed_by.push(value.name.to_ascii_lowercase()),
+                                    _ => {}
+                                }
+                            }
+                        }
+                    }
+                    // componentize-py names no language, but its modules are named after CPython.
+                    KnownCustom::Name(names) => {
+                        let cpython = names.into_iter().flatten().any(|name| {
+                            matches!(name, wasmtime::wasmparser::Name::Module { name, .. }
+                                if name.starts_with("libpython") || name.starts_with("componentize_py"))
+                        });
+                        if cpython {
+                            frame.processed_by.push("componentize-py".to_owned());
+                        }
+                    }
                     _ => {}
                 }
             }
+            _ => {}
         }
     }
-    let from_tool = processed_by.iter().find_map(|tool| {
-        if tool.contains("componentize-py") {
-            Some("Python".to_owned())
-        } else if tool.contains("componentize-js") || tool.contains("componentizejs") {
-            Some("JavaScript".to_owned())
-        } else {
-            None
-        }
-    });
-    let is_c = |l: &str| l == "C" || (l.starts_with('C') && l[1..].chars().all(|c| c.is_ascii_digit()));
-    from_tool
-        .or_else(|| languages.iter().find(|l| !is_c(l)).cloned())
-        .or_else(|| languages.first().cloned())
+    let used = |tool: &str| whole.processed_by.iter().any(|t| t.contains(tool));
+    let interpreter = if used("componentize-py") {
+        Some("Python")
+    } else if used("componentize-js") || used("componentizejs") {
+        Some("JavaScript")
+    } else {
+        None
+    };
+    let is_c = |l: &str| l == "C" || (l.starts_with('C') && l.len() > 1 && l[1..].chars().all(|c| c.is_ascii_digit()));
+    // rustc names no language of its own; the C a Rust module names is wasi-libc's.
+    interpreter
+        .map(str::to_owned)
+        .or_else(|| whole.languages.iter().find(|l| !is_c(l)).cloned())
+        .or_else(|| used("rustc").then(|| "Rust".to_owned()))
+        .or_else(|| {
+            whole
+                .languages
+                .first()
+                .map(|l| if is_c(l) { "C".to_owned() } else { l.clone() })
+        })
 }

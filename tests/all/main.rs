@@ -5,6 +5,7 @@
 mod calls;
 mod cli;
 mod contract;
+mod languages;
 mod limits;
 mod load;
 mod otlp_receiver;

@@ -11,6 +11,10 @@
 //! source (`-Zbuild-std`), linking with `lld-22` against `wasi-libc`; missing Debian
 //! packages are installed with apt-get, and `wasm-component-ld` with cargo install.
 //! Guests use their own target directory, `target/guests`.
+//!
+//! Guests in other languages (Python, JavaScript, C) are built by [`foreign`].
+
+mod foreign;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -41,13 +45,22 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some("c-sdk") => match foreign::write_c_sdk(&root()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Some("-h" | "--help" | "help") | None => {
             println!(
-                "Usage: cargo xtask plugins\n\n\
-                 Builds every guest crate in plugins/ and tests/fixtures/ to a WebAssembly\n\
-                 component next to its crate, installing the guest toolchain if it is missing.\n\
-                 Uses a rustup wasm32-wasip2 target when installed, else Debian's Rust with\n\
-                 -Zbuild-std. Guest builds use target/guests."
+                "Usage: cargo xtask <plugins | c-sdk>\n\n\
+                 plugins  Builds every guest in plugins/ and tests/fixtures/ (Rust crates, and\n\
+                 \x20        Python, JavaScript and C primitives) to a WebAssembly component next\n\
+                 \x20        to its sources, installing the toolchains that are missing. Rust uses a\n\
+                 \x20        rustup wasm32-wasip2 target when installed, else Debian's Rust with\n\
+                 \x20        -Zbuild-std. Guest builds use target/guests.\n\
+                 c-sdk    Regenerates the C bindings of the WIT in guest-sdk/c/."
             );
             if args.is_empty() {
                 ExitCode::from(2)
@@ -82,9 +95,13 @@ fn build_plugins() -> Result<(), String> {
     let started = Instant::now();
     let toolchain = detect_toolchain()?;
     let target_dir = root.join("target/guests");
-    let total = WORKSPACES.len() + 1;
+    let total = WORKSPACES.len() + 2;
     for (i, ws) in WORKSPACES.iter().enumerate() {
-        eprintln!("[{}/{total}] building {} for wasm32-wasip2", i + 1, ws.dir);
+        eprintln!(
+            "[{}/{total}] building the Rust crates of {} for wasm32-wasip2",
+            i + 1,
+            ws.dir
+        );
         let dir = root.join(ws.dir);
         cargo_build(&toolchain, &dir, &target_dir, "wasm32-wasip2", None)?;
         for name in members(&dir)? {
@@ -94,7 +111,10 @@ fn build_plugins() -> Result<(), String> {
             copy_if_changed(&built, &dir.join(format!("{name}.wasm")))?;
         }
     }
-    eprintln!("[{total}/{total}] building echo for wasm32-unknown-unknown (a component without WASI)");
+    eprintln!(
+        "[{}/{total}] building echo for wasm32-unknown-unknown (a component without WASI)",
+        total - 1
+    );
     let plugins = root.join("plugins");
     cargo_build(
         &toolchain,
@@ -110,6 +130,14 @@ fn build_plugins() -> Result<(), String> {
         .and_then(|encoder| encoder.validate(true).encode())
         .map_err(|e| format!("componentizing {}: {e:#}", module.display()))?;
     write_if_changed(&root.join("tests/fixtures/echo-no-wasi.wasm"), &component)?;
+    eprintln!("[{total}/{total}] building the Python, JavaScript and C guests of plugins/");
+    let workshop = foreign::Workshop::new(&root, &target_dir);
+    for dir in subdirectories(&plugins)? {
+        if let Some(language) = foreign::Language::of(&dir) {
+            let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            workshop.build(language, &dir, &plugins.join(format!("{name}.wasm")))?;
+        }
+    }
     eprintln!("guests built in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
@@ -141,22 +169,40 @@ fn detect_toolchain() -> Result<Toolchain, String> {
 }
 
 fn install_debian_packages() -> Result<(), String> {
-    eprintln!(
-        "installing the guest toolchain: apt-get install {}",
-        DEBIAN_PACKAGES.join(" ")
-    );
-    let install = || {
-        let mut cmd = Command::new("apt-get");
-        cmd.args(["install", "-y", "--no-install-recommends"])
-            .args(DEBIAN_PACKAGES);
+    apt_install(&DEBIAN_PACKAGES).map_err(|e| format!("{e}; or add the rustup target wasm32-wasip2"))
+}
+
+/// Installs Debian packages (as root, or through sudo), updating the index if needed.
+fn apt_install(packages: &[&str]) -> Result<(), String> {
+    eprintln!("installing: apt-get install {}", packages.join(" "));
+    let as_root = |program: &str| {
+        let mut cmd = if is_root() || !on_path("sudo") {
+            Command::new(program)
+        } else {
+            let mut cmd = Command::new("sudo");
+            cmd.arg(program);
+            cmd
+        };
         cmd.env("DEBIAN_FRONTEND", "noninteractive");
-        run(&mut cmd)
+        cmd
+    };
+    let install = || {
+        run(as_root("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(packages))
     };
     if install().is_ok() {
         return Ok(());
     }
-    run(Command::new("apt-get").arg("update"))?;
-    install().map_err(|e| format!("{e}; install them by hand or add the rustup target wasm32-wasip2"))
+    run(as_root("apt-get").args(["update", "-qq"]))?;
+    install().map_err(|e| format!("{e}: install {} by hand", packages.join(" ")))
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 fn on_path(program: &str) -> bool {
@@ -215,6 +261,18 @@ fn run(cmd: &mut Command) -> Result<(), String> {
     } else {
         Err(format!("{:?} failed ({status})", cmd.get_program()))
     }
+}
+
+/// The subdirectories of `dir`, sorted.
+fn subdirectories(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("reading {}: {e}", dir.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    Ok(dirs)
 }
 
 /// The crates of a guest workspace: its subdirectories with a Cargo.toml, by directory name.

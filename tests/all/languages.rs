@@ -1,0 +1,176 @@
+//! Guests in Python, JavaScript and C, built from source in `plugins/`, held to the same
+//! contract as the Rust guests: the same output, typed errors, spans, logs and metrics.
+
+use crate::telemetry::sample;
+use crate::{config, host_with, plugin};
+use tta_host::bindings::{ErrorKind, Level, Value};
+use tta_host::cache::Origin;
+use tta_host::report::{CallReport, LogSource, MetricKind};
+use tta_host::{CallError, CallOptions, Host};
+
+/// The three twins, with the language the load table should name.
+const GUESTS: [(&str, &str); 3] = [
+    ("slugify-py", "Python"),
+    ("slugify-js", "JavaScript"),
+    ("slugify-c", "C"),
+];
+
+async fn all_three() -> Host {
+    let paths: Vec<_> = GUESTS.iter().map(|(name, _)| plugin(name)).collect();
+    host_with(config(), &paths).await
+}
+
+fn the_slugify_span(report: &CallReport) -> &tta_host::report::GuestSpanRecord {
+    assert_eq!(report.spans.len(), 1, "{:?}", report.spans);
+    let span = &report.spans[0];
+    assert_eq!(span.name, "slugify");
+    assert_eq!(span.parent_span_id, report.ids.span_id, "a child of the call span");
+    assert!(span.end.is_some(), "ended");
+    span
+}
+
+#[tokio::test]
+async fn each_language_slugifies_with_the_same_span_event_log_and_metric() {
+    let host = all_three().await;
+    for (name, _) in GUESTS {
+        let outcome = host
+            .call(name, br#"{"text": "Hello, World! 2x"}"#, CallOptions::default())
+            .await;
+        let output = outcome.output.as_ref().unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            std::str::from_utf8(output).expect("UTF-8"),
+            r#"{"slug":"hello-world-2x","words":3}"#,
+            "{name}"
+        );
+        let report = &outcome.report;
+        let span = the_slugify_span(report);
+        assert_eq!(
+            span.attributes,
+            [
+                ("text.bytes".to_owned(), Value::Int(16)),
+                ("slug.words".to_owned(), Value::Int(3))
+            ],
+            "{name}"
+        );
+        assert_eq!(span.events.len(), 1, "{name}");
+        assert_eq!(span.events[0].name, "slugified");
+        assert_eq!(span.error, None);
+
+        assert_eq!(report.metrics.len(), 1, "{name}: {:?}", report.metrics);
+        assert_eq!(report.metrics[0].kind, MetricKind::Counter);
+        assert_eq!(report.metrics[0].name, "slugs_made");
+        assert_eq!(report.metrics[0].value, 1.0);
+
+        let logs: Vec<_> = report.logs.iter().filter(|l| l.source == LogSource::Api).collect();
+        assert_eq!(logs.len(), 1, "{name}: {logs:?}");
+        assert_eq!((logs[0].level, logs[0].message.as_str()), (Level::Info, "slugified"));
+        assert_eq!(logs[0].fields, [("words".to_owned(), Value::Int(3))]);
+        assert_eq!(
+            logs[0].span_id, report.ids.span_id,
+            "{name}: logged after the span ended"
+        );
+    }
+    let exposition = host.telemetry().metrics().render();
+    for (name, _) in GUESTS {
+        let labels = [("primitive_name", name), ("tenant", "default")];
+        assert_eq!(
+            sample(&exposition, "tta_guest_slugs_made_total", &labels),
+            Some(1.0),
+            "{name}"
+        );
+        let executed = [("primitive_name", name), ("status", "success")];
+        assert_eq!(
+            sample(&exposition, "primitive_executions_total", &executed),
+            Some(1.0),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn each_language_decodes_json_escapes_and_unicode_alike() {
+    let host = all_three().await;
+    let input = r#"{"other": [1, {"text": 2}], "text": "\u00dcn\u00efcode \u2013 \"quotes\"\t\ud83d\ude00 \/ 42", "n": -1.5e3}"#;
+    for (name, _) in GUESTS {
+        let outcome = host.call(name, input.as_bytes(), CallOptions::default()).await;
+        let output = outcome.output.as_ref().unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(output.as_slice(), br#"{"slug":"n-code-quotes-42","words":4}"#, "{name}");
+        let text = "Ünïcode – \"quotes\"\t😀 / 42";
+        let span = the_slugify_span(&outcome.report);
+        assert_eq!(
+            span.attributes[0],
+            ("text.bytes".to_owned(), Value::Int(text.len() as i64)),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn each_language_rejects_bad_input_with_a_typed_error_and_a_warning() {
+    let host = all_three().await;
+    let cases: [(&[u8], &str); 6] = [
+        (b"not json", "input is not JSON"),
+        (b"{\"text\": \"open", "input is not JSON"),
+        (b"[1, 2]", "has no string field \"text\""),
+        (br#"{"txt": "hello"}"#, "has no string field \"text\""),
+        (br#"{"text": 42}"#, "has no string field \"text\""),
+        (b"{\"text\": \"\xff\xfe\"}", "input is not"),
+    ];
+    for (name, _) in GUESTS {
+        for (input, expected) in cases {
+            let outcome = host.call(name, input, CallOptions::default()).await;
+            let Err(CallError::Guest(e)) = &outcome.output else {
+                panic!(
+                    "{name} on {:?}: expected a guest error, got {:?}",
+                    String::from_utf8_lossy(input),
+                    outcome.output
+                );
+            };
+            assert_eq!(e.kind, ErrorKind::InvalidInput, "{name}");
+            assert!(!e.retryable);
+            assert!(
+                e.message.contains(expected),
+                "{name}: {:?} lacks {expected:?}",
+                e.message
+            );
+            assert!(
+                e.message.contains(r#"e.g. {"text": "Hello, World!"}"#),
+                "{name}: says how to fix it"
+            );
+            assert_eq!(outcome.report.status(), "error", "{name}");
+            let warning = outcome
+                .report
+                .logs
+                .iter()
+                .find(|l| l.source == LogSource::Api)
+                .unwrap_or_else(|| panic!("{name}: a warning"));
+            assert_eq!(
+                (warning.level, warning.message.as_str()),
+                (Level::Warn, "rejected input")
+            );
+        }
+        let outcome = host.call(name, br#"{"text": "?!"}"#, CallOptions::default()).await;
+        let Err(CallError::Guest(e)) = &outcome.output else {
+            panic!("{name}: expected a guest error");
+        };
+        assert!(
+            e.message.contains("no ASCII letters or digits"),
+            "{name}: {}",
+            e.message
+        );
+        let span = the_slugify_span(&outcome.report);
+        assert_eq!(span.error.as_deref(), Some("no letters or digits"), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn the_source_language_comes_from_the_component_and_a_second_load_is_cached() {
+    let host = all_three().await;
+    for (name, language) in GUESTS {
+        let loaded = host.load(&plugin(name)).await.expect("loads again");
+        assert_eq!(loaded.language.as_deref(), Some(language), "{name}");
+        assert_eq!(loaded.origin, Origin::Cached, "{name}: the shared test cache has it");
+    }
+    let rust = host.load(&plugin("echo")).await.expect("echo");
+    assert_eq!(rust.language.as_deref(), Some("Rust"));
+}
