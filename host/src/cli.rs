@@ -158,6 +158,30 @@ pub enum Command {
     ///
     /// The key is shown once: give it to the tenant; put only `api_key_sha256` in `tta.toml`.
     Keygen(KeygenArgs),
+    /// Make a new primitive project in Rust, Python, JavaScript or C.
+    ///
+    /// Writes the source of a working primitive, the WIT of the contract, a `build.sh` that
+    /// installs its toolchain when missing and builds `<name>.wasm`, an `input.json` to try it
+    /// with, and a README. Then: `cd <name> && ./build.sh && tta-host run <name>.wasm
+    /// --input-file input.json --trace`.
+    #[command(after_help = "Exit codes: 0 made, 1 the directory exists or cannot be written, 2 bad name or usage.")]
+    New(NewArgs),
+}
+
+/// `tta-host new`.
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The primitive's name, also the directory's: a-z, 0-9, '-', '_', starting with a letter.
+    pub name: String,
+    /// The language of the project.
+    #[arg(long, value_enum, default_value = "rust")]
+    pub lang: crate::scaffold::Language,
+    /// Where to make it (default: ./<name>); must not exist or be empty.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// The tta-guest SDK the Rust template depends on (default: the guest-sdk this binary was built with).
+    #[arg(long)]
+    pub sdk: Option<PathBuf>,
 }
 
 const SERVE_HELP: &str = "Exit codes: 0 stopped cleanly (or --check found nothing wrong), 1 the config is invalid \
@@ -269,6 +293,9 @@ pub fn main() -> u8 {
         keygen(args);
         return exit::OK;
     }
+    if let Command::New(args) = &cli.command {
+        return new_project(args);
+    }
     let config = match host_config(&cli) {
         Ok(config) => config,
         Err(e) => {
@@ -371,7 +398,7 @@ fn host_config(cli: &Cli) -> anyhow::Result<HostConfig> {
     // `load` and `run` end at once: nothing could scrape them unless asked for explicitly.
     if matches!(
         cli.command,
-        Command::Load(_) | Command::Run(_) | Command::Validate(_) | Command::Keygen(_)
+        Command::Load(_) | Command::Run(_) | Command::Validate(_) | Command::Keygen(_) | Command::New(_)
     ) || matches!(&cli.command, Command::Serve(args) if args.check)
     {
         t.metrics.listen = None;
@@ -428,6 +455,36 @@ async fn run_command(cli: Cli, config: HostConfig, telemetry: crate::telemetry::
         Command::Keygen(args) => {
             keygen(&args);
             Ok(exit::OK)
+        }
+        Command::New(args) => Ok(new_project(&args)),
+    }
+}
+
+/// `tta-host new`: makes the project and says what to do next.
+fn new_project(args: &NewArgs) -> u8 {
+    use crate::scaffold::{self, ScaffoldError};
+    let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from(&args.name));
+    let sdk = args.sdk.clone().unwrap_or_else(scaffold::default_sdk);
+    match scaffold::create(&args.name, args.lang, &dir, &sdk) {
+        Ok(files) => {
+            println!("made {} ({}) in {}:", args.name, args.lang.display(), dir.display());
+            for file in files
+                .iter()
+                .filter(|f| !f.starts_with("wit/") && !f.starts_with("sdk/"))
+            {
+                println!("  {file}");
+            }
+            println!("next:\n  cd {} && ./build.sh", dir.display());
+            println!("  tta-host run {}.wasm --input-file input.json --trace", args.name);
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            if matches!(e, ScaffoldError::BadName(_)) {
+                exit::USAGE
+            } else {
+                exit::HOST
+            }
         }
     }
 }

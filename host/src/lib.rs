@@ -17,6 +17,7 @@ pub mod outgoing_http;
 pub mod plugin;
 pub mod report;
 pub mod sandbox;
+pub mod scaffold;
 pub mod server;
 pub mod stdio;
 pub mod telemetry;

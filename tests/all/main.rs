@@ -9,6 +9,7 @@ mod languages;
 mod limits;
 mod load;
 mod otlp_receiver;
+mod scaffold;
 mod serve;
 mod telemetry;
 mod workflows;

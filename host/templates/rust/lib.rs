@@ -1,0 +1,40 @@
+//! `{{name}}`: a tta-host primitive. Edit `run`; `./build.sh` makes `{{name}}.wasm`.
+
+use serde::{Deserialize, Serialize};
+use tta_guest::{Context, Error, JsonPrimitive, Metadata};
+
+#[derive(Deserialize)]
+struct Input {
+    name: String,
+}
+
+#[derive(Serialize)]
+struct Output {
+    greeting: String,
+}
+
+struct Primitive;
+
+impl JsonPrimitive for Primitive {
+    type Input = Input;
+    type Output = Output;
+
+    fn describe() -> Metadata {
+        Metadata::new("{{name}}", env!("CARGO_PKG_VERSION"), env!("CARGO_PKG_DESCRIPTION"))
+    }
+
+    fn run(_ctx: &Context, input: Input) -> Result<Output, Error> {
+        if input.name.trim().is_empty() {
+            return Err(Error::invalid_input(r#"`name` is empty: send {"name": "Ada"}"#));
+        }
+        let span = tta_guest::span("{{name}}.greet");
+        span.attr("name.length", input.name.len());
+        let greeting = format!("Hello, {}!", input.name);
+        drop(span);
+        tta_guest::counter_add("greetings", 1.0, &[]);
+        tta_guest::info!(name = input.name.as_str(); "greeted");
+        Ok(Output { greeting })
+    }
+}
+
+tta_guest::export!(Primitive);
