@@ -3,21 +3,66 @@
 //! Everything else in the host uses these types; nothing else runs `bindgen!`. The
 //! `invoke.call` import is async because it runs another guest; the telemetry imports
 //! are synchronous and never fail, so a guest cannot trap the host through them.
+//!
+//! The world bound here is the published `primitive-plugin` plus the optional `wasi:otel`
+//! 0.2.0-rc.2 imports (`wit/deps/otel`), so a guest instrumented with an OpenTelemetry SDK
+//! for Spin or wasmCloud links unchanged; a guest that does not import them is not affected.
+//! Its `wasi:clocks` types are wasmtime-wasi's, which provides those interfaces.
 
 wasmtime::component::bindgen!({
-    path: "../wit/0.1.0",
-    world: "tta:primitives/primitive-plugin@0.1.0",
+    path: ["../wit/0.1.0", "../wit/deps/clocks", "../wit/deps/otel"],
+    inline: "
+        package tta:host;
+
+        world primitive-plugin {
+            include tta:primitives/primitive-plugin@0.1.0;
+            import wasi:otel/tracing@0.2.0-rc.2;
+            import wasi:otel/logs@0.2.0-rc.2;
+            import wasi:otel/metrics@0.2.0-rc.2;
+        }
+    ",
+    world: "tta:host/primitive-plugin",
     imports: {
         "tta:primitives/invoke.call": async | trappable,
         default: trappable,
     },
     exports: { default: async },
-    additional_derives: [PartialEq],
     with: {
         "tta:primitives/telemetry.span": crate::guest_api::GuestSpan,
+        "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
     },
 });
 
 pub use exports::tta::primitives::primitive::{Context, Error as WitError, Metadata};
 pub use tta::primitives::telemetry::{Level, Value};
 pub use tta::primitives::types::ErrorKind;
+
+impl PartialEq for Value {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Value::Str(a), Value::Str(b)) => a == b,
+            (Value::Int(a), Value::Int(b)) => a == b,
+            (Value::Float(a), Value::Float(b)) => a == b,
+            (Value::Boolean(a), Value::Boolean(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// Adds the imports of the world a host provides itself (ours and `wasi:otel`) to `linker`;
+/// its `wasi:clocks` come with wasmtime-wasi's, added beside these.
+pub fn add_to_linker(linker: &mut wasmtime::component::Linker<crate::sandbox::CallState>) -> wasmtime::Result<()> {
+    use crate::sandbox::CallState;
+    use wasmtime::component::HasSelf;
+    fn state(state: &mut CallState) -> &mut CallState {
+        state
+    }
+    tta::primitives::types::add_to_linker::<CallState, HasSelf<CallState>>(linker, state)?;
+    tta::primitives::telemetry::add_to_linker::<CallState, HasSelf<CallState>>(linker, state)?;
+    tta::primitives::invoke::add_to_linker::<CallState, HasSelf<CallState>>(linker, state)?;
+    wasi::otel::types::add_to_linker::<CallState, HasSelf<CallState>>(linker, state)?;
+    wasi::otel::tracing::add_to_linker::<CallState, HasSelf<CallState>>(linker, state)?;
+    wasi::otel::logs::add_to_linker::<CallState, HasSelf<CallState>>(linker, state)?;
+    wasi::otel::metrics::add_to_linker::<CallState, HasSelf<CallState>>(linker, state)?;
+    Ok(())
+}

@@ -22,7 +22,7 @@ const DROPPED_SPAN: u32 = u32::MAX;
 /// The longest string kept from a guest (messages, attribute values); the rest is cut.
 const MAX_STRING_BYTES: usize = 8 * 1024;
 
-fn bounded(mut s: String) -> String {
+pub(crate) fn bounded(mut s: String) -> String {
     if s.len() > MAX_STRING_BYTES {
         let mut cut = MAX_STRING_BYTES;
         while !s.is_char_boundary(cut) {
@@ -41,7 +41,7 @@ fn bounded_value(value: Value) -> Value {
     }
 }
 
-fn bounded_attributes(attributes: Vec<(String, Value)>, max: usize) -> (Vec<(String, Value)>, u64) {
+pub(crate) fn bounded_attributes(attributes: Vec<(String, Value)>, max: usize) -> (Vec<(String, Value)>, u64) {
     let dropped = attributes.len().saturating_sub(max) as u64;
     let kept = attributes
         .into_iter()
@@ -89,21 +89,8 @@ impl types::Host for CallState {}
 
 impl telemetry::Host for CallState {
     fn log(&mut self, level: Level, message: String, fields: Vec<(String, Value)>) -> wasmtime::Result<()> {
-        if self.report.logs.len() >= self.limits().max_log_records {
-            self.report.dropped.logs += 1;
-            return Ok(());
-        }
-        let (fields, dropped) = bounded_attributes(fields, self.limits().max_span_items);
-        self.report.dropped.span_items += dropped;
-        let record = GuestLog {
-            time: SystemTime::now(),
-            level,
-            message: bounded(message),
-            fields,
-            span_id: self.current_span_id(),
-            source: LogSource::Api,
-        };
-        self.report.logs.push(record);
+        let span_id = self.current_span_id();
+        self.record_log(SystemTime::now(), level, message, fields, span_id);
         Ok(())
     }
 
@@ -119,7 +106,39 @@ impl telemetry::Host for CallState {
 }
 
 impl CallState {
-    fn record_metric(&mut self, kind: MetricKind, name: String, value: f64, attributes: Vec<(String, Value)>) {
+    /// Keeps a guest's log record, within the call's limits.
+    pub(crate) fn record_log(
+        &mut self,
+        time: SystemTime,
+        level: Level,
+        message: String,
+        fields: Vec<(String, Value)>,
+        span_id: u64,
+    ) {
+        if self.report.logs.len() >= self.limits().max_log_records {
+            self.report.dropped.logs += 1;
+            return;
+        }
+        let (fields, dropped) = bounded_attributes(fields, self.limits().max_span_items);
+        self.report.dropped.span_items += dropped;
+        self.report.logs.push(GuestLog {
+            time,
+            level,
+            message: bounded(message),
+            fields,
+            span_id,
+            source: LogSource::Api,
+        });
+    }
+
+    /// Keeps a guest's metric data point, within the call's limits.
+    pub(crate) fn record_metric(
+        &mut self,
+        kind: MetricKind,
+        name: String,
+        value: f64,
+        attributes: Vec<(String, Value)>,
+    ) {
         if self.report.metrics.len() >= self.limits().max_metric_points || !value.is_finite() {
             self.report.dropped.metrics += 1;
             return;

@@ -3,7 +3,6 @@
 //! Cheap to clone and share between tasks: everything lives behind one `Arc`, and the
 //! registry is swapped atomically, so lookups on the call path take no lock.
 
-use crate::bindings::PrimitivePlugin;
 use crate::cache::ArtifactCache;
 use crate::config::{HostConfig, Limits};
 use crate::engine::{EpochTicker, build_engine};
@@ -18,7 +17,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::Engine;
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::Linker;
 
 /// Why a host could not start.
 #[derive(Debug, thiserror::Error)]
@@ -106,8 +105,7 @@ impl Host {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| HostError::Engine(format!("{e:#}")))?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(|e| HostError::Engine(format!("{e:#}")))?;
-        PrimitivePlugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |state| state)
-            .map_err(|e| HostError::Engine(format!("{e:#}")))?;
+        crate::bindings::add_to_linker(&mut linker).map_err(|e| HostError::Engine(format!("{e:#}")))?;
         let cache = config.cache_dir.as_deref().and_then(|dir| match ArtifactCache::open(dir, &engine) {
             Ok(cache) => Some(cache),
             Err(e) => {

@@ -22,6 +22,7 @@ pub mod server;
 pub mod stdio;
 pub mod telemetry;
 pub mod tenant;
+pub mod wasi_otel;
 pub mod workflow;
 
 pub use config::{HostConfig, Limits};

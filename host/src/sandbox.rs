@@ -165,6 +165,9 @@ pub struct CallState {
     pub(crate) fuel_debit: u64,
     /// Outgoing HTTP, made on the first request.
     http: Option<Box<OutgoingHttp>>,
+    /// Span ids a guest's `wasi:otel` SDK announced as started, so children ending first
+    /// find their parent.
+    pub(crate) otel_started: Vec<u64>,
 }
 
 impl WasiHttpView for CallState {
@@ -356,6 +359,7 @@ fn new_store(
         fuel_at_host_entry: fuel,
         fuel_debit: 0,
         http: None,
+        otel_started: Vec::new(),
     };
     let mut store = Store::new(&shared.engine, state);
     store.limiter(|state| &mut state.limiter);

@@ -838,3 +838,87 @@ async fn file_exporters_write_json_lines_in_the_tta_format() {
     );
     assert!(spans.iter().any(|s| s["name"] == "word-count.tokenize"));
 }
+
+#[tokio::test]
+async fn a_guest_using_the_opentelemetry_sdk_over_wasi_otel_reports_under_the_call_span() {
+    let (spans, builder) = in_memory();
+    let host = host(builder, &[fixture("otel-sdk")]).await;
+    let options = CallOptions {
+        traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+        tracestate: Some("vendor=abc".into()),
+        ..CallOptions::default()
+    };
+    let outcome = host.call("otel-sdk", b"{}", options).await;
+    let output: serde_json::Value = serde_json::from_slice(outcome.output.as_ref().expect("ok")).expect("JSON");
+    let report = &outcome.report;
+    assert_eq!(
+        output["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736",
+        "outer-span-context is the caller's trace"
+    );
+    assert_eq!(
+        output["span_id"],
+        format!("{:016x}", report.ids.span_id),
+        "and the call's span"
+    );
+
+    let spans = finished(&host, &spans);
+    let call = one(&spans, "otel-sdk.execute");
+    let handle = one(&spans, "otel.handle");
+    let step = one(&spans, "otel.step");
+    for span in [handle, step] {
+        assert_eq!(span.span_context.trace_id(), call.span_context.trace_id(), "one trace");
+    }
+    assert_eq!(
+        handle.parent_span_id,
+        call.span_context.span_id(),
+        "the SDK's root span is a child of the call"
+    );
+    assert_eq!(
+        step.parent_span_id,
+        handle.span_context.span_id(),
+        "its child ended first and still found its parent"
+    );
+    assert_eq!(int_attribute(handle, "items"), 3);
+    assert_eq!(str_attribute(handle, "mode"), "batch");
+    assert!(matches!(step.status, Status::Error { ref description } if description == "step failed softly"));
+    assert_eq!(step.events.events[0].name, "checkpoint");
+    assert!(step.end_time >= step.start_time && handle.end_time >= step.end_time);
+
+    let log = report
+        .logs
+        .iter()
+        .find(|l| l.message == "cache miss")
+        .expect("the SDK's log record");
+    assert_eq!(log.level, tta_host::bindings::Level::Warn);
+    assert_eq!(
+        log.span_id,
+        u64::from_be_bytes(handle.span_context.span_id().to_bytes())
+    );
+    assert!(
+        log.fields
+            .contains(&("key".to_owned(), tta_host::bindings::Value::Str("user:42".into())))
+    );
+
+    let exposition = host.telemetry().metrics().render();
+    let labels = [("primitive_name", "otel-sdk"), ("route", "/a")];
+    assert_eq!(
+        sample(&exposition, "tta_guest_requests_total", &labels),
+        Some(2.0),
+        "a monotonic sum is a counter"
+    );
+    let labels = [("primitive_name", "otel-sdk")];
+    assert_eq!(
+        sample(&exposition, "tta_guest_latency_ms_count", &labels),
+        Some(4.0),
+        "a histogram keeps its count"
+    );
+    assert_eq!(
+        sample(&exposition, "tta_guest_latency_ms_sum", &labels),
+        Some(10.0),
+        "and its sum"
+    );
+    assert_eq!(
+        report.dropped.metrics, 1,
+        "the gauge has no guest metric kind: counted as dropped"
+    );
+}
