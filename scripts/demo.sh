@@ -28,6 +28,24 @@ step "the same call with JSON logs (the TTA.dev log format), joined to an incomi
   --traceparent 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01
 echo
 
+step "one primitive in Python, JavaScript and C: the same output, span, log and metric from each"
+for name in slugify-py slugify-js slugify-c; do
+  "$tta" run "$name" --input '{"text": "Hello, WebAssembly components!"}' --trace
+  echo
+done
+
+step "a guest instrumented with the OpenTelemetry SDK over wasi:otel: its spans land under the call"
+"$tta" run tests/fixtures/otel-sdk.wasm --input '{}' --trace >/dev/null
+echo
+
+step "tta-host new hello --lang c: a new primitive project, built and run on the first try"
+scratch="$(mktemp -d)"
+"$tta" new hello --lang c --dir "$scratch/hello"
+"$scratch/hello/build.sh"
+(cd "$scratch/hello" && "$OLDPWD/$tta" run hello.wasm --input-file input.json --trace)
+rm -rf "$scratch"
+echo
+
 step "the metrics of one run, in the Prometheus exposition /metrics serves (excerpt)"
 "$tta" run orchestrator --input '{"text": "metered"}' --print-metrics 2>&1 >/dev/null |
   grep -E '^(primitive_executions_total|primitive_duration_seconds_(count|sum)|primitive_fuel_consumed_sum|tta_guest_)' || true

@@ -19,7 +19,7 @@ pub const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
 /// The pinned componentize-js release (npm), with its lock file in `xtask/js/`.
 pub const COMPONENTIZE_JS: &str = "@bytecodealliance/componentize-js@0.23.0";
 /// Debian packages the C guests need besides `wasi-libc`.
-const C_PACKAGES: [&str; 3] = ["clang-22", "libclang-rt-22-dev-wasm32", "wasi-libc"];
+const C_PACKAGES: [&str; 4] = ["clang-22", "libclang-rt-22-dev-wasm32", "lld-22", "wasi-libc"];
 
 /// The source language of a guest that is not a Rust crate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,7 +173,8 @@ impl Workshop {
     }
 
     fn build_c(&self, dir: &Path, scratch: &Path, out: &Path) -> Result<(), String> {
-        if !Path::new("/usr/bin/clang-22").is_file() || !Path::new("/usr/lib/wasm32-wasi/libc.a").is_file() {
+        let installed = ["/usr/bin/clang-22", "/usr/lib/llvm-22/bin/wasm-ld", "/usr/lib/wasm32-wasi/libc.a"];
+        if !installed.iter().all(|file| Path::new(file).is_file()) {
             crate::apt_install(&C_PACKAGES)?;
         }
         let bindings = self.root.join(C_SDK);
