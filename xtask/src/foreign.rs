@@ -173,7 +173,11 @@ impl Workshop {
     }
 
     fn build_c(&self, dir: &Path, scratch: &Path, out: &Path) -> Result<(), String> {
-        let installed = ["/usr/bin/clang-22", "/usr/lib/llvm-22/bin/wasm-ld", "/usr/lib/wasm32-wasi/libc.a"];
+        let installed = [
+            "/usr/bin/clang-22",
+            "/usr/lib/llvm-22/bin/wasm-ld",
+            "/usr/lib/wasm32-wasi/libc.a",
+        ];
         if !installed.iter().all(|file| Path::new(file).is_file()) {
             crate::apt_install(&C_PACKAGES)?;
         }
