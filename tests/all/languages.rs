@@ -164,6 +164,35 @@ async fn each_language_rejects_bad_input_with_a_typed_error_and_a_warning() {
 }
 
 #[tokio::test]
+async fn each_language_exports_its_span_as_a_child_of_the_call_span() {
+    let spans = opentelemetry_sdk::trace::InMemorySpanExporterBuilder::new().build();
+    let telemetry = tta_host::telemetry::Telemetry::builder(crate::telemetry::telemetry_config())
+        .with_span_exporter("memory", spans.clone())
+        .build()
+        .expect("telemetry");
+    let host = Host::with_telemetry(config(), telemetry).expect("host");
+    for (name, _) in GUESTS {
+        host.load(&plugin(name)).await.expect("loads");
+        let outcome = host.call(name, br#"{"text": "a b"}"#, CallOptions::default()).await;
+        assert!(outcome.output.is_ok(), "{name}");
+    }
+    assert!(host.telemetry().flush(std::time::Duration::from_secs(30)));
+    let exported = spans.get_finished_spans().expect("spans");
+    for (name, _) in GUESTS {
+        let call = exported
+            .iter()
+            .find(|s| s.name == format!("{name}.execute"))
+            .unwrap_or_else(|| panic!("{name}.execute exported"));
+        let child = exported
+            .iter()
+            .find(|s| s.name == "slugify" && s.parent_span_id == call.span_context.span_id())
+            .unwrap_or_else(|| panic!("{name}: slugify under its call"));
+        assert_eq!(child.span_context.trace_id(), call.span_context.trace_id());
+        assert_eq!(child.events.events[0].name, "slugified");
+    }
+}
+
+#[tokio::test]
 async fn the_source_language_comes_from_the_component_and_a_second_load_is_cached() {
     let host = all_three().await;
     for (name, language) in GUESTS {

@@ -105,6 +105,15 @@ fn new_c_project_builds_loads_and_runs() {
 #[test]
 fn new_refuses_a_bad_name_and_a_directory_in_use() {
     let parent = tempfile::tempdir().expect("temp dir");
+    let help = tta_host(parent.path(), &["new", "--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    for word in ["--lang", "rust", "python", "js", "--sdk", "Exit codes"] {
+        assert!(
+            text(&help.stdout).contains(word),
+            "{word} missing from:\n{}",
+            text(&help.stdout)
+        );
+    }
     let bad = tta_host(parent.path(), &["new", "Not_OK", "--lang", "c"]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(

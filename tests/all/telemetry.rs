@@ -14,7 +14,8 @@ use tta_host::{CallOptions, Host};
 
 const FLUSH: Duration = Duration::from_secs(30);
 
-fn telemetry_config() -> ObservabilityConfig {
+/// A telemetry config for tests: no `/metrics` listener, fast export, short timeouts.
+pub fn telemetry_config() -> ObservabilityConfig {
     let mut t = ObservabilityConfig::default();
     // Tests run in parallel: none takes the default :9464.
     t.metrics.listen = None;
