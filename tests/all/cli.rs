@@ -4,17 +4,7 @@ use crate::{fixture, plugin, repo};
 use std::process::{Command, Output};
 
 fn tta_host(args: &[&str]) -> Output {
-    let cache = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache");
-    Command::new(env!("CARGO_BIN_EXE_tta-host"))
-        .args(args)
-        .current_dir(repo())
-        .env("TTA_CACHE_DIR", cache)
-        .env_remove("RUST_LOG")
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .env_remove("OTEL_SDK_DISABLED")
-        .env_remove("OTEL_TRACES_SAMPLER")
-        .output()
-        .expect("tta-host runs")
+    crate::tta_host_in(&repo(), args)
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -44,6 +44,24 @@ pub fn fixture(name: &str) -> PathBuf {
     built(repo().join("tests/fixtures").join(format!("{name}.wasm")))
 }
 
+/// Runs the `tta-host` binary in `dir` as a user would, with the tests' shared cache and
+/// no telemetry settings from the environment.
+pub fn tta_host_in(dir: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_tta-host"))
+        .args(args)
+        .current_dir(dir)
+        .env(
+            "TTA_CACHE_DIR",
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache"),
+        )
+        .env_remove("RUST_LOG")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_SDK_DISABLED")
+        .env_remove("OTEL_TRACES_SAMPLER")
+        .output()
+        .expect("tta-host runs")
+}
+
 /// A config for tests: default limits, a cache shared by the tests of this run.
 pub fn config() -> HostConfig {
     HostConfig {

@@ -4,23 +4,8 @@
 //! The builds reuse what `cargo xtask plugins` installed (the guest target directory for
 //! Rust, its componentize-py for Python); JavaScript runs its own `npm install`.
 
-use crate::repo;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn tta_host(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tta-host"))
-        .args(args)
-        .current_dir(dir)
-        .env(
-            "TTA_CACHE_DIR",
-            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache"),
-        )
-        .env_remove("RUST_LOG")
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .output()
-        .expect("tta-host runs")
-}
+use crate::{repo, tta_host_in as tta_host};
+use std::process::Command;
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
