@@ -166,6 +166,35 @@ pub enum Command {
     /// --input-file input.json --trace`.
     #[command(after_help = "Exit codes: 0 made, 1 the directory exists or cannot be written, 2 bad name or usage.")]
     New(NewArgs),
+    /// Measure a primitive or a workflow the way tta-host's benchmarks do.
+    ///
+    /// Calls it `--iterations` times after a warm-up, each call as `run` and `serve` make it
+    /// (a fresh instance, the host's instrumentation on), and prints mean, p50, p99 and
+    /// minimum of the whole call, its instantiation and its execution, with fuel per call.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Bench(BenchArgs),
+}
+
+/// `tta-host bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// A component file, the name of a primitive in the plugin directory, or a workflow file (`.toml`).
+    pub target: String,
+    /// Measured calls.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub iterations: u64,
+    /// Calls before measuring (default: a tenth of the iterations, at least 10).
+    #[arg(long)]
+    pub warmup: Option<u64>,
+    /// Input of every call (JSON by convention).
+    #[arg(long, conflicts_with = "input_file")]
+    pub input: Option<String>,
+    /// Read the input from a file (`-` for stdin).
+    #[arg(long)]
+    pub input_file: Option<PathBuf>,
+    /// Where primitives named by `invoke` (and by name) are found.
+    #[arg(long, default_value = "plugins", env = "TTA_PLUGIN_DIR")]
+    pub plugin_dir: PathBuf,
 }
 
 /// `tta-host new`.
@@ -398,7 +427,12 @@ fn host_config(cli: &Cli) -> anyhow::Result<HostConfig> {
     // `load` and `run` end at once: nothing could scrape them unless asked for explicitly.
     if matches!(
         cli.command,
-        Command::Load(_) | Command::Run(_) | Command::Validate(_) | Command::Keygen(_) | Command::New(_)
+        Command::Load(_)
+            | Command::Run(_)
+            | Command::Validate(_)
+            | Command::Keygen(_)
+            | Command::New(_)
+            | Command::Bench(_)
     ) || matches!(&cli.command, Command::Serve(args) if args.check)
     {
         t.metrics.listen = None;
@@ -457,7 +491,71 @@ async fn run_command(cli: Cli, config: HostConfig, telemetry: crate::telemetry::
             Ok(exit::OK)
         }
         Command::New(args) => Ok(new_project(&args)),
+        Command::Bench(args) => bench(&host, &args).await,
     }
+}
+
+/// `tta-host bench`: measures the target and prints the table.
+async fn bench(host: &Host, args: &BenchArgs) -> anyhow::Result<u8> {
+    let input = read_input(&args.input, &args.input_file)?;
+    let iterations = usize::try_from(args.iterations).unwrap_or(usize::MAX);
+    let warmup = args
+        .warmup
+        .map_or((iterations / 10).max(10), |w| usize::try_from(w).unwrap_or(usize::MAX));
+    let target_path = Path::new(&args.target);
+    if target_path.extension().is_some_and(|e| e == "toml") {
+        let text =
+            std::fs::read_to_string(target_path).with_context(|| format!("reading {}", target_path.display()))?;
+        load_plugin_dir(host, &args.plugin_dir).await;
+        let workflow = match crate::workflow::Workflow::from_text(&text, host) {
+            Ok(workflow) => workflow,
+            Err(problems) => {
+                for p in &problems {
+                    eprintln!("{}", p.in_file(target_path));
+                }
+                return Ok(exit::INVALID_WORKFLOW);
+            }
+        };
+        eprintln!(
+            "benchmarking workflow {}: {warmup} warm-up runs, {iterations} measured",
+            workflow.name()
+        );
+        let result = crate::bench::workflow(&workflow, &input, iterations, warmup).await;
+        print!(
+            "{}",
+            crate::bench::render_workflow(workflow.name(), &result, iterations)
+        );
+        return Ok(if result.failures > 0 {
+            exit::GUEST_ERROR
+        } else {
+            exit::OK
+        });
+    }
+    let plugin = match resolve_primitive(host, &args.target, &args.plugin_dir).await {
+        Ok(plugin) => plugin,
+        Err(code) => return Ok(code),
+    };
+    let first = host.call_plugin(&plugin, &input, CallOptions::default()).await;
+    if let Err(e) = &first.output {
+        eprintln!(
+            "error: {}: {e} (fix the input or the primitive before measuring it)",
+            plugin.metadata.name
+        );
+        return Ok(exit_code(e));
+    }
+    eprintln!(
+        "benchmarking {} {} ({}): {warmup} warm-up calls, {iterations} measured",
+        plugin.metadata.name,
+        plugin.metadata.version,
+        plugin.language.as_deref().unwrap_or("unknown language")
+    );
+    let result = crate::bench::primitive(host, &plugin, &input, iterations, warmup).await;
+    print!("{}", crate::bench::render(&plugin.metadata.name, &result, iterations));
+    Ok(if result.failures > 0 {
+        exit::GUEST_ERROR
+    } else {
+        exit::OK
+    })
 }
 
 /// `tta-host new`: makes the project and says what to do next.
@@ -688,38 +786,14 @@ async fn run(host: &Host, args: &RunArgs) -> anyhow::Result<u8> {
     if let Some(tp) = &args.traceparent {
         parse_traceparent(tp).map_err(|e| anyhow::anyhow!("--traceparent: {e}"))?;
     }
-    let input = read_input(args)?;
+    let input = read_input(&args.input, &args.input_file)?;
     let target_path = Path::new(&args.target);
     if target_path.extension().is_some_and(|e| e == "toml") {
         return run_workflow(host, args, target_path, &input).await;
     }
-    let is_file = target_path.extension().is_some_and(|e| e == "wasm") || target_path.is_file();
-    let target = if is_file {
-        match host.load(target_path).await {
-            Ok(plugin) => Some(plugin),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Ok(exit::LOAD);
-            }
-        }
-    } else {
-        None
-    };
-    load_plugin_dir(host, &args.plugin_dir).await;
-    let plugin = match target {
-        Some(plugin) => plugin,
-        None => match host.registry().get(&args.target) {
-            Some(plugin) => plugin,
-            None => {
-                eprintln!(
-                    "error: no primitive named `{}` in {} (loaded: {}); pass a .wasm file or build the plugins with `cargo xtask plugins`",
-                    args.target,
-                    args.plugin_dir.display(),
-                    host.registry().names().join(", ")
-                );
-                return Ok(exit::LOAD);
-            }
-        },
+    let plugin = match resolve_primitive(host, &args.target, &args.plugin_dir).await {
+        Ok(plugin) => plugin,
+        Err(code) => return Ok(code),
     };
     let outcome = host.call_plugin(&plugin, &input, call_options(args)).await;
     let json = host.config().telemetry.logs.format == LogFormat::Json;
@@ -759,6 +833,37 @@ async fn run(host: &Host, args: &RunArgs) -> anyhow::Result<u8> {
         eprint!("{}", host.telemetry().metrics().render());
     }
     Ok(code)
+}
+
+/// The primitive `target` names: a component file (loaded), or a name in `plugin_dir`; the
+/// plugin directory is loaded either way, for `invoke`. `Err` is the exit code, the problem
+/// already printed.
+async fn resolve_primitive(host: &Host, target: &str, plugin_dir: &Path) -> Result<Arc<Plugin>, u8> {
+    let target_path = Path::new(target);
+    let is_file = target_path.extension().is_some_and(|e| e == "wasm") || target_path.is_file();
+    let loaded = if is_file {
+        match host.load(target_path).await {
+            Ok(plugin) => Some(plugin),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Err(exit::LOAD);
+            }
+        }
+    } else {
+        None
+    };
+    load_plugin_dir(host, plugin_dir).await;
+    match loaded.or_else(|| host.registry().get(target)) {
+        Some(plugin) => Ok(plugin),
+        None => {
+            eprintln!(
+                "error: no primitive named `{target}` in {} (loaded: {}); pass a .wasm file or build the plugins with `cargo xtask plugins`",
+                plugin_dir.display(),
+                host.registry().names().join(", ")
+            );
+            Err(exit::LOAD)
+        }
+    }
 }
 
 /// Writes a result to stdout, ending the line on a terminal.
@@ -880,8 +985,8 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-fn read_input(args: &RunArgs) -> anyhow::Result<Vec<u8>> {
-    match (&args.input, &args.input_file) {
+fn read_input(input: &Option<String>, input_file: &Option<PathBuf>) -> anyhow::Result<Vec<u8>> {
+    match (input, input_file) {
         (Some(text), _) => Ok(text.clone().into_bytes()),
         (None, Some(path)) if path == Path::new("-") => {
             let mut buf = Vec::new();

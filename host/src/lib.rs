@@ -5,6 +5,7 @@
 //! → the guest; what the guest reports comes back as a [`report::CallReport`]. See
 //! `ARCHITECTURE.md` for the map.
 
+pub mod bench;
 pub mod bindings;
 pub mod cache;
 pub mod cli;

@@ -446,3 +446,47 @@ fn serve_has_help() {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }
 }
+
+#[test]
+fn bench_measures_a_primitive_and_a_workflow() {
+    let out = tta_host(&["bench", "echo", "--iterations", "50", "--warmup", "5", "--input", "hi"]);
+    let table = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{table}{}", text(&out.stderr));
+    for row in ["call (fresh instance)", "instantiate", "execute (warm instance)"] {
+        let line = table
+            .lines()
+            .find(|l| l.trim_start().starts_with(row))
+            .unwrap_or_else(|| panic!("{row}: {table}"));
+        let ns: f64 = line
+            .split_whitespace()
+            .last()
+            .and_then(|n| n.parse().ok())
+            .expect("ns/op");
+        assert!(ns > 0.0, "{line}");
+    }
+    let fuel: u64 = table
+        .split("fuel per call ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .expect("fuel per call");
+    assert!(fuel > 0);
+    assert!(table.contains("0 of 50 failed"), "{table}");
+
+    let out = tta_host(&[
+        "bench",
+        "workflows/order-saga.toml",
+        "--iterations",
+        "5",
+        "--input",
+        r#"{"sku": "book-42", "qty": 1, "amount": 20}"#,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("3.0 calls"), "{}", text(&out.stdout));
+
+    let out = tta_host(&["bench", "json-validate", "--iterations", "5", "--input", "{}"]);
+    assert_eq!(out.status.code(), Some(4), "a failing first call is not measured");
+    assert!(text(&out.stderr).contains("before measuring"), "{}", text(&out.stderr));
+    let help = tta_host(&["bench", "--help"]);
+    assert!(text(&help.stdout).contains("--iterations") && text(&help.stdout).contains("Exit codes"));
+}
