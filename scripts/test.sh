@@ -40,3 +40,6 @@ cargo test --workspace --locked
 
 step "the overhead benchmark runs once in test mode (numbers: cargo bench -p tta-host --bench overhead)"
 cargo test --locked -p tta-host --bench overhead
+
+step "instructions per call under callgrind, against BENCHMARKS.instructions.json (fails past +10%)"
+./scripts/instructions.sh
