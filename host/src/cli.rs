@@ -504,17 +504,9 @@ async fn bench(host: &Host, args: &BenchArgs) -> anyhow::Result<u8> {
         .map_or((iterations / 10).max(10), |w| usize::try_from(w).unwrap_or(usize::MAX));
     let target_path = Path::new(&args.target);
     if target_path.extension().is_some_and(|e| e == "toml") {
-        let text =
-            std::fs::read_to_string(target_path).with_context(|| format!("reading {}", target_path.display()))?;
-        load_plugin_dir(host, &args.plugin_dir).await;
-        let workflow = match crate::workflow::Workflow::from_text(&text, host) {
+        let workflow = match load_workflow(host, target_path, &args.plugin_dir).await? {
             Ok(workflow) => workflow,
-            Err(problems) => {
-                for p in &problems {
-                    eprintln!("{}", p.in_file(target_path));
-                }
-                return Ok(exit::INVALID_WORKFLOW);
-            }
+            Err(code) => return Ok(code),
         };
         eprintln!(
             "benchmarking workflow {}: {warmup} warm-up runs, {iterations} measured",
@@ -889,17 +881,27 @@ fn call_options(args: &RunArgs) -> CallOptions {
 
 /// `tta-host run workflow.toml`: loads the plugin directory, compiles the workflow (every
 /// problem reported, exit 7), runs it once.
-async fn run_workflow(host: &Host, args: &RunArgs, path: &Path, input: &[u8]) -> anyhow::Result<u8> {
+/// The workflow file `path` compiled against the primitives of `plugin_dir`; `Ok(Err(code))`
+/// when it is invalid, every problem printed with its line and column.
+async fn load_workflow(
+    host: &Host,
+    path: &Path,
+    plugin_dir: &Path,
+) -> anyhow::Result<Result<crate::workflow::Workflow, u8>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    load_plugin_dir(host, &args.plugin_dir).await;
-    let workflow = match crate::workflow::Workflow::from_text(&text, host) {
-        Ok(workflow) => workflow,
-        Err(problems) => {
-            for p in &problems {
-                eprintln!("{}", p.in_file(path));
-            }
-            return Ok(exit::INVALID_WORKFLOW);
+    load_plugin_dir(host, plugin_dir).await;
+    Ok(crate::workflow::Workflow::from_text(&text, host).map_err(|problems| {
+        for p in &problems {
+            eprintln!("{}", p.in_file(path));
         }
+        exit::INVALID_WORKFLOW
+    }))
+}
+
+async fn run_workflow(host: &Host, args: &RunArgs, path: &Path, input: &[u8]) -> anyhow::Result<u8> {
+    let workflow = match load_workflow(host, path, &args.plugin_dir).await? {
+        Ok(workflow) => workflow,
+        Err(code) => return Ok(code),
     };
     let outcome = workflow.run(input, call_options(args)).await;
     let json = host.config().telemetry.logs.format == LogFormat::Json;

@@ -26,6 +26,14 @@ const TTA_IMPORTS: [&str; 3] = [
     "tta:primitives/types@0.1.0",
 ];
 
+/// The `wasi:otel` interfaces a primitive may import: the version this host implements.
+const WASI_OTEL_IMPORTS: [&str; 4] = [
+    "wasi:otel/types@0.2.0-rc.2",
+    "wasi:otel/tracing@0.2.0-rc.2",
+    "wasi:otel/logs@0.2.0-rc.2",
+    "wasi:otel/metrics@0.2.0-rc.2",
+];
+
 /// The interface a primitive must export.
 pub const PRIMITIVE_EXPORT: &str = "tta:primitives/primitive@0.1.0";
 
@@ -302,7 +310,9 @@ fn check_imports(shared: &Shared, path: &Path, component: &Component) -> Result<
     let names: Vec<String> = ty.imports(&shared.engine).map(|(name, _)| name.to_owned()).collect();
     let unknown: Vec<&String> = names
         .iter()
-        .filter(|name| !TTA_IMPORTS.contains(&name.as_str()) && !is_wasi_p2(name))
+        .filter(|name| {
+            !TTA_IMPORTS.contains(&name.as_str()) && !WASI_OTEL_IMPORTS.contains(&name.as_str()) && !is_wasi_p2(name)
+        })
         .collect();
     if !unknown.is_empty() {
         let list: Vec<String> = unknown.iter().map(|n| format!("`{n}`")).collect();
@@ -310,7 +320,8 @@ fn check_imports(shared: &Shared, path: &Path, component: &Component) -> Result<
             path: path.to_owned(),
             reason: format!(
                 "it imports {}, which this host does not provide; a primitive may import only \
-                 tta:primitives/{{telemetry,invoke}}@0.1.0 and WASI 0.2 (wasi:cli, wasi:clocks, wasi:random, ...)",
+                 tta:primitives/{{telemetry,invoke}}@0.1.0, WASI 0.2 (wasi:cli, wasi:clocks, wasi:random, ...) \
+                 and wasi:otel/{{tracing,logs,metrics}}@0.2.0-rc.2",
                 list.join(", ")
             ),
         });
@@ -318,8 +329,9 @@ fn check_imports(shared: &Shared, path: &Path, component: &Component) -> Result<
     Ok(names)
 }
 
+/// A WASI 0.2 interface (`wasi:otel` is matched by exact version, above).
 fn is_wasi_p2(name: &str) -> bool {
-    name.starts_with("wasi:") && name.contains("@0.2.")
+    name.starts_with("wasi:") && !name.starts_with("wasi:otel/") && name.contains("@0.2.")
 }
 
 fn export_names(shared: &Shared, component: &Component) -> Vec<String> {

@@ -103,6 +103,23 @@ async fn component_with_a_foreign_import_names_it() {
 }
 
 #[tokio::test]
+async fn component_importing_another_wasi_otel_version_is_told_which_one_the_host_has() {
+    let component = wat::parse_str(
+        r#"(component (import "wasi:otel/tracing@0.2.0-draft" (instance (export "outer-span-context" (func)))))"#,
+    )
+    .expect("wat");
+    let err = load_err(&component).await;
+    let LoadError::WrongWorld { reason, .. } = &err else {
+        panic!("expected WrongWorld, got {err}");
+    };
+    assert!(reason.contains("`wasi:otel/tracing@0.2.0-draft`"), "{reason}");
+    assert!(
+        reason.contains("wasi:otel/{tracing,logs,metrics}@0.2.0-rc.2"),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
 async fn component_with_a_mistyped_export_is_wrong_world() {
     let component = wat::parse_str(
         r#"(component

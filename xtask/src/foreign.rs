@@ -104,7 +104,12 @@ impl Workshop {
     fn stamp(&self, language: Language, dir: &Path) -> Result<String, String> {
         let mut hasher = Sha256::new();
         hasher.update(language.tool());
-        for tree in [dir, self.wit.as_path()] {
+        let sdk = self.root.join(C_SDK);
+        let mut trees = vec![dir, self.wit.as_path()];
+        if language == Language::C {
+            trees.push(&sdk);
+        }
+        for tree in trees {
             let mut files = Vec::new();
             collect_files(tree, &mut files)?;
             for file in files {
