@@ -5,7 +5,10 @@
 //!    unsampled, instrumented and sampled (tta-host always makes a fresh instance);
 //! 2. the parts tta-host's instrumentation runs (metric recording, the export hand-over);
 //! 3. fuel metering on, off with epochs only, and neither, for a compute-heavy call;
-//! 4. payloads of 1 KiB, 64 KiB and 1 MiB through `echo` against a `memcpy` of the same size.
+//! 4. payloads of 1 KiB, 64 KiB and 1 MiB through `echo` against a `memcpy` of the same size;
+//! 5. calls per second with 1 and 2 worker threads (measured outside criterion, printed);
+//! 8. the call spread over 1, 10 and 100 tenants, and a workflow of 1, 4 and 16 sequential
+//!    `echo` steps (the cost of a step over the call it makes).
 //!
 //! Every bare baseline uses tta-host's own engine configuration (pooling, copy-on-write,
 //! fuel, epochs) unless the measure is about that configuration, so a ratio is the cost of
@@ -97,6 +100,10 @@ const BARE_FRESH: &str = "bare_fresh_instance_call";
 const FUEL_GROUP: &str = "fuel_modes";
 const FUEL_MODES: [&str; 3] = ["fuel_and_epochs", "epochs_only", "neither"];
 const PAYLOAD_GROUP: &str = "payload";
+const TENANT_GROUP: &str = "tenants";
+const TENANT_COUNTS: [usize; 3] = [1, 10, 100];
+const STEP_GROUP: &str = "workflow_steps";
+const STEP_COUNTS: [usize; 3] = [1, 4, 16];
 const PAYLOAD_SIZES: [(&str, usize); 3] = [("1KiB", 1 << 10), ("64KiB", 64 << 10), ("1MiB", 1 << 20)];
 
 fn host_config() -> HostConfig {
@@ -201,6 +208,80 @@ fn bench(c: &mut Criterion) {
 
     fuel_modes(c, &rt);
     payloads(c, &rt, &sampled, &p1);
+    tenants(c, &rt, &sampled, &p1);
+    workflow_steps(c, &rt, &sampled);
+}
+
+/// The same call for 1, 10 and 100 tenants in turn: per-tenant metric handles and labels.
+fn tenants(c: &mut Criterion, rt: &tokio::runtime::Runtime, host: &Host, echo: &Arc<Plugin>) {
+    let mut group = c.benchmark_group(TENANT_GROUP);
+    for count in TENANT_COUNTS {
+        let names: Vec<String> = (0..count).map(|i| format!("tenant-{i}")).collect();
+        let mut next = 0usize;
+        group.bench_function(count.to_string(), |b| {
+            b.to_async(rt).iter(|| {
+                next = (next + 1) % names.len();
+                let options = CallOptions {
+                    tenant: Some(names[next].clone()),
+                    ..CallOptions::default()
+                };
+                host.call_plugin(echo, b"hi", options)
+            })
+        });
+    }
+    group.finish();
+}
+
+/// A workflow of `n` sequential `echo` steps.
+fn workflow_steps(c: &mut Criterion, rt: &tokio::runtime::Runtime, host: &Host) {
+    let mut group = c.benchmark_group(STEP_GROUP);
+    for steps in STEP_COUNTS {
+        let names: Vec<String> = (0..steps).map(|i| format!("\"s{i}\"")).collect();
+        let mut text = format!(
+            "name = \"chain{steps}\"\n[steps.main]\nsequential = [{}]\n",
+            names.join(", ")
+        );
+        for i in 0..steps {
+            text.push_str(&format!("[steps.s{i}]\nprimitive = \"echo\"\n"));
+        }
+        let workflow = tta_host::workflow::Workflow::from_text(&text, host).expect("workflow");
+        group.bench_function(steps.to_string(), |b| {
+            b.to_async(rt).iter(|| workflow.run(b"hi", CallOptions::default()))
+        });
+    }
+    group.finish();
+}
+
+/// Calls per second of `echo` with `workers` runtime threads, 8 tasks calling in a loop.
+fn calls_per_second(workers: usize, run_for: std::time::Duration) -> f64 {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let host = Host::with_telemetry(host_config(), telemetry(SamplerKind::AlwaysOn)).expect("host");
+    let echo = load(&rt, &host);
+    let done = Arc::new(AtomicU64::new(0));
+    let started = std::time::Instant::now();
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let (host, echo, done) = (host.clone(), Arc::clone(&echo), Arc::clone(&done));
+                tokio::spawn(async move {
+                    let mut calls = 0u64;
+                    while started.elapsed() < run_for {
+                        host.call_plugin(&echo, b"hi", CallOptions::default()).await;
+                        calls += 1;
+                    }
+                    done.fetch_add(calls, Ordering::Relaxed);
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("task");
+        }
+    });
+    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
 
 /// A compute-heavy call (`format` parsing and rendering a 4 000-field JSON object, warm
@@ -309,6 +390,25 @@ fn report() {
             }
         }
     }
+    if let Some(one) = mean_ns(TENANT_GROUP, "1") {
+        println!("\nthe echo call spread over tenants (should be flat):");
+        for count in TENANT_COUNTS {
+            if let Some(ns) = mean_ns(TENANT_GROUP, &count.to_string()) {
+                println!("  {count:>3} tenants {ns:>24.0} ns  {:>6.3}x", ns / one);
+            }
+        }
+    }
+    if let Some(call) = mean_ns(GROUP, "instrumented_sampled") {
+        println!("\nworkflows of sequential echo steps: run, and the cost of a step over its call:");
+        for steps in STEP_COUNTS {
+            if let Some(ns) = mean_ns(STEP_GROUP, &steps.to_string()) {
+                println!(
+                    "  {steps:>3} steps {ns:>26.0} ns  {:>8.0} ns per step",
+                    (ns - steps as f64 * call) / steps as f64
+                );
+            }
+        }
+    }
     println!("\npayload through echo (in and out), instrumented and sampled, against one memcpy:");
     for (label, size) in PAYLOAD_SIZES {
         let (Some(call), Some(copy)) = (
@@ -333,5 +433,12 @@ fn main() {
     // In `cargo test` mode each benchmark runs once and no estimates are written.
     if std::env::args().any(|a| a == "--bench") {
         report();
+        let one = calls_per_second(1, std::time::Duration::from_secs(3));
+        let two = calls_per_second(2, std::time::Duration::from_secs(3));
+        println!("\necho calls per second, instrumented and sampled, 8 tasks:");
+        println!("  1 worker thread  {one:>10.0} calls/s");
+        println!("  2 worker threads {two:>10.0} calls/s  {:.2}x", two / one);
+    } else {
+        assert!(calls_per_second(2, std::time::Duration::from_millis(50)) > 0.0);
     }
 }
