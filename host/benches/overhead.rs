@@ -21,62 +21,12 @@ use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use tta_host::bindings::{Context, PrimitivePluginPre};
 use tta_host::telemetry::{ObservabilityConfig, SamplerKind, Telemetry};
 use tta_host::{CallOptions, Host, HostConfig, Plugin};
-use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Engine, Store};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime::Engine;
 
-/// The store data of the bare baselines: WASI and nothing else.
-struct Bare {
-    wasi: WasiCtx,
-    table: ResourceTable,
-}
-
-impl WasiView for Bare {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
-fn bare_store(engine: &Engine) -> Store<Bare> {
-    let mut store = Store::new(
-        engine,
-        Bare {
-            wasi: WasiCtx::builder().build(),
-            table: ResourceTable::new(),
-        },
-    );
-    // Both are no-ops on an engine without fuel or epochs.
-    let _ = store.set_fuel(u64::MAX);
-    store.set_epoch_deadline(u64::MAX / 2);
-    store
-}
-
-/// `echo` pre-linked on `engine` with WASI only: what anyone embedding wasmtime would write.
-fn bare_pre(engine: &Engine, plugin: &str) -> PrimitivePluginPre<Bare> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../plugins/{plugin}.wasm"));
-    let component = Component::from_file(engine, &path).expect("component");
-    let mut linker = Linker::<Bare>::new(engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker).expect("wasi");
-    linker.define_unknown_imports_as_traps(&component).expect("traps");
-    PrimitivePluginPre::new(linker.instantiate_pre(&component).expect("pre")).expect("world")
-}
-
-fn context() -> Context {
-    Context {
-        correlation_id: "bench".into(),
-        traceparent: String::new(),
-        tracestate: String::new(),
-        tenant: "default".into(),
-        data: Vec::new(),
-        deadline_ms: None,
-    }
-}
+#[path = "common/bare.rs"]
+mod bare;
 
 /// Takes spans and forgets them: the export thread's work without a network.
 #[derive(Debug, Default, Clone)]
@@ -142,9 +92,9 @@ fn bench(c: &mut Criterion) {
     let input = [b'x'; 64];
 
     let engine = tta_host::engine::build_engine(&host_config()).expect("engine");
-    let pre = bare_pre(&engine, "echo");
-    let ctx = context();
-    let mut warm_store = bare_store(&engine);
+    let pre = bare::pre(&engine, "echo");
+    let ctx = bare::context();
+    let mut warm_store = bare::store(&engine);
     let warm = rt.block_on(pre.instantiate_async(&mut warm_store)).expect("instance");
 
     let mut group = c.benchmark_group(GROUP);
@@ -159,7 +109,7 @@ fn bench(c: &mut Criterion) {
     });
     group.bench_function(BARE_FRESH, |b| {
         b.iter(|| {
-            let mut store = bare_store(&engine);
+            let mut store = bare::store(&engine);
             rt.block_on(async {
                 let instance = pre.instantiate_async(&mut store).await.expect("instance");
                 instance
@@ -296,7 +246,7 @@ fn fuel_modes(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
         })
         .collect();
     let input = serde_json::Value::Object(fields).to_string().into_bytes();
-    let ctx = context();
+    let ctx = bare::context();
     let mut group = c.benchmark_group(FUEL_GROUP);
     for mode in FUEL_MODES {
         let mut config = wasmtime::Config::new();
@@ -304,8 +254,8 @@ fn fuel_modes(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
             .consume_fuel(mode == "fuel_and_epochs")
             .epoch_interruption(mode != "neither");
         let engine = Engine::new(&config).expect("engine");
-        let pre = bare_pre(&engine, "format");
-        let mut store = bare_store(&engine);
+        let pre = bare::pre(&engine, "format");
+        let mut store = bare::store(&engine);
         let instance = rt.block_on(pre.instantiate_async(&mut store)).expect("instance");
         group.bench_function(mode, |b| {
             b.iter(|| {

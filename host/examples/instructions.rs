@@ -13,31 +13,18 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use tta_host::bindings::{Context, PrimitivePluginPre};
+use tta_host::bindings::PrimitivePluginPre;
 use tta_host::telemetry::{ObservabilityConfig, SamplerKind, Telemetry};
 use tta_host::{CallOptions, Host, HostConfig, Plugin};
-use wasmtime::Store;
-use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+#[path = "../benches/common/bare.rs"]
+mod bare;
+use bare::Bare;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const INPUT: [u8; 64] = [b'x'; 64];
-
-struct Bare {
-    wasi: WasiCtx,
-    table: ResourceTable,
-}
-
-impl WasiView for Bare {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
 
 fn echo_path() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/echo.wasm")
@@ -103,25 +90,10 @@ fn tta_measure_bare(
 
 /// `calls` bare fresh instances + calls.
 fn bare_calls(rt: &tokio::runtime::Runtime, engine: &wasmtime::Engine, pre: &PrimitivePluginPre<Bare>, calls: u64) {
-    let ctx = Context {
-        correlation_id: "bench".into(),
-        traceparent: String::new(),
-        tracestate: String::new(),
-        tenant: "default".into(),
-        data: Vec::new(),
-        deadline_ms: None,
-    };
+    let ctx = bare::context();
     rt.block_on(async {
         for _ in 0..calls {
-            let mut store = Store::new(
-                engine,
-                Bare {
-                    wasi: WasiCtx::builder().build(),
-                    table: ResourceTable::new(),
-                },
-            );
-            let _ = store.set_fuel(u64::MAX);
-            store.set_epoch_deadline(u64::MAX / 2);
+            let mut store = bare::store(engine);
             let instance = pre.instantiate_async(&mut store).await.expect("instance");
             let out = instance
                 .tta_primitives_primitive()
@@ -145,11 +117,7 @@ fn main() {
         .expect("runtime");
     if scenario == "bare_fresh" {
         let engine = tta_host::engine::build_engine(&config()).expect("engine");
-        let component = Component::from_file(&engine, echo_path()).expect("component");
-        let mut linker = Linker::<Bare>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).expect("wasi");
-        linker.define_unknown_imports_as_traps(&component).expect("traps");
-        let pre = PrimitivePluginPre::new(linker.instantiate_pre(&component).expect("pre")).expect("world");
+        let pre = bare::pre(&engine, "echo");
         bare_calls(&rt, &engine, &pre, 20);
         tta_measure_bare(&rt, &engine, &pre, calls);
         return;

@@ -141,23 +141,8 @@ pub async fn workflow(
 /// The table `tta-host bench` prints for a workflow.
 pub fn render_workflow(name: &str, bench: &WorkflowBench, iterations: usize) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<26} {:>10} {:>10} {:>10} {:>10} {:>12}",
-        name, "mean", "p50", "p99", "min", "ns/op"
-    );
-    if let Some(s) = bench.run.summary() {
-        let _ = writeln!(
-            out,
-            "{:<26} {:>10} {:>10} {:>10} {:>10} {:>12.0}",
-            "run",
-            human_ns(s.mean),
-            human_ns(s.p50 as f64),
-            human_ns(s.p99 as f64),
-            human_ns(s.min as f64),
-            s.mean
-        );
-    }
+    header(&mut out, name);
+    row(&mut out, "run", &bench.run);
     let runs = bench.calls.len().max(1) as f64;
     let calls = bench.calls.iter().sum::<usize>() as f64 / runs;
     let fuel = bench.fuel.iter().sum::<u64>() as f64 / runs;
@@ -168,6 +153,30 @@ pub fn render_workflow(name: &str, bench: &WorkflowBench, iterations: usize) -> 
         bench.failures
     );
     out
+}
+
+/// The header of a table, with `name` over the labels.
+fn header(out: &mut String, name: &str) {
+    let _ = writeln!(
+        out,
+        "{:<26} {:>10} {:>10} {:>10} {:>10} {:>12}",
+        name, "mean", "p50", "p99", "min", "ns/op"
+    );
+}
+
+/// One row of a table: the summary of `samples`, if there are any.
+fn row(out: &mut String, label: &str, samples: &Samples) {
+    if let Some(s) = samples.summary() {
+        let _ = writeln!(
+            out,
+            "{label:<26} {:>10} {:>10} {:>10} {:>10} {:>12.0}",
+            human_ns(s.mean),
+            human_ns(s.p50 as f64),
+            human_ns(s.p99 as f64),
+            human_ns(s.min as f64),
+            s.mean
+        );
+    }
 }
 
 /// A duration in nanoseconds for people: `812 ns`, `31.2 µs`, `2.41 ms`.
@@ -184,28 +193,10 @@ pub fn human_ns(ns: f64) -> String {
 /// The table `tta-host bench` prints for a primitive.
 pub fn render(name: &str, bench: &PrimitiveBench, iterations: usize) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<26} {:>10} {:>10} {:>10} {:>10} {:>12}",
-        name, "mean", "p50", "p99", "min", "ns/op"
-    );
-    for (label, samples) in [
-        ("call (fresh instance)", &bench.call),
-        ("  instantiate", &bench.instantiate),
-        ("  execute (warm instance)", &bench.execute),
-    ] {
-        if let Some(s) = samples.summary() {
-            let _ = writeln!(
-                out,
-                "{label:<26} {:>10} {:>10} {:>10} {:>10} {:>12.0}",
-                human_ns(s.mean),
-                human_ns(s.p50 as f64),
-                human_ns(s.p99 as f64),
-                human_ns(s.min as f64),
-                s.mean
-            );
-        }
-    }
+    header(&mut out, name);
+    row(&mut out, "call (fresh instance)", &bench.call);
+    row(&mut out, "  instantiate", &bench.instantiate);
+    row(&mut out, "  execute (warm instance)", &bench.execute);
     let fuel = if bench.fuel.is_empty() {
         0
     } else {
