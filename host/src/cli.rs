@@ -178,15 +178,23 @@ pub enum Command {
 /// `tta-host bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// A component file, the name of a primitive in the plugin directory, or a workflow file (`.toml`).
-    pub target: String,
+    /// What to call, with what.
+    #[command(flatten)]
+    pub call: TargetArgs,
     /// Measured calls.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub iterations: u64,
     /// Calls before measuring (default: a tenth of the iterations, at least 10).
     #[arg(long)]
     pub warmup: Option<u64>,
-    /// Input of every call (JSON by convention).
+}
+
+/// What `run` and `bench` call, and its input.
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// A component file, the name of a primitive in the plugin directory, or a workflow file (`.toml`).
+    pub target: String,
+    /// Input (JSON by convention).
     #[arg(long, conflicts_with = "input_file")]
     pub input: Option<String>,
     /// Read the input from a file (`-` for stdin).
@@ -269,17 +277,9 @@ pub struct LoadArgs {
 /// `tta-host run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// A component file, the name of a primitive in the plugin directory, or a workflow file (`.toml`).
-    pub target: String,
-    /// Input (JSON by convention).
-    #[arg(long, conflicts_with = "input_file")]
-    pub input: Option<String>,
-    /// Read the input from a file (`-` for stdin).
-    #[arg(long)]
-    pub input_file: Option<PathBuf>,
-    /// Where primitives named by `invoke` (and by name) are found.
-    #[arg(long, default_value = "plugins", env = "TTA_PLUGIN_DIR")]
-    pub plugin_dir: PathBuf,
+    /// What to call, with what.
+    #[command(flatten)]
+    pub call: TargetArgs,
     /// Correlation id (default: a new UUID).
     #[arg(long)]
     pub correlation_id: Option<String>,
@@ -497,14 +497,14 @@ async fn run_command(cli: Cli, config: HostConfig, telemetry: crate::telemetry::
 
 /// `tta-host bench`: measures the target and prints the table.
 async fn bench(host: &Host, args: &BenchArgs) -> anyhow::Result<u8> {
-    let input = read_input(&args.input, &args.input_file)?;
+    let input = args.call.read_input()?;
     let iterations = usize::try_from(args.iterations).unwrap_or(usize::MAX);
     let warmup = args
         .warmup
         .map_or((iterations / 10).max(10), |w| usize::try_from(w).unwrap_or(usize::MAX));
-    let target_path = Path::new(&args.target);
+    let target_path = Path::new(&args.call.target);
     if target_path.extension().is_some_and(|e| e == "toml") {
-        let workflow = match load_workflow(host, target_path, &args.plugin_dir).await? {
+        let workflow = match load_workflow(host, target_path, &args.call.plugin_dir).await? {
             Ok(workflow) => workflow,
             Err(code) => return Ok(code),
         };
@@ -523,7 +523,7 @@ async fn bench(host: &Host, args: &BenchArgs) -> anyhow::Result<u8> {
             exit::OK
         });
     }
-    let plugin = match resolve_primitive(host, &args.target, &args.plugin_dir).await {
+    let plugin = match resolve_primitive(host, &args.call.target, &args.call.plugin_dir).await {
         Ok(plugin) => plugin,
         Err(code) => return Ok(code),
     };
@@ -778,12 +778,12 @@ async fn run(host: &Host, args: &RunArgs) -> anyhow::Result<u8> {
     if let Some(tp) = &args.traceparent {
         parse_traceparent(tp).map_err(|e| anyhow::anyhow!("--traceparent: {e}"))?;
     }
-    let input = read_input(&args.input, &args.input_file)?;
-    let target_path = Path::new(&args.target);
+    let input = args.call.read_input()?;
+    let target_path = Path::new(&args.call.target);
     if target_path.extension().is_some_and(|e| e == "toml") {
         return run_workflow(host, args, target_path, &input).await;
     }
-    let plugin = match resolve_primitive(host, &args.target, &args.plugin_dir).await {
+    let plugin = match resolve_primitive(host, &args.call.target, &args.call.plugin_dir).await {
         Ok(plugin) => plugin,
         Err(code) => return Ok(code),
     };
@@ -899,7 +899,7 @@ async fn load_workflow(
 }
 
 async fn run_workflow(host: &Host, args: &RunArgs, path: &Path, input: &[u8]) -> anyhow::Result<u8> {
-    let workflow = match load_workflow(host, path, &args.plugin_dir).await? {
+    let workflow = match load_workflow(host, path, &args.call.plugin_dir).await? {
         Ok(workflow) => workflow,
         Err(code) => return Ok(code),
     };
@@ -987,18 +987,23 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-fn read_input(input: &Option<String>, input_file: &Option<PathBuf>) -> anyhow::Result<Vec<u8>> {
-    match (input, input_file) {
-        (Some(text), _) => Ok(text.clone().into_bytes()),
-        (None, Some(path)) if path == Path::new("-") => {
-            let mut buf = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut buf)
-                .context("reading input from stdin")?;
-            Ok(buf)
+impl TargetArgs {
+    /// The input: `--input`, `--input-file` (`-` for stdin), or nothing.
+    fn read_input(&self) -> anyhow::Result<Vec<u8>> {
+        match (&self.input, &self.input_file) {
+            (Some(text), _) => Ok(text.clone().into_bytes()),
+            (None, Some(path)) if path == Path::new("-") => {
+                let mut buf = Vec::new();
+                std::io::stdin()
+                    .read_to_end(&mut buf)
+                    .context("reading input from stdin")?;
+                Ok(buf)
+            }
+            (None, Some(path)) => {
+                std::fs::read(path).with_context(|| format!("reading --input-file {}", path.display()))
+            }
+            (None, None) => Ok(Vec::new()),
         }
-        (None, Some(path)) => std::fs::read(path).with_context(|| format!("reading --input-file {}", path.display())),
-        (None, None) => Ok(Vec::new()),
     }
 }
 

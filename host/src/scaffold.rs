@@ -60,77 +60,78 @@ pub enum ScaffoldError {
     },
 }
 
-/// The WIT of the contract, file by file.
-const WIT: [(&str, &str); 5] = [
-    ("world.wit", include_str!("../../wit/0.1.0/world.wit")),
-    ("types.wit", include_str!("../../wit/0.1.0/types.wit")),
-    ("primitive.wit", include_str!("../../wit/0.1.0/primitive.wit")),
-    ("telemetry.wit", include_str!("../../wit/0.1.0/telemetry.wit")),
-    ("invoke.wit", include_str!("../../wit/0.1.0/invoke.wit")),
-];
-
 /// A file of a project: where it goes, what is in it, whether it is a script.
 struct File {
     path: &'static str,
-    contents: &'static [u8],
+    contents: Contents,
     executable: bool,
-    templated: bool,
+}
+
+/// What a file holds.
+enum Contents {
+    /// Text with `{{name}}`, `{{crate}}`, `{{language}}` and `{{sdk}}` to fill in.
+    Template(&'static str),
+    /// Bytes written as they are.
+    Verbatim(&'static [u8]),
 }
 
 const fn text(path: &'static str, contents: &'static str) -> File {
     File {
         path,
-        contents: contents.as_bytes(),
+        contents: Contents::Template(contents),
         executable: false,
-        templated: true,
     }
 }
 
 const fn script(path: &'static str, contents: &'static str) -> File {
     File {
         path,
-        contents: contents.as_bytes(),
+        contents: Contents::Template(contents),
         executable: true,
-        templated: true,
     }
 }
 
 const fn verbatim(path: &'static str, contents: &'static [u8]) -> File {
     File {
         path,
-        contents,
+        contents: Contents::Verbatim(contents),
         executable: false,
-        templated: false,
     }
 }
+
+/// The WIT of the contract, which every project but Rust's (the SDK has it) carries.
+const WIT: [File; 5] = [
+    verbatim("wit/world.wit", include_bytes!("../../wit/0.1.0/world.wit")),
+    verbatim("wit/types.wit", include_bytes!("../../wit/0.1.0/types.wit")),
+    verbatim("wit/primitive.wit", include_bytes!("../../wit/0.1.0/primitive.wit")),
+    verbatim("wit/telemetry.wit", include_bytes!("../../wit/0.1.0/telemetry.wit")),
+    verbatim("wit/invoke.wit", include_bytes!("../../wit/0.1.0/invoke.wit")),
+];
 
 fn files(language: Language) -> Vec<File> {
     let mut files = vec![
         text("README.md", include_str!("../templates/common/README.md")),
         text(".gitignore", include_str!("../templates/common/gitignore")),
+        text("input.json", "{\"name\": \"Ada\"}\n"),
     ];
     match language {
         Language::Rust => files.extend([
             text("Cargo.toml", include_str!("../templates/rust/Cargo.toml")),
             text("src/lib.rs", include_str!("../templates/rust/lib.rs")),
             script("build.sh", include_str!("../templates/rust/build.sh")),
-            text("input.json", "{\"name\": \"Ada\"}\n"),
         ]),
         Language::Python => files.extend([
             text("app.py", include_str!("../templates/python/app.py")),
             script("build.sh", include_str!("../templates/python/build.sh")),
-            text("input.json", "{\"name\": \"Ada\"}\n"),
         ]),
         Language::Js => files.extend([
             text("index.js", include_str!("../templates/js/index.js")),
             text("package.json", include_str!("../templates/js/package.json")),
             script("build.sh", include_str!("../templates/js/build.sh")),
-            text("input.json", "{\"name\": \"Ada\"}\n"),
         ]),
         Language::C => files.extend([
             text("primitive.c", include_str!("../templates/c/primitive.c")),
             script("build.sh", include_str!("../templates/c/build.sh")),
-            text("input.json", "{\"name\": \"Ada\"}\n"),
             verbatim(
                 "sdk/primitive_plugin.h",
                 include_bytes!("../../guest-sdk/c/primitive_plugin.h"),
@@ -144,6 +145,9 @@ fn files(language: Language) -> Vec<File> {
                 include_bytes!("../../guest-sdk/c/primitive_plugin_component_type.o"),
             ),
         ]),
+    }
+    if language != Language::Rust {
+        files.extend(WIT);
     }
     files
 }
@@ -185,8 +189,8 @@ pub fn create(name: &str, language: Language, dir: &Path, sdk: &Path) -> Result<
             .replace("{{sdk}}", &sdk)
     };
     let mut written = Vec::new();
-    let mut write = |path: &str, contents: &[u8], executable: bool| -> Result<(), ScaffoldError> {
-        let target = dir.join(path);
+    for file in files(language) {
+        let target = dir.join(file.path);
         let io = |source| ScaffoldError::Io {
             path: target.clone(),
             source,
@@ -194,26 +198,16 @@ pub fn create(name: &str, language: Language, dir: &Path, sdk: &Path) -> Result<
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent).map_err(io)?;
         }
-        std::fs::write(&target, contents).map_err(io)?;
-        if executable {
+        match file.contents {
+            Contents::Template(template) => std::fs::write(&target, fill(template)),
+            Contents::Verbatim(bytes) => std::fs::write(&target, bytes),
+        }
+        .map_err(io)?;
+        if file.executable {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755)).map_err(io)?;
         }
-        written.push(path.to_owned());
-        Ok(())
-    };
-    for file in files(language) {
-        if file.templated {
-            let contents = fill(std::str::from_utf8(file.contents).unwrap_or_default());
-            write(file.path, contents.as_bytes(), file.executable)?;
-        } else {
-            write(file.path, file.contents, file.executable)?;
-        }
-    }
-    if language != Language::Rust {
-        for (file, contents) in WIT {
-            write(&format!("wit/{file}"), contents.as_bytes(), false)?;
-        }
+        written.push(file.path.to_owned());
     }
     Ok(written)
 }

@@ -81,6 +81,15 @@ impl CallState {
             || self.report.spans.iter().any(|s| s.span_id == id)
     }
 
+    /// The span a guest's span or log record belongs to: the one it names (hex) if that is a
+    /// span of this call, else the span the guest's work runs under.
+    fn named_or_current_span(&self, hex: Option<&str>) -> u64 {
+        match hex.and_then(span_id) {
+            Some(id) if self.is_call_span(id) => id,
+            _ => self.current_span_id(),
+        }
+    }
+
     /// A distribution the guest aggregated itself: `count` observations of its mean, so the
     /// exported count and sum are the guest's (bucket placement is approximate).
     fn record_distribution(&mut self, name: &str, count: u64, sum: f64, attrs: &[(String, Value)]) {
@@ -121,7 +130,7 @@ impl tracing::Host for CallState {
             Some(id) if id != self.invocation.ids.span_id && !self.report.spans.iter().any(|s| s.span_id == id) => id,
             _ => new_span_id(),
         };
-        let parent_span_id = span_id_parent(self, &span.parent_span_id);
+        let parent_span_id = self.named_or_current_span(Some(&span.parent_span_id));
         let max_items = self.limits().max_span_items;
         let (attributes, dropped) = bounded_attributes(attributes(span.attributes), max_items);
         self.report.dropped.span_items += dropped + u64::from(span.dropped_attributes) + u64::from(span.dropped_events);
@@ -181,15 +190,6 @@ impl tracing::Host for CallState {
     }
 }
 
-/// The parent of a guest's span: the span it names if that is a span of this call, else
-/// the span the guest's work runs under.
-fn span_id_parent(state: &CallState, parent_hex: &str) -> u64 {
-    match span_id(parent_hex) {
-        Some(id) if state.is_call_span(id) => id,
-        _ => state.current_span_id(),
-    }
-}
-
 impl logs::Host for CallState {
     fn on_emit(&mut self, record: logs::LogRecord) -> wasmtime::Result<()> {
         let level = level(record.severity_number, record.severity_text.as_deref());
@@ -206,10 +206,7 @@ impl logs::Host for CallState {
         if let Some(event) = record.event_name {
             fields.push(("event.name".to_owned(), Value::Str(event)));
         }
-        let span_id = match record.span_id.as_deref().and_then(span_id) {
-            Some(id) if self.is_call_span(id) => id,
-            _ => self.current_span_id(),
-        };
+        let span_id = self.named_or_current_span(record.span_id.as_deref());
         let when = record
             .timestamp
             .or(record.observed_timestamp)
