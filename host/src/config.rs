@@ -76,6 +76,10 @@ pub struct HostConfig {
     pub cache_dir: Option<PathBuf>,
     /// How many instances may be live at once (the pooling allocator's size).
     pub max_instances: u32,
+    /// Bytes of each pooled linear memory kept mapped between calls and reset with `memset`
+    /// instead of handed back to the kernel: no page faults on the next call, at the cost
+    /// of up to this much resident memory per warm slot. 0 returns every page.
+    pub keep_resident_bytes: usize,
     /// How often the epoch ticker fires, in milliseconds; deadlines are this precise.
     pub epoch_tick_ms: u64,
     /// Observability: exporters, sampling, metrics endpoint, log format.
@@ -92,6 +96,7 @@ impl Default for HostConfig {
             limits: Limits::default(),
             cache_dir: default_cache_dir(),
             max_instances: 128,
+            keep_resident_bytes: 2 << 20,
             epoch_tick_ms: 5,
             telemetry: crate::telemetry::ObservabilityConfig::default(),
             server: crate::server::ServerConfig::default(),

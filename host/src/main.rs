@@ -1,7 +1,7 @@
 //! The `tta-host` binary; everything lives in the library's `cli` module.
 
 /// mimalloc frees memory another thread allocated without contention; reports are made
-/// on call threads and freed on the export thread (see `benches/overhead.rs`).
+/// on call threads and freed on the export thread (see `benches/overhead/`).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -64,7 +64,10 @@ fn selected_metrics(expr: &str) -> Vec<String> {
 
 #[test]
 fn deploy_dashboards_and_alerts_name_only_metrics_the_host_exports() {
-    let source = std::fs::read_to_string(repo().join("host/src/telemetry/metrics.rs")).expect("metrics.rs");
+    let source: String = ["metrics.rs", "call_series.rs"]
+        .iter()
+        .map(|file| std::fs::read_to_string(repo().join("host/src/telemetry").join(file)).expect(file))
+        .collect();
     let defined = |name: &str| {
         let base = ["_bucket", "_sum", "_count"]
             .iter()

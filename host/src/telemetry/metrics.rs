@@ -8,6 +8,7 @@
 
 use crate::bindings::Value;
 use crate::report::{CallReport, GuestMetric, MetricKind};
+use crate::telemetry::call_series::{CallCollector, CallSample, CallSeries};
 use crate::telemetry::config::MetricsConfig;
 use arc_swap::ArcSwap;
 use prometheus::{
@@ -21,8 +22,8 @@ pub const DURATION_BUCKETS: &[f64] = &[
     0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
     0.5, 1.0, 2.5, 5.0, 10.0,
 ];
-const FUEL_BUCKETS: &[f64] = &[1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10];
-const MEMORY_BUCKETS: &[f64] = &[
+pub(crate) const FUEL_BUCKETS: &[f64] = &[1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10];
+pub(crate) const MEMORY_BUCKETS: &[f64] = &[
     65_536.0,
     262_144.0,
     1_048_576.0,
@@ -56,12 +57,8 @@ const MAX_NAME_CHARS: usize = 96;
 /// Every metric of the host, in one registry.
 pub struct Metrics {
     registry: Registry,
-    executions: IntCounterVec,
-    duration: HistogramVec,
+    calls: Arc<CallCollector>,
     errors: IntCounterVec,
-    fuel: HistogramVec,
-    memory: HistogramVec,
-    instantiate: HistogramVec,
     guest_dropped: IntCounterVec,
     telemetry_dropped: IntCounterVec,
     llm_tokens: IntCounterVec,
@@ -140,12 +137,7 @@ impl std::fmt::Debug for PrimitiveMetrics {
 /// The series one call of one primitive for one tenant updates.
 struct CallHandles {
     tenant: Box<str>,
-    success: IntCounter,
-    error: IntCounter,
-    duration: Histogram,
-    fuel: Histogram,
-    memory: Histogram,
-    instantiate: Histogram,
+    series: Arc<CallSeries>,
     /// `primitive_errors_total` by error type, filled in as types occur (the set is fixed and small).
     errors: ArcSwap<Vec<(&'static str, IntCounter)>>,
 }
@@ -172,6 +164,19 @@ struct GuestFamily {
 enum GuestSeries {
     Counter(prometheus::Counter),
     Histogram(Histogram),
+}
+
+/// The call series as a collector of the registry, which wants to own what it collects.
+struct SharedCollector(Arc<CallCollector>);
+
+impl prometheus::core::Collector for SharedCollector {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        self.0.desc()
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        self.0.collect()
+    }
 }
 
 fn opts(name: &str, help: &str) -> Opts {
@@ -221,46 +226,16 @@ impl Metrics {
             "State of a workflow circuit breaker: 0 closed, 1 open, 2 half-open.",
             &["workflow_name", "breaker"],
         );
+        let calls = Arc::new(CallCollector::new());
+        r.register(Box::new(SharedCollector(Arc::clone(&calls))))
+            .expect("unique static metric");
         Metrics {
-            executions: counter(
-                &r,
-                "primitive_executions_total",
-                "Primitive calls by outcome (success or error).",
-                &["primitive_name", "status", "tenant"],
-            ),
-            duration: histogram(
-                &r,
-                "primitive_duration_seconds",
-                "Wall time of primitive calls, instantiation included.",
-                &["primitive_name", "tenant"],
-                DURATION_BUCKETS,
-            ),
+            calls,
             errors: counter(
                 &r,
                 "primitive_errors_total",
                 "Failed primitive calls by error type (guest error kind, trap class or limit).",
                 &["primitive_name", "error_type", "tenant"],
-            ),
-            fuel: histogram(
-                &r,
-                "primitive_fuel_consumed",
-                "Fuel (roughly, wasm instructions) burned per call, nested invoke calls included.",
-                &["primitive_name", "tenant"],
-                FUEL_BUCKETS,
-            ),
-            memory: histogram(
-                &r,
-                "primitive_memory_peak_bytes",
-                "Peak linear memory per call, in bytes.",
-                &["primitive_name", "tenant"],
-                MEMORY_BUCKETS,
-            ),
-            instantiate: histogram(
-                &r,
-                "primitive_instantiate_seconds",
-                "Time to instantiate the component for a call.",
-                &["primitive_name", "tenant"],
-                DURATION_BUCKETS,
             ),
             guest_dropped: counter(
                 &r,
@@ -466,12 +441,7 @@ impl Metrics {
         let label = self.tenant_label(tenant);
         let name = &*primitive.name;
         let created = Arc::new(CallHandles {
-            success: self.executions.with_label_values(&[name, "success", &label]),
-            error: self.executions.with_label_values(&[name, "error", &label]),
-            duration: self.duration.with_label_values(&[name, &label]),
-            fuel: self.fuel.with_label_values(&[name, &label]),
-            memory: self.memory.with_label_values(&[name, &label]),
-            instantiate: self.instantiate.with_label_values(&[name, &label]),
+            series: self.calls.series(name, &label),
             errors: ArcSwap::default(),
             tenant: label.into(),
         });
@@ -488,33 +458,42 @@ impl Metrics {
 
     /// Records one finished call (not its nested calls, which record themselves).
     pub fn record_call(&self, primitive: &PrimitiveMetrics, report: &CallReport) {
-        let h = self.handles(primitive, &report.tenant);
+        // The cached handles are borrowed, not cloned: no reference count shared between
+        // cores changes on the way.
+        let cached = primitive.tenants.load();
+        let created;
+        let h = match cached.get(&*report.tenant) {
+            Some(h) => h,
+            None => {
+                created = self.handles(primitive, &report.tenant);
+                &created
+            }
+        };
         let stats = &report.stats;
-        match &report.error {
-            None => h.success.inc(),
-            Some(error) => {
-                h.error.inc();
-                let error_type = error.error_type();
-                match h.errors.load().iter().find(|(t, _)| *t == error_type) {
-                    Some((_, counter)) => counter.inc(),
-                    None => {
-                        let counter = self.errors.with_label_values(&[&primitive.name, error_type, &h.tenant]);
-                        counter.inc();
-                        h.errors.rcu(|list| {
-                            let mut list = Vec::clone(list);
-                            if !list.iter().any(|(t, _)| *t == error_type) {
-                                list.push((error_type, counter.clone()));
-                            }
-                            list
-                        });
-                    }
+        h.series.record(&CallSample {
+            ok: report.error.is_none(),
+            wall: stats.wall,
+            instantiate: stats.instantiate,
+            fuel: stats.fuel_consumed,
+            memory: stats.memory_peak_bytes as u64,
+        });
+        if let Some(error) = &report.error {
+            let error_type = error.error_type();
+            match h.errors.load().iter().find(|(t, _)| *t == error_type) {
+                Some((_, counter)) => counter.inc(),
+                None => {
+                    let counter = self.errors.with_label_values(&[&primitive.name, error_type, &h.tenant]);
+                    counter.inc();
+                    h.errors.rcu(|list| {
+                        let mut list = Vec::clone(list);
+                        if !list.iter().any(|(t, _)| *t == error_type) {
+                            list.push((error_type, counter.clone()));
+                        }
+                        list
+                    });
                 }
             }
         }
-        h.duration.observe(stats.wall.as_secs_f64());
-        h.instantiate.observe(stats.instantiate.as_secs_f64());
-        h.fuel.observe(stats.fuel_consumed as f64);
-        h.memory.observe(stats.memory_peak_bytes as f64);
         let d = &report.dropped;
         if d.logs + d.spans + d.span_items + d.metrics + d.stdio_bytes > 0 {
             for (kind, n) in [

@@ -7,6 +7,7 @@
 //! [`Telemetry::export`] (a non-blocking hand-over of the finished report). Everything
 //! else (spans, log records, pushes, the `/metrics` server) runs on the export thread.
 
+pub mod call_series;
 pub mod config;
 pub mod export;
 pub mod file;
