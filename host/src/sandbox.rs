@@ -258,36 +258,55 @@ pub(crate) async fn execute_unmetered(
             .unwrap_or(u64::MAX),
         ),
     };
-    let timeout = invocation.timeout;
-    let fuel = invocation.fuel;
+    let (timeout, fuel, deadline) = (invocation.timeout, invocation.fuel, invocation.deadline);
     let mut store = match new_store(shared, invocation, report, plugin.imports_invoke) {
         Ok(store) => store,
         Err((err, report)) => return (Err(err), report),
     };
 
     let began = Instant::now();
-    let instance = match plugin.pre.instantiate_async(&mut store).await {
-        Ok(instance) => instance,
-        Err(e) => {
+    let instance = match within(deadline, plugin.pre.instantiate_async(&mut store)).await {
+        Some(Ok(instance)) => instance,
+        Some(Err(e)) => {
             let err = classify(e, store.data(), fuel, timeout, true);
+            return finish(store, Err(err), began.elapsed(), fuel, began);
+        }
+        None => {
+            let err = CallError::DeadlineExceeded { limit: timeout };
             return finish(store, Err(err), began.elapsed(), fuel, began);
         }
     };
     let instantiate = began.elapsed();
-    let outcome = instance
-        .tta_primitives_primitive()
-        .call_execute(&mut store, &context, input)
-        .await;
+    let outcome = within(
+        deadline,
+        instance
+            .tta_primitives_primitive()
+            .call_execute(&mut store, &context, input),
+    )
+    .await;
     let result = match outcome {
-        Ok(Ok(output)) if output.len() > limits.max_output_bytes => Err(CallError::OutputTooLarge {
+        Some(Ok(Ok(output))) if output.len() > limits.max_output_bytes => Err(CallError::OutputTooLarge {
             size: output.len(),
             limit: limits.max_output_bytes,
         }),
-        Ok(Ok(output)) => Ok(output),
-        Ok(Err(e)) => Err(CallError::Guest(GuestError::from(e))),
-        Err(e) => Err(classify(e, store.data(), fuel, timeout, false)),
+        Some(Ok(Ok(output))) => Ok(output),
+        Some(Ok(Err(e))) => Err(CallError::Guest(GuestError::from(e))),
+        Some(Err(e)) => Err(classify(e, store.data(), fuel, timeout, false)),
+        None => Err(CallError::DeadlineExceeded { limit: timeout }),
     };
     finish(store, result, instantiate, fuel, began)
+}
+
+/// How long past its deadline a call may still wait in the host. Guest code is stopped at
+/// the deadline by the epoch callback, but epochs cannot interrupt a guest that waits in the
+/// host — a WASI sleep, a poll on a clock or a stream — so the wait itself is bounded too.
+const HOST_WAIT_GRACE: Duration = Duration::from_millis(20);
+
+/// `future`'s output, or `None` once `deadline` (and the grace) has passed; dropping a
+/// wasmtime call future unwinds the guest's fiber, and the store is discarded after.
+async fn within<T>(deadline: Instant, future: impl std::future::Future<Output = T>) -> Option<T> {
+    let until = tokio::time::Instant::from_std(deadline + HOST_WAIT_GRACE);
+    tokio::time::timeout_at(until, future).await.ok()
 }
 
 /// Why `describe()` gave no metadata.
@@ -306,14 +325,19 @@ pub(crate) async fn describe(
 ) -> Result<Metadata, DescribeFailure> {
     let invocation = Invocation::root(&shared.config.limits, "describe".into(), "default".into(), None);
     let report = CallReport::new("describe", "", &invocation);
-    let (timeout, fuel) = (invocation.timeout, invocation.fuel);
+    let (timeout, fuel, deadline) = (invocation.timeout, invocation.fuel, invocation.deadline);
+    let late = || DescribeFailure::Call(CallError::DeadlineExceeded { limit: timeout });
     let mut store = new_store(shared, invocation, report, false).map_err(|(err, _)| DescribeFailure::Call(err))?;
-    let instance = match pre.instance_pre().instantiate_async(&mut store).await {
-        Ok(instance) => instance,
-        Err(e) => return Err(DescribeFailure::Call(classify(e, store.data(), fuel, timeout, true))),
+    let instance = match within(deadline, pre.instance_pre().instantiate_async(&mut store)).await {
+        Some(Ok(instance)) => instance,
+        Some(Err(e)) => return Err(DescribeFailure::Call(classify(e, store.data(), fuel, timeout, true))),
+        None => return Err(late()),
     };
     let plugin = PrimitivePlugin::new(&mut store, &instance).map_err(|e| DescribeFailure::Types(format!("{e:#}")))?;
-    match plugin.tta_primitives_primitive().call_describe(&mut store).await {
+    match within(deadline, plugin.tta_primitives_primitive().call_describe(&mut store))
+        .await
+        .ok_or_else(late)?
+    {
         Ok(metadata) => Ok(metadata),
         Err(e) => {
             let err = classify(e, store.data(), fuel, timeout, false);

@@ -15,6 +15,7 @@ async fn hostile_host(config: HostConfig) -> Host {
             fixture("deep-recursion"),
             fixture("huge-output"),
             fixture("invoke-self"),
+            fixture("wasi-escape"),
         ],
     )
     .await
@@ -55,6 +56,46 @@ async fn infinite_loop_with_ample_fuel_is_stopped_at_the_deadline() {
         outcome.report.error.as_ref().map(CallError::error_type),
         Some("deadline_exceeded")
     );
+    still_healthy(&host).await;
+}
+
+#[tokio::test]
+async fn a_guest_sleeping_in_wasi_is_stopped_at_the_deadline() {
+    let mut config = config();
+    config.limits.timeout_ms = 200;
+    let host = hostile_host(config).await;
+    // Epochs cannot interrupt a guest waiting in the host; the bound on the wait must. The
+    // outer timeout only keeps a regression from hanging the suite.
+    let outcome = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        call(&host, "wasi-escape", "sleep 3600"),
+    )
+    .await
+    .expect("the sleeping call returned long before its hour");
+    let Err(CallError::DeadlineExceeded { limit }) = outcome.output else {
+        panic!("expected DeadlineExceeded, got {:?}", outcome.output);
+    };
+    assert_eq!(limit.as_millis(), 200);
+    still_healthy(&host).await;
+}
+
+#[tokio::test]
+async fn wasi_grants_no_files_environment_or_sockets() {
+    let host = hostile_host(config()).await;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let connect = format!("connect {}", listener.local_addr().expect("addr"));
+    for attempt in ["read-file", "list-root", "write-file", "env", &connect] {
+        let outcome = call(&host, "wasi-escape", attempt).await;
+        let said = String::from_utf8(outcome.output.expect("the guest reports its attempt")).expect("text");
+        assert!(said.starts_with("denied: "), "{attempt}: {said}");
+    }
+    assert!(listener.accept().is_err(), "the guest reached a socket on the host");
+    assert!(!std::path::Path::new("/tmp/tta-wasi-escape").exists());
+    // Reading the clock is allowed: guests need the time.
+    let outcome = call(&host, "wasi-escape", "clock").await;
+    let said = String::from_utf8(outcome.output.expect("clock")).expect("text");
+    assert!(said.starts_with("allowed: "), "{said}");
     still_healthy(&host).await;
 }
 
