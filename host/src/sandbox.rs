@@ -526,6 +526,15 @@ fn classify(error: wasmtime::Error, state: &CallState, fuel: u64, timeout: Durat
         .downcast_ref::<WasmBacktrace>()
         .map(format_backtrace)
         .unwrap_or_default();
+    if error.downcast_ref::<std::str::Utf8Error>().is_some() {
+        // Lifting a string that is not UTF-8 is a trap in the component model: the guest
+        // broke the ABI, the host did not fail.
+        return CallError::Trap {
+            kind: "the guest handed the host a string that is not UTF-8".into(),
+            detail: format!("{error:#}"),
+            backtrace,
+        };
+    }
     match error.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => CallError::OutOfFuel { limit: fuel },
         Some(Trap::Interrupt) => CallError::DeadlineExceeded { limit: timeout },

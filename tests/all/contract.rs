@@ -1,5 +1,6 @@
 //! Contracts with users: the published WIT package is never edited (a new version goes
-//! beside it), and the workflow JSON Schema in the repository matches the code.
+//! beside it), the workflow JSON Schema in the repository matches the code, and every test
+//! `SECURITY.md` names as proof exists.
 
 use crate::repo;
 use sha2::{Digest, Sha256};
@@ -124,4 +125,27 @@ fn deploy_dashboards_and_alerts_name_only_metrics_the_host_exports() {
             Err(e) => panic!("promtool is required (TTA_REQUIRE_PROMTOOL) but cannot run: {e}"),
         }
     }
+}
+
+#[test]
+fn every_test_security_md_names_as_proof_exists() {
+    let security = std::fs::read_to_string(repo().join("SECURITY.md")).expect("SECURITY.md");
+    let mut checked = 0;
+    // References look like `limits::infinite_loop_runs_out_of_fuel`: a file of tests/all, a test.
+    for reference in security.split('`').skip(1).step_by(2) {
+        let Some((file, test)) = reference.split_once("::") else {
+            continue;
+        };
+        if !file.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') || test.contains("::") {
+            continue;
+        }
+        let source = std::fs::read_to_string(repo().join(format!("tests/all/{file}.rs")))
+            .unwrap_or_else(|e| panic!("SECURITY.md names `{reference}`, but tests/all/{file}.rs: {e}"));
+        assert!(
+            source.contains(&format!("fn {test}(")),
+            "SECURITY.md names `{reference}`, which tests/all/{file}.rs does not define"
+        );
+        checked += 1;
+    }
+    assert!(checked > 25, "only {checked} test references found in SECURITY.md");
 }

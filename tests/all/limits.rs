@@ -99,6 +99,24 @@ async fn wasi_grants_no_files_environment_or_sockets() {
     still_healthy(&host).await;
 }
 
+#[tokio::test]
+async fn a_string_that_is_not_utf8_is_a_trap_of_the_guest() {
+    let host = hostile_host(config()).await;
+    let bytes = crate::generated::component("bad-utf8", crate::generated::Execute::InvalidUtf8Error);
+    let plugin = host
+        .inspect_bytes(std::path::Path::new("bad-utf8.wasm"), bytes)
+        .await
+        .expect("loads: the bad string is only in its answer");
+    host.register(plugin).expect("registers");
+    let outcome = call(&host, "bad-utf8", "").await;
+    let Err(CallError::Trap { kind, .. }) = &outcome.output else {
+        panic!("expected a trap, got {:?}", outcome.output);
+    };
+    assert!(kind.contains("not UTF-8"), "{kind}");
+    assert_eq!(outcome.report.error.as_ref().map(CallError::error_type), Some("trap"));
+    still_healthy(&host).await;
+}
+
 fn resident_bytes() -> usize {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     let pages: usize = statm

@@ -5,6 +5,9 @@
 mod calls;
 mod cli;
 mod contract;
+/// Hand-written components of the world, shared with the benchmarks.
+#[path = "../../host/benches/common/generated.rs"]
+mod generated;
 mod languages;
 mod limits;
 mod load;

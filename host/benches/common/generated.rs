@@ -1,20 +1,47 @@
 //! Distinct primitives by the thousand: a hand-written component of the published world
-//! whose `describe` names it and whose `execute` returns its input.
+//! whose `describe` names it and whose `execute` returns its input — or breaks the canonical
+//! ABI on purpose, for the tests of hostile guests.
 //!
 //! A Rust guest takes ~30 ms to compile; this one ~1 ms, so a benchmark can load 1 000
 //! different components (different bytes, different names, different compiled code) in
 //! seconds. It imports nothing, not even WASI.
 
-/// The component text of echo primitive `name` (a valid primitive name, at most 64 bytes).
-pub fn echo_component_wat(name: &str) -> String {
+/// What `execute` does.
+#[allow(dead_code, reason = "each user of this file takes the behaviours it needs")]
+#[derive(Debug, Clone, Copy)]
+pub enum Execute {
+    /// Returns `ok(input)`.
+    Echo,
+    /// Returns `err` whose message is two bytes that are not UTF-8.
+    InvalidUtf8Error,
+}
+
+/// The component text of primitive `name` (a valid primitive name, at most 64 bytes) whose
+/// `execute` does `execute`.
+pub fn component_wat(name: &str, execute: Execute) -> String {
     assert!(name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
     // The metadata record at 256: (ptr, len) of the name at 0, the version at 64, the
-    // description at 128. `execute` writes `ok(input)` at 512; `cabi_realloc` bumps from 4096.
+    // description at 128. `execute` writes its result at 512 (the payload at 516); two bytes
+    // that are not UTF-8 wait at 600; `cabi_realloc` bumps from 4096.
     let record: String = [(0u32, name.len() as u32), (64, 5), (128, 16)]
         .iter()
         .flat_map(|(ptr, len)| ptr.to_le_bytes().into_iter().chain(len.to_le_bytes()))
         .map(|b| format!("\\{b:02x}"))
         .collect();
+    let body = match execute {
+        Execute::Echo => {
+            "(i32.store8 (i32.const 512) (i32.const 0))
+      (i32.store (i32.const 516) (local.get $input))
+      (i32.store (i32.const 520) (local.get $len))"
+        }
+        Execute::InvalidUtf8Error => {
+            "(i32.store8 (i32.const 512) (i32.const 1))
+      (i32.store8 (i32.const 516) (i32.const 0))
+      (i32.store (i32.const 520) (i32.const 600))
+      (i32.store (i32.const 524) (i32.const 2))
+      (i32.store8 (i32.const 528) (i32.const 0))"
+        }
+    };
     format!(
         r#"(component
   (core module $m
@@ -24,6 +51,7 @@ pub fn echo_component_wat(name: &str) -> String {
     (data (i32.const 64) "0.1.0")
     (data (i32.const 128) "a generated echo")
     (data (i32.const 256) "{record}")
+    (data (i32.const 600) "\ff\fe")
     (func (export "cabi_realloc") (param $old i32) (param $old_size i32) (param $align i32) (param $size i32) (result i32)
       (local $ptr i32) (local $end i32) (local $have i32)
       (local.set $ptr (i32.and (i32.add (global.get $heap) (i32.sub (local.get $align) (i32.const 1)))
@@ -41,9 +69,7 @@ pub fn echo_component_wat(name: &str) -> String {
     (func (export "describe") (result i32) (i32.const 256))
     (func (export "execute") (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i64) (param $input i32) (param $len i32)
       (result i32)
-      (i32.store8 (i32.const 512) (i32.const 0))
-      (i32.store (i32.const 516) (local.get $input))
-      (i32.store (i32.const 520) (local.get $len))
+      {body}
       (i32.const 512)))
   (core instance $i (instantiate $m))
   (type $context (record (field "correlation-id" string) (field "traceparent" string) (field "tracestate" string)
@@ -84,7 +110,7 @@ pub fn echo_component_wat(name: &str) -> String {
     )
 }
 
-/// The component bytes of echo primitive `name`.
-pub fn echo_component(name: &str) -> Vec<u8> {
-    wat::parse_str(echo_component_wat(name)).expect("the generated component is valid text")
+/// The component bytes of primitive `name` whose `execute` does `execute`.
+pub fn component(name: &str, execute: Execute) -> Vec<u8> {
+    wat::parse_str(component_wat(name, execute)).expect("the generated component is valid text")
 }

@@ -55,7 +55,7 @@ fn plugins(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
     for count in PLUGIN_COUNTS {
         while names.len() < count {
             let name = format!("gen-{:04}", names.len());
-            let bytes = generated::echo_component(&name);
+            let bytes = generated::component(&name, generated::Execute::Echo);
             let plugin = rt
                 .block_on(host.inspect_bytes(Path::new(&format!("{name}.wasm")), bytes))
                 .expect("a generated component loads");
