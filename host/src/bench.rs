@@ -30,10 +30,28 @@ pub struct Summary {
     pub min: u64,
 }
 
+impl Extend<Duration> for Samples {
+    fn extend<I: IntoIterator<Item = Duration>>(&mut self, durations: I) {
+        for duration in durations {
+            self.push(duration);
+        }
+    }
+}
+
 impl Samples {
     /// Adds one sample.
     pub fn push(&mut self, duration: Duration) {
         self.0.push(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX));
+    }
+
+    /// How many samples there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     /// Mean, median, 99th percentile and minimum; `None` without samples.

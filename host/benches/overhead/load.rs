@@ -72,7 +72,7 @@ where
                 for _ in 0..n {
                     let start = Instant::now();
                     call().await;
-                    latencies.push(start.elapsed().as_nanos() as u64);
+                    latencies.push(start.elapsed());
                 }
                 latencies
             })

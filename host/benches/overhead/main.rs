@@ -39,6 +39,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tta_host::bench::Samples;
 use tta_host::telemetry::{ObservabilityConfig, SamplerKind, Telemetry};
 use tta_host::{Host, HostConfig, Plugin};
 
@@ -115,23 +117,23 @@ pub fn runtime(workers: usize) -> tokio::runtime::Runtime {
     builder.enable_all().build().expect("runtime")
 }
 
-/// Latencies of single calls or requests (ns) of the measures that report percentiles, by
-/// measure id; criterion keeps means and medians of batches only.
-static LATENCIES: Mutex<BTreeMap<String, Vec<u64>>> = Mutex::new(BTreeMap::new());
+/// Latencies of single calls or requests of the measures that report percentiles, by
+/// measure id (criterion keeps means and medians of batches only), summarised the way
+/// `tta-host bench` summarises its samples.
+static LATENCIES: Mutex<BTreeMap<String, Samples>> = Mutex::new(BTreeMap::new());
 
 /// Adds `batch` to the latencies of `id`.
-pub fn record_latencies(id: &str, batch: Vec<u64>) {
+pub fn record_latencies(id: &str, batch: impl IntoIterator<Item = Duration>) {
     let mut all = LATENCIES.lock().unwrap_or_else(|e| e.into_inner());
     all.entry(id.to_owned()).or_default().extend(batch);
 }
 
 /// The p50 and p99 of `id` in ns, and how many latencies they are from.
 pub fn percentiles(id: &str) -> Option<(f64, f64, usize)> {
-    let mut all = LATENCIES.lock().unwrap_or_else(|e| e.into_inner());
-    let samples = all.get_mut(id).filter(|s| !s.is_empty())?;
-    samples.sort_unstable();
-    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize] as f64;
-    Some((at(0.50), at(0.99), samples.len()))
+    let all = LATENCIES.lock().unwrap_or_else(|e| e.into_inner());
+    let samples = all.get(id)?;
+    let summary = samples.summary()?;
+    Some((summary.p50 as f64, summary.p99 as f64, samples.len()))
 }
 
 fn main() {
