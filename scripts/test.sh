@@ -26,20 +26,39 @@ export TTA_REQUIRE_PROMTOOL=1
 step "building guest plugins and fixtures (cargo xtask plugins)"
 cargo xtask plugins
 
+# cargo-deny and the fuzz targets build beside the checks below: their builds and ours
+# leave cores idle in turn (link steps, the long crates), so together they finish sooner.
+step "building cargo-deny and the fuzz targets in the background (log: target/background-build.log)"
+mkdir -p target
+(./scripts/deny.sh --install-only && ./scripts/fuzz.sh --build-only) >target/background-build.log 2>&1 &
+background=$!
+
 step "formatting (cargo fmt --check)"
 cargo fmt --all --check
-for workspace in plugins tests/fixtures; do
+for workspace in plugins tests/fixtures fuzz; do
   cargo fmt --manifest-path "$workspace/Cargo.toml" --all --check
 done
 
 step "lints (cargo clippy -D warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "tests (cargo test --workspace)"
-cargo test --workspace --locked
+# --all-targets also runs the overhead benchmark once in test mode (numbers: cargo bench -p
+# tta-host --bench overhead), in the same build as the tests. The soak of `serve` runs for
+# TTA_SOAK_SECONDS (60 unless set); its curve is printed below.
+step "tests and the benchmark in test mode (cargo test --workspace --all-targets)"
+cargo test --workspace --all-targets --locked
+cat target/soak/report.md >&2 || true
 
-step "the overhead benchmark runs once in test mode (numbers: cargo bench -p tta-host --bench overhead)"
-cargo test --locked -p tta-host --bench overhead
+if ! wait "$background"; then
+  step "the background build failed (its log below); the steps below retry it and show the error"
+  tail -40 target/background-build.log >&2
+fi
+
+step "dependencies: licenses, bans, sources, advisories (cargo deny, deny.toml)"
+./scripts/deny.sh
+
+step "fuzzing: every target for ${TTA_FUZZ_SECONDS:-60} s (scripts/fuzz.sh)"
+./scripts/fuzz.sh "${TTA_FUZZ_SECONDS:-60}"
 
 step "instructions per call under callgrind, against BENCHMARKS.instructions.json (fails past +10%)"
 ./scripts/instructions.sh

@@ -548,7 +548,15 @@ fn classify(error: wasmtime::Error, state: &CallState, fuel: u64, timeout: Durat
             backtrace,
         },
         None if instantiating => CallError::Instantiate(format!("{error:#}")),
-        None => CallError::Host(format!("{error:#}")),
+        // Once the instance runs, the only errors without a trap code are wasmtime refusing
+        // what the guest handed over: a pointer out of bounds or misaligned, a bad variant
+        // or `char`, an unknown resource handle. The imports of ours never fail (they count
+        // and drop instead), so these are the guest's (found by fuzz target smith_component).
+        None => CallError::Trap {
+            kind: "the guest broke the component model's canonical ABI".into(),
+            detail: format!("{error:#}"),
+            backtrace,
+        },
     }
 }
 

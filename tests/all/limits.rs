@@ -117,6 +117,26 @@ async fn a_string_that_is_not_utf8_is_a_trap_of_the_guest() {
     still_healthy(&host).await;
 }
 
+#[tokio::test]
+async fn an_answer_outside_the_guests_memory_is_a_trap_of_the_guest() {
+    // Found by fuzz target smith_component: such answers were reported as host errors.
+    let host = hostile_host(config()).await;
+    let bytes = crate::generated::component("out-of-bounds", crate::generated::Execute::OutOfBoundsOutput);
+    let plugin = host
+        .inspect_bytes(std::path::Path::new("out-of-bounds.wasm"), bytes)
+        .await
+        .expect("loads: the bad pointer is only in its answer");
+    host.register(plugin).expect("registers");
+    let outcome = call(&host, "out-of-bounds", "").await;
+    let Err(CallError::Trap { kind, detail, .. }) = &outcome.output else {
+        panic!("expected a trap, got {:?}", outcome.output);
+    };
+    assert!(kind.contains("canonical ABI"), "{kind}");
+    assert!(detail.contains("out of bounds"), "{detail}");
+    assert_eq!(outcome.report.error.as_ref().map(CallError::error_type), Some("trap"));
+    still_healthy(&host).await;
+}
+
 fn resident_bytes() -> usize {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     let pages: usize = statm

@@ -5,6 +5,7 @@
 mod calls;
 mod cli;
 mod contract;
+mod crash;
 /// Hand-written components of the world, shared with the benchmarks.
 #[path = "../../host/benches/common/generated.rs"]
 mod generated;
@@ -12,8 +13,10 @@ mod languages;
 mod limits;
 mod load;
 mod otlp_receiver;
+mod process;
 mod scaffold;
 mod serve;
+mod soak;
 mod telemetry;
 mod workflows;
 

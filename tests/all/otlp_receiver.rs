@@ -1,6 +1,6 @@
 //! A real OTLP receiver on loopback, gRPC and HTTP/protobuf, that decodes what it gets.
-//! The tests use it as a collector would be used; a listener that never answers stands
-//! in for a hung one.
+//! The tests use it as a collector would be used; it can also answer slowly or with
+//! errors, and a listener that never answers stands in for a hung one.
 
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
 use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
@@ -21,6 +21,33 @@ use std::sync::{Arc, Mutex};
 #[derive(Default, Clone)]
 pub struct Received {
     inner: Arc<Mutex<Store>>,
+    behaviour: Behaviour,
+}
+
+/// How the receiver answers each export.
+#[derive(Debug, Default, Clone, Copy)]
+pub enum Behaviour {
+    /// At once, accepting everything.
+    #[default]
+    Healthy,
+    /// After this long, accepting everything.
+    Slow(std::time::Duration),
+    /// At once, with an error (gRPC `UNAVAILABLE`, HTTP 503), keeping nothing.
+    Failing,
+}
+
+impl Received {
+    /// Waits and decides as the behaviour says: `true` when the export is accepted.
+    async fn answer(&self) -> bool {
+        match self.behaviour {
+            Behaviour::Healthy => true,
+            Behaviour::Slow(delay) => {
+                tokio::time::sleep(delay).await;
+                true
+            }
+            Behaviour::Failing => false,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -115,6 +142,9 @@ impl TraceService for Received {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        if !self.answer().await {
+            return Err(tonic::Status::unavailable("the collector is failing on purpose"));
+        }
         self.store().traces.push(request.into_inner());
         Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
     }
@@ -126,6 +156,9 @@ impl LogsService for Received {
         &self,
         request: tonic::Request<ExportLogsServiceRequest>,
     ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
+        if !self.answer().await {
+            return Err(tonic::Status::unavailable("the collector is failing on purpose"));
+        }
         self.store().logs.push(request.into_inner());
         Ok(tonic::Response::new(ExportLogsServiceResponse::default()))
     }
@@ -137,6 +170,9 @@ impl MetricsService for Received {
         &self,
         request: tonic::Request<ExportMetricsServiceRequest>,
     ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        if !self.answer().await {
+            return Err(tonic::Status::unavailable("the collector is failing on purpose"));
+        }
         self.store().metrics.push(request.into_inner());
         Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
     }
@@ -144,7 +180,15 @@ impl MetricsService for Received {
 
 /// Starts a gRPC receiver on an ephemeral loopback port.
 pub async fn grpc() -> (SocketAddr, Received) {
-    let received = Received::default();
+    grpc_behaving(Behaviour::Healthy).await
+}
+
+/// Starts a gRPC receiver that answers as `behaviour` says.
+pub async fn grpc_behaving(behaviour: Behaviour) -> (SocketAddr, Received) {
+    let received = Received {
+        behaviour,
+        ..Received::default()
+    };
     let incoming = tonic::transport::server::TcpIncoming::bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
     let addr = incoming.local_addr().expect("local addr");
     let router = tonic::transport::Server::builder()
@@ -157,14 +201,25 @@ pub async fn grpc() -> (SocketAddr, Received) {
 
 /// Starts an HTTP/protobuf receiver (`/v1/traces`, `/v1/logs`, `/v1/metrics`) on loopback.
 pub async fn http() -> (SocketAddr, Received) {
+    http_behaving(Behaviour::Healthy).await
+}
+
+/// Starts an HTTP/protobuf receiver that answers as `behaviour` says.
+pub async fn http_behaving(behaviour: Behaviour) -> (SocketAddr, Received) {
     use axum::routing::post;
     use prost::Message as _;
-    let received = Received::default();
+    let received = Received {
+        behaviour,
+        ..Received::default()
+    };
     let (t, l, m) = (received.clone(), received.clone(), received.clone());
     let app = axum::Router::new()
         .route(
             "/v1/traces",
             post(move |body: axum::body::Bytes| async move {
+                if !t.answer().await {
+                    return Err(axum::http::StatusCode::SERVICE_UNAVAILABLE);
+                }
                 let request =
                     ExportTraceServiceRequest::decode(body).map_err(|_| axum::http::StatusCode::BAD_REQUEST)?;
                 t.store().traces.push(request);
@@ -174,6 +229,9 @@ pub async fn http() -> (SocketAddr, Received) {
         .route(
             "/v1/logs",
             post(move |body: axum::body::Bytes| async move {
+                if !l.answer().await {
+                    return Err(axum::http::StatusCode::SERVICE_UNAVAILABLE);
+                }
                 let request =
                     ExportLogsServiceRequest::decode(body).map_err(|_| axum::http::StatusCode::BAD_REQUEST)?;
                 l.store().logs.push(request);
@@ -183,6 +241,9 @@ pub async fn http() -> (SocketAddr, Received) {
         .route(
             "/v1/metrics",
             post(move |body: axum::body::Bytes| async move {
+                if !m.answer().await {
+                    return Err(axum::http::StatusCode::SERVICE_UNAVAILABLE);
+                }
                 let request =
                     ExportMetricsServiceRequest::decode(body).map_err(|_| axum::http::StatusCode::BAD_REQUEST)?;
                 m.store().metrics.push(request);

@@ -224,6 +224,20 @@ async fn authentication_and_tenant_isolation() {
     execute(&server, "echo", &hash_key(KEY_ACME), "{}")
         .await
         .problem(401, "unauthorized");
+    // Two keys are ambiguous, whichever comes first (found by fuzz target http_api).
+    let two = send(
+        reqwest::Method::POST,
+        &server.url("/v1/primitives/echo/execute"),
+        Some(KEY_ACME),
+        b"{}".to_vec(),
+        &[("authorization", "Bearer not-a-key")],
+    )
+    .await
+    .problem(401, "unauthorized");
+    assert!(
+        two["detail"].as_str().is_some_and(|d| d.contains("more than one")),
+        "{two}"
+    );
 
     // beta may call only `uppercase`; `echo` exists but is not beta's: 404, as if it did not.
     execute(&server, "echo", KEY_BETA, "{}").await.problem(404, "not_found");
@@ -298,7 +312,7 @@ async fn authentication_and_tenant_isolation() {
             "http_server_rejected_total",
             &[("reason", "unauthorized"), ("tenant", "anonymous")]
         ),
-        Some(5.0)
+        Some(6.0)
     );
     assert!(server.stop().await);
 }

@@ -779,6 +779,79 @@ async fn a_collector_that_never_answers_costs_calls_nothing_and_drops_are_counte
     check_backend_down(otlp_receiver::silent().await, OtlpProtocol::HttpProtobuf).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_and_concurrent_scrapes_hold_neither_calls_nor_descriptors() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tta_host::telemetry::{MAX_SCRAPE_CONNECTIONS, SCRAPE_HEADER_TIMEOUT};
+    let mut t = telemetry_config();
+    t.metrics.listen = Some("127.0.0.1:0".parse().expect("addr"));
+    let host = host(Telemetry::builder(t), &[plugin("echo")]).await;
+    let addr = host.telemetry().metrics_addr().expect("a metrics listener");
+    // Scrapers that send half a request and stall, as many as the endpoint serves at once.
+    let mut stalled = Vec::new();
+    for _ in 0..MAX_SCRAPE_CONNECTIONS {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        stream.write_all(b"GET /metr").await.expect("half a request");
+        stalled.push(stream);
+    }
+    // One more is closed at once instead of holding a descriptor.
+    let mut extra = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut byte = [0u8; 1];
+    let closed = tokio::time::timeout(Duration::from_secs(30), extra.read(&mut byte)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0) | Err(_))),
+        "a connection past the cap was held: {closed:?}"
+    );
+    // Calls do not notice.
+    for i in 0..20 {
+        let input = format!("call {i}");
+        let outcome = crate::call(&host, "echo", &input).await;
+        assert_eq!(outcome.output.as_deref().ok(), Some(input.as_bytes()));
+    }
+    // The stalled ones are closed after the header timeout.
+    for stream in &mut stalled {
+        let closed = tokio::time::timeout(SCRAPE_HEADER_TIMEOUT * 6, stream.read(&mut byte)).await;
+        assert!(closed.is_ok(), "a stalled scraper was never closed");
+    }
+    drop(stalled);
+    // Then 8 scrapers at once all get the same, complete answer.
+    let scrapes: Vec<_> = (0..8).map(|_| tokio::spawn(scrape(addr))).collect();
+    for scrape in scrapes {
+        let (head, body) = scrape.await.expect("a scraper");
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert_eq!(
+            sample(
+                &body,
+                "primitive_executions_total",
+                &[("primitive_name", "echo"), ("status", "success")]
+            ),
+            Some(20.0)
+        );
+    }
+}
+
+// The receivers run on the test's runtime while `flush` blocks this thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collector_answering_slower_than_the_export_timeout_costs_calls_nothing_and_drops_are_counted() {
+    let slow = otlp_receiver::Behaviour::Slow(Duration::from_secs(2));
+    check_backend_down(otlp_receiver::grpc_behaving(slow).await.0, OtlpProtocol::Grpc).await;
+    check_backend_down(otlp_receiver::http_behaving(slow).await.0, OtlpProtocol::HttpProtobuf).await;
+}
+
+// The receivers run on the test's runtime while `flush` blocks this thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collector_answering_errors_costs_calls_nothing_and_drops_are_counted() {
+    let failing = otlp_receiver::Behaviour::Failing;
+    let (grpc, received) = otlp_receiver::grpc_behaving(failing).await;
+    check_backend_down(grpc, OtlpProtocol::Grpc).await;
+    assert!(received.spans().is_empty(), "the failing receiver kept nothing");
+    check_backend_down(
+        otlp_receiver::http_behaving(failing).await.0,
+        OtlpProtocol::HttpProtobuf,
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn file_exporters_write_json_lines_in_the_tta_format() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -14,6 +14,8 @@ pub enum Execute {
     Echo,
     /// Returns `err` whose message is two bytes that are not UTF-8.
     InvalidUtf8Error,
+    /// Returns `ok` of a list that lies past the end of its memory.
+    OutOfBoundsOutput,
 }
 
 /// The component text of primitive `name` (a valid primitive name, at most 64 bytes) whose
@@ -40,6 +42,11 @@ pub fn component_wat(name: &str, execute: Execute) -> String {
       (i32.store (i32.const 520) (i32.const 600))
       (i32.store (i32.const 524) (i32.const 2))
       (i32.store8 (i32.const 528) (i32.const 0))"
+        }
+        Execute::OutOfBoundsOutput => {
+            "(i32.store8 (i32.const 512) (i32.const 0))
+      (i32.store (i32.const 516) (i32.const 0x7fff0000))
+      (i32.store (i32.const 520) (i32.const 0x10000))"
         }
     };
     format!(

@@ -45,7 +45,7 @@ pub fn bench(c: &mut Criterion) {
 }
 
 /// A group for measures under load: few, long samples.
-fn group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
+pub fn group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
     let mut group = c.benchmark_group(name);
     group
         .sample_size(10)
@@ -89,7 +89,7 @@ where
 
 /// `echo` calls from [`TASKS`] tasks on a runtime of `workers` threads, measured as
 /// `group_name/id`.
-fn concurrent_calls(
+pub fn concurrent_calls(
     group: &mut BenchmarkGroup<'_, WallTime>,
     (group_name, id): (&str, &str),
     workers: usize,
@@ -123,7 +123,7 @@ fn scaling(c: &mut Criterion) {
 }
 
 /// One real scrape: `GET /metrics` over a new connection, the body read to the end.
-fn http_get_metrics(addr: SocketAddr) -> usize {
+pub fn http_get_metrics(addr: SocketAddr) -> usize {
     let mut stream = std::net::TcpStream::connect(addr).expect("metrics listener");
     stream
         .write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
@@ -135,7 +135,7 @@ fn http_get_metrics(addr: SocketAddr) -> usize {
 }
 
 /// The samples (series) of an exposition: its lines that are not comments.
-fn series(exposition: &str) -> usize {
+pub fn series(exposition: &str) -> usize {
     exposition
         .lines()
         .filter(|l| !l.is_empty() && !l.starts_with('#'))

@@ -13,7 +13,9 @@
 //!    polls it at 10 Hz ([`load`]);
 //! 7. `serve` over HTTP on loopback against a bare hyper + wasmtime server ([`load`]);
 //! 8. the call with 1–1 000 plugins loaded and 1–100 tenants, and workflows of 1–16 steps
-//!    ([`growth`]).
+//!    ([`growth`]);
+//! 9. call latency while the OTLP collector works, refuses, hangs, is slow or fails, and
+//!    while `/metrics` is scraped concurrently or slowly ([`backends`]).
 //!
 //! Every bare baseline uses tta-host's own engine configuration (pooling, copy-on-write,
 //! fuel, epochs) unless the measure is about that configuration, so a ratio is the cost of
@@ -21,6 +23,7 @@
 //! and writes it to `target/criterion/summary.md`; with `TTA_BENCH_SUMMARY=BENCHMARKS.md` it
 //! also replaces that file's generated section. Needs `cargo xtask plugins` first.
 
+mod backends;
 mod calls;
 mod engine_modes;
 mod growth;
@@ -31,6 +34,9 @@ mod report;
 mod bare;
 #[path = "../common/generated.rs"]
 mod generated;
+#[path = "../../../tests/all/otlp_receiver.rs"]
+#[allow(dead_code, reason = "shared with the tests, which read what it received")]
+mod otlp_receiver;
 
 use criterion::Criterion;
 use opentelemetry_sdk::error::OTelSdkResult;
@@ -143,6 +149,7 @@ fn main() {
     engine_modes::bench(&mut criterion, &rt);
     growth::bench(&mut criterion, &rt);
     load::bench(&mut criterion);
+    backends::bench(&mut criterion);
     criterion.final_summary();
     // In `cargo test` mode each benchmark runs once and no estimates are written.
     let args: Vec<String> = std::env::args().collect();

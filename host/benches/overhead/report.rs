@@ -5,6 +5,7 @@
 //! spliced into that file between `<!-- summary:begin -->` and `<!-- summary:end -->`.
 //! A measure left out by a filter is left out of the summary.
 
+use crate::backends::{COLLECTORS, GROUP as BACKENDS_GROUP, SCRAPERS};
 use crate::calls::{
     BARE_FRESH, BARE_FRESH_MADVISE, BARE_WARM, BASELINE, GROUP, PARTS, PARTS_GROUP, SAMPLED, UNSAMPLED,
 };
@@ -247,6 +248,22 @@ fn load(out: &mut String) {
     );
 }
 
+fn backends(out: &mut String) {
+    let base = mean(BACKENDS_GROUP, COLLECTORS[0].0).map(|ns| 1e9 / ns);
+    let rows: Vec<Vec<String>> = COLLECTORS
+        .iter()
+        .chain(&SCRAPERS)
+        .filter_map(|(id, label)| load_row(BACKENDS_GROUP, id, label.to_string(), base))
+        .collect();
+    if !rows.is_empty() {
+        let _ = writeln!(
+            out,
+            "### 9. `echo`, sampled, 8 tasks on 2 workers, while the backends misbehave\n"
+        );
+    }
+    table(out, &["backends", "calls/s", "vs none", "p50", "p99", "calls"], &rows);
+}
+
 fn growth(out: &mut String) {
     let mut rows = Vec::new();
     if let Some(one) = mean(TENANT_GROUP, "1") {
@@ -297,6 +314,7 @@ pub fn write() {
     engine_modes(&mut out);
     load(&mut out);
     growth(&mut out);
+    backends(&mut out);
     println!("\n{out}");
     let path = target_dir().join("criterion/summary.md");
     if let Err(e) = std::fs::write(&path, &out) {

@@ -223,6 +223,19 @@ impl Server {
         self.listener.local_addr()
     }
 
+    /// Serves one connection over any byte stream, as [`Server::run`] serves each accepted
+    /// socket: the fuzzer feeds the API raw requests through an in-memory pipe this way.
+    pub fn serve_io<I>(&self, io: I) -> impl std::future::Future<Output = ()> + Send + 'static
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let router = api::router(Arc::clone(&self.app));
+        let connection = connection(router, io, Duration::from_millis(self.app.config.header_timeout_ms));
+        async move {
+            let _ = connection.await;
+        }
+    }
+
     /// Serves until `shutdown` completes, then drains: in-flight requests get
     /// `server.shutdown_grace_ms` to finish. Returns whether they all did.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> bool {
@@ -245,12 +258,7 @@ impl Server {
                         }
                     };
                     let _ = stream.set_nodelay(true);
-                    let service = hyper_util::service::TowerToHyperService::new(router.clone());
-                    let connection = hyper::server::conn::http1::Builder::new()
-                        .timer(hyper_util::rt::TokioTimer::new())
-                        .header_read_timeout(header_timeout)
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-                    let connection = graceful.watch(connection);
+                    let connection = graceful.watch(connection(router.clone(), stream, header_timeout));
                     tokio::spawn(async move {
                         let _ = connection.await;
                     });
@@ -277,6 +285,28 @@ impl Server {
         }
         drained
     }
+}
+
+/// One HTTP/1 connection served by the API's routes, with the header-read timeout that
+/// keeps a slow client from holding it open.
+fn connection<I>(
+    router: axum::Router,
+    io: I,
+    header_timeout: Duration,
+) -> hyper::server::conn::http1::Connection<
+    hyper_util::rt::TokioIo<I>,
+    hyper_util::service::TowerToHyperService<axum::Router>,
+>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .serve_connection(
+            hyper_util::rt::TokioIo::new(io),
+            hyper_util::service::TowerToHyperService::new(router),
+        )
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

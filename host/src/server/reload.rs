@@ -56,6 +56,7 @@ impl Watcher {
         };
         for tenant in app.tenants.iter() {
             let dir = root.join(&tenant.id);
+            remove_stale_temporaries(&dir);
             let now = list(&dir, "wasm");
             let gone: Vec<PathBuf> = self
                 .uploads
@@ -276,6 +277,31 @@ pub(crate) fn spawn(app: Arc<App>) -> Option<tokio::task::JoinHandle<()>> {
 /// Where the tenant's upload `name` is kept.
 pub(crate) fn upload_path(root: &Path, tenant: &str, name: &str) -> PathBuf {
     root.join(tenant).join(format!("{name}.wasm"))
+}
+
+/// A temporary upload file older than this was left by a host that died writing it (an
+/// upload is written in well under a second); younger ones may be another replica's.
+const STALE_TEMPORARY: Duration = Duration::from_secs(60);
+
+/// Removes the temporary files of uploads that never finished (the host was killed while
+/// writing): they were never renamed, so no plugin depends on them.
+fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for path in entries.filter_map(Result::ok).map(|e| e.path()) {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if !(name.starts_with(".upload-") && name.ends_with(".tmp")) {
+            continue;
+        }
+        let age = std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|modified| modified.elapsed().ok());
+        if age.is_some_and(|age| age >= STALE_TEMPORARY) && std::fs::remove_file(&path).is_ok() {
+            tracing::info!(file = %path.display(), "removed the temporary file of an unfinished upload");
+        }
+    }
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory, synced,

@@ -469,6 +469,14 @@ fn otlp_sinks(
     Ok((span_sinks, log_sinks, pusher))
 }
 
+/// Connections the metrics endpoint serves at once; more are closed at once. A Prometheus
+/// holds one per target, so this only binds a peer that opens and stalls connections,
+/// which would otherwise take the host's file descriptors (and with them the API's).
+pub const MAX_SCRAPE_CONNECTIONS: usize = 64;
+
+/// How long a scraper may take to send its request headers.
+pub const SCRAPE_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+
 async fn serve_metrics(listener: std::net::TcpListener, metrics: Arc<Metrics>) {
     use axum::routing::get;
     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
@@ -490,8 +498,38 @@ async fn serve_metrics(listener: std::net::TcpListener, metrics: Arc<Metrics>) {
             }
         }),
     );
-    if let Err(e) = axum::serve(listener, app).await {
-        tracing::warn!("metrics endpoint stopped: {e}");
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_SCRAPE_CONNECTIONS));
+    let mut refused_logged = false;
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics endpoint cannot accept a connection");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            if !refused_logged {
+                refused_logged = true;
+                tracing::warn!(
+                    "metrics endpoint: {MAX_SCRAPE_CONNECTIONS} connections open; closing new ones until some end"
+                );
+            }
+            continue;
+        };
+        refused_logged = false;
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(SCRAPE_HEADER_TIMEOUT)
+            .serve_connection(
+                hyper_util::rt::TokioIo::new(stream),
+                hyper_util::service::TowerToHyperService::new(app.clone()),
+            );
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(slot);
+        });
     }
 }
 

@@ -1,0 +1,144 @@
+//! `tta-host serve` as a separate process, as an operator runs it: started from a config
+//! file, found by the address it prints, measured through `/proc`, stopped with SIGTERM
+//! or killed with SIGKILL.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::AsyncBufReadExt as _;
+
+/// A running `tta-host serve`.
+pub struct ServeProcess {
+    child: tokio::process::Child,
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl ServeProcess {
+    /// Starts `tta-host --config <config> serve` in `dir` and waits until it listens.
+    pub async fn start(dir: &Path, config: &Path) -> ServeProcess {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tta-host"))
+            .args(["--config", &config.to_string_lossy(), "serve"])
+            .current_dir(dir)
+            .env(
+                "TTA_CACHE_DIR",
+                std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache"),
+            )
+            .env("RUST_LOG", "warn")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env_remove("OTEL_SDK_DISABLED")
+            .env_remove("OTEL_TRACES_SAMPLER")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("tta-host starts");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut lines = tokio::io::BufReader::new(child.stderr.take().expect("stderr piped")).lines();
+        let (found, address) = tokio::sync::oneshot::channel();
+        let kept = Arc::clone(&stderr);
+        // Keeps reading so the pipe never fills and blocks the server.
+        tokio::spawn(async move {
+            let mut found = Some(found);
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(addr) = line.strip_prefix("tta-host serving on http://")
+                    && let Some(found) = found.take()
+                {
+                    let _ = found.send(addr.trim().to_owned());
+                }
+                let mut kept = kept.lock().expect("stderr buffer");
+                kept.push_str(&line);
+                kept.push('\n');
+            }
+        });
+        let addr = match tokio::time::timeout(Duration::from_secs(120), address).await {
+            Ok(Ok(addr)) => addr.parse().expect("a socket address"),
+            _ => panic!(
+                "tta-host serve did not start listening; its stderr:\n{}",
+                stderr.lock().expect("stderr buffer")
+            ),
+        };
+        ServeProcess { child, addr, stderr }
+    }
+
+    /// The URL of `path` on this server.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the process is running")
+    }
+
+    /// What it wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().expect("stderr buffer").clone()
+    }
+
+    /// Whether it is still running (it has not crashed).
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Kills it with SIGKILL, as a crash or the OOM killer would, and waits for it to go.
+    pub async fn kill(mut self) {
+        let _ = self.child.kill().await;
+    }
+
+    /// Asks it to stop with SIGTERM and returns its exit code.
+    pub async fn stop(mut self) -> Option<i32> {
+        let pid = self.pid().to_string();
+        let _ = tokio::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await;
+        match tokio::time::timeout(Duration::from_secs(60), self.child.wait()).await {
+            Ok(Ok(status)) => status.code(),
+            _ => panic!("tta-host did not stop within 60 s of SIGTERM:\n{}", self.stderr()),
+        }
+    }
+
+    /// Resident memory, open file descriptors and threads, from `/proc`.
+    pub fn usage(&self) -> Usage {
+        let pid = self.pid();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count() as u64);
+        Usage {
+            rss_kib: field("VmRSS:"),
+            fds,
+            threads: field("Threads:"),
+        }
+    }
+}
+
+/// What a process holds at one moment.
+#[derive(Debug, Clone, Copy)]
+pub struct Usage {
+    pub rss_kib: u64,
+    pub fds: u64,
+    pub threads: u64,
+}
+
+/// A config file for `serve` in `dir`: loopback on an ephemeral port, no metrics port,
+/// `/metrics` on the API, `plugins/` and `uploads/` under `dir`, and `extra` (tenants, limits) appended.
+pub fn write_config(dir: &Path, extra: &str) -> std::path::PathBuf {
+    let path = dir.join("tta.toml");
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nplugins_dir = \"plugins\"\nuploads_dir = \"uploads\"\n\
+         reload_interval_ms = 100\nshutdown_grace_ms = 5000\nmetrics = true\n\n[telemetry.metrics]\nlisten = \"off\"\n\n{extra}"
+    );
+    std::fs::write(&path, text).expect("write the config");
+    path
+}
