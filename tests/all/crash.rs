@@ -3,32 +3,10 @@
 
 use crate::generated::{Execute, component};
 use crate::process::{ServeProcess, write_config};
-use crate::serve::{KEY_ACME, send};
+use crate::serve::{KEY_ACME, send, with_custom_section};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 use tta_host::tenant::hash_key;
-
-/// `bytes` with a custom section of `size` bytes appended: the same component, much
-/// longer to write and sync, so a kill lands in the middle of the write more often.
-fn padded(mut bytes: Vec<u8>, size: usize) -> Vec<u8> {
-    let name = b"padding";
-    let mut payload = vec![name.len() as u8];
-    payload.extend_from_slice(name);
-    payload.resize(payload.len() + size, 0xAB);
-    bytes.push(0);
-    let mut len = payload.len();
-    loop {
-        let byte = (len & 0x7f) as u8;
-        len >>= 7;
-        if len == 0 {
-            bytes.push(byte);
-            break;
-        }
-        bytes.push(byte | 0x80);
-    }
-    bytes.extend_from_slice(&payload);
-    bytes
-}
 
 async fn put(server: &ServeProcess, name: &str, bytes: Vec<u8>) -> u16 {
     send(
@@ -86,9 +64,11 @@ async fn a_host_killed_mid_upload_or_mid_reload_restarts_with_the_old_or_the_new
         ),
     );
     let old = component("mine", Execute::Echo);
-    let new = padded(old.clone(), 24 << 20);
+    // Padded to 24 MiB, so a kill lands in the middle of writing and syncing it more often.
+    let padding = "x".repeat(24 << 20);
+    let new = with_custom_section(&old, &padding);
     let shared_old = component("shared", Execute::Echo);
-    let shared_new = padded(shared_old.clone(), 24 << 20);
+    let shared_new = with_custom_section(&shared_old, &padding);
     let shared = dir.join("plugins/shared.wasm");
     std::fs::write(&shared, &shared_old).expect("write the shared plugin");
     let stored = dir.join("uploads/acme/mine.wasm");

@@ -521,7 +521,7 @@ async fn raw_exchange(addr: std::net::SocketAddr, request: &[u8]) -> String {
 }
 
 /// `bytes` with a custom section appended: the same component, another digest.
-fn with_custom_section(bytes: &[u8], payload: &str) -> Vec<u8> {
+pub fn with_custom_section(bytes: &[u8], payload: &str) -> Vec<u8> {
     let name = b"tta-test";
     let mut section = vec![u8::try_from(name.len()).expect("short")];
     section.extend_from_slice(name);

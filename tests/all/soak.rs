@@ -6,7 +6,7 @@
 
 use crate::generated::{Execute, component};
 use crate::process::{ServeProcess, Usage, write_config};
-use crate::serve::{KEY_ACME, KEY_BETA};
+use crate::serve::{KEY_ACME, KEY_BETA, with_custom_section};
 use crate::telemetry::sample;
 use crate::{fixture, plugin};
 use std::collections::BTreeMap;
@@ -241,12 +241,8 @@ async fn serve_under_mixed_load_stays_flat_and_accounts_for_every_request() {
         std::fs::copy(&path, dir.join("plugins").join(path.file_name().expect("a file name"))).expect("copy");
     }
     let reloaded = dir.join("plugins/reloaded.wasm");
-    let versions = [component("reloaded", Execute::Echo), {
-        let mut bytes = component("reloaded", Execute::Echo);
-        // A custom section makes a different file of the same primitive.
-        bytes.extend_from_slice(&[0, 5, 4, b'v', b'e', b'r', b'2']);
-        bytes
-    }];
+    let first = component("reloaded", Execute::Echo);
+    let versions = [first.clone(), with_custom_section(&first, "v2")];
     std::fs::write(&reloaded, &versions[0]).expect("write the reloaded plugin");
     let config = write_config(
         &dir,

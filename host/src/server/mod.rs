@@ -287,9 +287,9 @@ impl Server {
     }
 }
 
-/// One HTTP/1 connection served by the API's routes, with the header-read timeout that
-/// keeps a slow client from holding it open.
-fn connection<I>(
+/// One HTTP/1 connection served by `router`, with the header-read timeout that keeps a
+/// slow client from holding it open: the API's and the metrics port's.
+pub(crate) fn connection<I>(
     router: axum::Router,
     io: I,
     header_timeout: Duration,

@@ -519,13 +519,7 @@ async fn serve_metrics(listener: std::net::TcpListener, metrics: Arc<Metrics>) {
             continue;
         };
         refused_logged = false;
-        let connection = hyper::server::conn::http1::Builder::new()
-            .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(SCRAPE_HEADER_TIMEOUT)
-            .serve_connection(
-                hyper_util::rt::TokioIo::new(stream),
-                hyper_util::service::TowerToHyperService::new(app.clone()),
-            );
+        let connection = crate::server::connection(app.clone(), stream, SCRAPE_HEADER_TIMEOUT);
         tokio::spawn(async move {
             let _ = connection.await;
             drop(slot);
