@@ -45,8 +45,39 @@ pub fn pre(engine: &Engine, plugin: &str) -> PrimitivePluginPre<Bare> {
         .unwrap_or_else(|e| panic!("{}: {e} (run `cargo xtask plugins` first)", path.display()));
     let mut linker = Linker::<Bare>::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).expect("wasi");
-    linker.define_unknown_imports_as_traps(&component).expect("traps");
+    stub_imports_beyond_wasi(&mut linker, engine, &component);
     PrimitivePluginPre::new(linker.instantiate_pre(&component).expect("pre")).expect("world")
+}
+
+/// Defines every import outside `wasi:` as a function that traps. wasmtime's
+/// `define_unknown_imports_as_traps` would also stub WASI interfaces newer than the ones
+/// wasmtime-wasi defines (a guest built against `wasi:io@0.2.12` where the linker has
+/// 0.2.6), since it matches names exactly, and the stubs' resources then clash with the real ones.
+fn stub_imports_beyond_wasi(linker: &mut Linker<Bare>, engine: &Engine, component: &Component) {
+    use wasmtime::component::ResourceType;
+    use wasmtime::component::types::ComponentItem;
+    for (name, item) in component.component_type().imports(engine) {
+        let ComponentItem::ComponentInstance(instance) = item.ty else {
+            continue;
+        };
+        if name.starts_with("wasi:") {
+            continue;
+        }
+        let mut stubs = linker.instance(name).expect("an instance of stubs");
+        for (export, item) in instance.exports(engine) {
+            let defined = match item.ty {
+                ComponentItem::ComponentFunc(_) => {
+                    let called = format!("{name}#{export}");
+                    stubs.func_new(export, move |_, _, _, _| {
+                        Err(wasmtime::Error::msg(format!("bare wasmtime has no `{called}`")))
+                    })
+                }
+                ComponentItem::Resource(_) => stubs.resource(export, ResourceType::host::<()>(), |_, _| Ok(())),
+                _ => Ok(()),
+            };
+            defined.expect("a stub");
+        }
+    }
 }
 
 /// The context every bare call passes.
