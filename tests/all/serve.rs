@@ -835,6 +835,114 @@ async fn slow_clients_cannot_hold_a_connection_open() {
     assert!(server.stop().await);
 }
 
+/// Sends one keep-alive request on `socket` and reads its answer (head and a body of its
+/// `content-length`), leaving the connection open.
+async fn request_on(socket: &mut tokio::net::TcpStream, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    socket.write_all(request).await.expect("write");
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(10), socket.read(&mut buffer))
+            .await
+            .expect("an answer within 10 s")
+            .expect("read");
+        assert!(
+            n > 0,
+            "the connection closed mid-answer: {}",
+            String::from_utf8_lossy(&answer)
+        );
+        answer.extend_from_slice(&buffer[..n]);
+        let text = String::from_utf8_lossy(&answer);
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(str::to_owned)
+                })
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .expect("content-length");
+            if body.len() >= length {
+                return text.into_owned();
+            }
+        }
+    }
+}
+
+/// Whether the server closes `socket` (end of stream or reset) within `within`.
+async fn closed_within(socket: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut rest = Vec::new();
+    matches!(
+        tokio::time::timeout(within, socket.read_to_end(&mut rest)).await,
+        Ok(Ok(_) | Err(_))
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_connections_are_capped_and_cannot_starve_connected_clients() {
+    use tokio::io::AsyncReadExt;
+    let dir = plugins_dir("connection-cap", &[plugin("echo")]);
+    let mut config = server_config(&dir, vec![tenant("acme", KEY_ACME, "")]);
+    config.server.max_connections = 8;
+    config.server.header_timeout_ms = 1_500;
+    let server = TestServer::start(config, None).await;
+    let request = format!(
+        "POST /v1/primitives/echo/execute HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY_ACME}\r\nContent-Length: 4\r\n\r\nping"
+    );
+    // A client connected before the flood.
+    let mut client = tokio::net::TcpStream::connect(server.addr).await.expect("connect");
+    let answer = request_on(&mut client, request.as_bytes()).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.ends_with("ping"),
+        "{answer}"
+    );
+    // Connections that send nothing take every other slot.
+    let mut stalled = Vec::new();
+    for _ in 0..7 {
+        stalled.push(tokio::net::TcpStream::connect(server.addr).await.expect("connect"));
+    }
+    // One more is told why and closed, without costing a slot.
+    let mut extra = tokio::net::TcpStream::connect(server.addr).await.expect("connect");
+    let mut refused = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), extra.read_to_end(&mut refused)).await;
+    assert!(read.is_ok(), "a connection past the cap was held open");
+    let refused = String::from_utf8_lossy(&refused);
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+    assert!(refused.contains("\"type\":\"too_many_connections\""), "{refused}");
+    // The connected client is served all the while.
+    for _ in 0..3 {
+        let answer = request_on(&mut client, request.as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+    // The stalled ones are closed by the header timeout, and new clients get in again.
+    for socket in &mut stalled {
+        assert!(
+            closed_within(socket, Duration::from_secs(15)).await,
+            "a connection that sent nothing was held open"
+        );
+    }
+    assert_eq!(execute(&server, "echo", KEY_ACME, "ok").await.status, 200);
+    // A keep-alive connection left idle is closed by the same timeout.
+    assert!(
+        closed_within(&mut client, Duration::from_secs(15)).await,
+        "an idle keep-alive connection was held open"
+    );
+    let metrics = server.host.telemetry().metrics().render();
+    assert!(
+        sample(
+            &metrics,
+            "http_server_rejected_total",
+            &[("reason", "too_many_connections")]
+        )
+        .is_some_and(|n| n >= 1.0),
+        "{metrics}"
+    );
+    assert!(server.stop().await);
+}
+
 /// Latency of `tenant`'s echo calls, p50 and p99, over `n` sequential requests.
 async fn latencies(server: &TestServer, key: &str, n: usize) -> (Duration, Duration, usize) {
     let mut times = Vec::with_capacity(n);

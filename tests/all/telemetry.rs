@@ -679,7 +679,24 @@ async fn check_otlp_chain(protocol: OtlpProtocol) {
     );
     assert!(trap.events.iter().any(|e| e.name == "exception"));
 
+    // What the host counts as exported is what the receiver got, and nothing was dropped.
+    let rendered = host.telemetry().metrics().render();
+    let counted = |name: &str, signal: &str| {
+        sample(&rendered, name, &[("signal", signal), ("tenant", "default")]).unwrap_or(-1.0)
+    };
     let logs = received.logs();
+    assert_eq!(
+        counted("telemetry_exported_total", "spans"),
+        spans.len() as f64,
+        "{rendered}"
+    );
+    assert_eq!(
+        counted("telemetry_exported_total", "logs"),
+        logs.len() as f64,
+        "{rendered}"
+    );
+    assert_eq!(counted("telemetry_dropped_total", "spans"), 0.0, "{rendered}");
+    assert_eq!(counted("telemetry_dropped_total", "logs"), 0.0, "{rendered}");
     let probed = logs
         .iter()
         .find(|l| l.body.as_ref().map(text).as_deref() == Some("probed"))
@@ -734,22 +751,31 @@ async fn check_backend_down(endpoint: std::net::SocketAddr, protocol: OtlpProtoc
     t.export.queue_size = 4;
     t.export.shutdown_timeout_ms = 500;
     let host = host(Telemetry::builder(t), &[plugin("echo")]).await;
+    let mut spans = 0;
+    let mut waiting_most = 0.0_f64;
     for i in 0..50 {
         let input = format!("call {i}");
         let outcome = crate::call(&host, "echo", &input).await;
         assert_eq!(outcome.output.as_deref().ok(), Some(input.as_bytes()), "calls go on");
+        spans += tta_host::telemetry::spans::span_count(&outcome.report);
+        let text = host.telemetry().metrics().render();
+        waiting_most = waiting_most.max(sample(&text, "telemetry_export_queue_size", &[]).expect("queue gauge"));
     }
     host.telemetry().flush(FLUSH);
     let text = host.telemetry().metrics().render();
-    let dropped = |signal: &str| {
-        sample(
-            &text,
-            "telemetry_dropped_total",
-            &[("signal", signal), ("tenant", "default")],
-        )
-    };
-    assert!(dropped("spans").unwrap_or(0.0) > 0.0, "span drops counted:\n{text}");
-    assert!(dropped("logs").unwrap_or(0.0) > 0.0, "log drops counted");
+    let counted =
+        |name: &str, signal: &str| sample(&text, name, &[("signal", signal), ("tenant", "default")]).unwrap_or(0.0);
+    // Memory stays bounded: what waits for the collector never passes the queue's capacity.
+    assert_eq!(sample(&text, "telemetry_export_queue_capacity", &[]), Some(4.0));
+    assert!(waiting_most <= 4.0, "{waiting_most} reports waited in a queue of 4");
+    // Every span is accounted for: none was taken, all were counted as dropped.
+    assert_eq!(counted("telemetry_exported_total", "spans"), 0.0, "{text}");
+    assert_eq!(
+        counted("telemetry_dropped_total", "spans"),
+        spans as f64,
+        "every span of the 50 calls counted as dropped:\n{text}"
+    );
+    assert!(counted("telemetry_dropped_total", "logs") > 0.0, "log drops counted");
     assert_eq!(
         sample(
             &text,
@@ -794,14 +820,17 @@ async fn stalled_and_concurrent_scrapes_hold_neither_calls_nor_descriptors() {
         stream.write_all(b"GET /metr").await.expect("half a request");
         stalled.push(stream);
     }
-    // One more is closed at once instead of holding a descriptor.
+    // One more is answered 503 and closed at once instead of holding a descriptor.
     let mut extra = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let mut byte = [0u8; 1];
-    let closed = tokio::time::timeout(Duration::from_secs(30), extra.read(&mut byte)).await;
+    let mut refused = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(30), extra.read_to_end(&mut refused)).await;
+    assert!(closed.is_ok(), "a connection past the cap was held");
     assert!(
-        matches!(closed, Ok(Ok(0) | Err(_))),
-        "a connection past the cap was held: {closed:?}"
+        refused.starts_with(b"HTTP/1.1 503"),
+        "{}",
+        String::from_utf8_lossy(&refused)
     );
+    let mut byte = [0u8; 1];
     // Calls do not notice.
     for i in 0..20 {
         let input = format!("call {i}");

@@ -1,12 +1,13 @@
 //! `tta-host serve`: the HTTP API that runs tenants' primitives and workflows.
 //!
-//! One listener (hyper HTTP/1 with a header-read timeout, so slow clients cannot hold
-//! workers), an axum router ([`api`]), the directories watched for plugins and workflows
+//! One listener (hyper HTTP/1 with a header-read timeout and a cap on open connections,
+//! so slow clients cannot hold workers or descriptors: [`connections`]), an axum router ([`api`]), the directories watched for plugins and workflows
 //! ([`reload`]), and graceful shutdown: stop accepting, let in-flight requests finish within
 //! a bound, flush telemetry. Nothing queues without bound: a tenant over its quota gets 429,
 //! a host out of capacity gets 503.
 
 pub mod api;
+pub(crate) mod connections;
 pub mod problem;
 pub mod reload;
 
@@ -47,8 +48,12 @@ pub struct ServerConfig {
     pub compile_timeout_ms: u64,
     /// How long in-flight requests may take to finish after a shutdown signal, in milliseconds.
     pub shutdown_grace_ms: u64,
-    /// How long a client may take to send its request headers, in milliseconds.
+    /// How long a client may take to send its request headers, in milliseconds; also how
+    /// long a keep-alive connection may wait for its next request.
     pub header_timeout_ms: u64,
+    /// Connections open at once; past it a new one gets 503 and is closed. Keep it under
+    /// the process's file-descriptor limit (`ulimit -n`).
+    pub max_connections: u32,
     /// How long a client may take to send its request body, in milliseconds (408 after).
     pub body_timeout_ms: u64,
     /// Also serve `/metrics` on the API listener (unauthenticated, like the metrics port).
@@ -69,6 +74,7 @@ impl Default for ServerConfig {
             compile_timeout_ms: 60_000,
             shutdown_grace_ms: 10_000,
             header_timeout_ms: 10_000,
+            max_connections: 1_024,
             body_timeout_ms: 30_000,
             metrics: false,
         }
@@ -101,8 +107,9 @@ pub fn check(config: &crate::HostConfig) -> Vec<String> {
             dir.display()
         ));
     }
-    let positive: [(&str, u64); 6] = [
+    let positive: [(&str, u64); 7] = [
         ("server.body_timeout_ms", s.body_timeout_ms),
+        ("server.max_connections", u64::from(s.max_connections)),
         ("server.max_upload_bytes", s.max_upload_bytes as u64),
         ("server.compile_workers", u64::from(s.compile_workers)),
         ("server.compile_timeout_ms", s.compile_timeout_ms),
@@ -230,7 +237,7 @@ impl Server {
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let router = api::router(Arc::clone(&self.app));
-        let connection = connection(router, io, Duration::from_millis(self.app.config.header_timeout_ms));
+        let connection = connections::connection(router, io, Duration::from_millis(self.app.config.header_timeout_ms));
         async move {
             let _ = connection.await;
         }
@@ -243,24 +250,25 @@ impl Server {
         let router = api::router(Arc::clone(&app));
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let header_timeout = Duration::from_millis(app.config.header_timeout_ms);
+        let slots = connections::ConnectionSlots::new(app.config.max_connections as usize, "the API");
         let reload = reload::spawn(Arc::clone(&app));
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
-                accepted = listener.accept() => {
-                    let (stream, _peer) = match accepted {
-                        Ok(accepted) => accepted,
-                        Err(e) => {
-                            // Out of file descriptors, say: back off instead of spinning.
-                            tracing::warn!(error = %e, "cannot accept a connection");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            continue;
-                        }
+                stream = connections::accept(&listener, "the API") => {
+                    let Some(slot) = slots.admit(&stream) else {
+                        app.host
+                            .telemetry()
+                            .metrics()
+                            .http_rejected
+                            .with_label_values(&["too_many_connections", "anonymous"])
+                            .inc();
+                        continue;
                     };
-                    let _ = stream.set_nodelay(true);
-                    let connection = graceful.watch(connection(router.clone(), stream, header_timeout));
+                    let connection = graceful.watch(connections::connection(router.clone(), stream, header_timeout));
                     tokio::spawn(async move {
                         let _ = connection.await;
+                        drop(slot);
                     });
                 }
                 () = &mut shutdown => break,
@@ -285,28 +293,6 @@ impl Server {
         }
         drained
     }
-}
-
-/// One HTTP/1 connection served by `router`, with the header-read timeout that keeps a
-/// slow client from holding it open: the API's and the metrics port's.
-pub(crate) fn connection<I>(
-    router: axum::Router,
-    io: I,
-    header_timeout: Duration,
-) -> hyper::server::conn::http1::Connection<
-    hyper_util::rt::TokioIo<I>,
-    hyper_util::service::TowerToHyperService<axum::Router>,
->
-where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    hyper::server::conn::http1::Builder::new()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(header_timeout)
-        .serve_connection(
-            hyper_util::rt::TokioIo::new(io),
-            hyper_util::service::TowerToHyperService::new(router),
-        )
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -228,6 +228,51 @@ impl ExportQueue {
     }
 }
 
+/// `telemetry_export_queue_size` and `telemetry_export_queue_capacity`, read when scraped:
+/// how many finished calls and workflow runs wait for the export thread, and how many the
+/// queue holds before it drops. It holds the receiving end, so the export thread still
+/// sees the queue close when the host goes.
+pub(crate) struct QueueGauges {
+    reports: Receiver<Exported>,
+    size: prometheus::IntGauge,
+    capacity: prometheus::IntGauge,
+}
+
+impl QueueGauges {
+    pub(crate) fn new(reports: Receiver<Exported>) -> Self {
+        let gauge = |name: &str, help: &str| prometheus::IntGauge::new(name, help).expect("static metric definition");
+        let size = gauge(
+            "telemetry_export_queue_size",
+            "Finished calls and workflow runs waiting for the telemetry thread to export them.",
+        );
+        let capacity = gauge(
+            "telemetry_export_queue_capacity",
+            "How many finished calls and workflow runs the export queue holds; past that they are dropped and counted.",
+        );
+        capacity.set(i64::try_from(reports.capacity().unwrap_or(0)).unwrap_or(i64::MAX));
+        QueueGauges {
+            reports,
+            size,
+            capacity,
+        }
+    }
+}
+
+impl prometheus::core::Collector for QueueGauges {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        let mut descs = self.size.desc();
+        descs.extend(self.capacity.desc());
+        descs
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        self.size.set(i64::try_from(self.reports.len()).unwrap_or(i64::MAX));
+        let mut families = self.size.collect();
+        families.extend(self.capacity.collect());
+        families
+    }
+}
+
 fn log_count(report: &CallReport) -> u64 {
     1 + report.logs.len() as u64 + report.nested.iter().map(log_count).sum::<u64>()
 }
@@ -336,6 +381,8 @@ pub(crate) fn run_worker(
                     report_outcome("metrics", &mut pusher.failing, &pusher.destination, error.as_deref());
                     if error.is_some() {
                         metrics.telemetry_dropped("metrics", "default", 1);
+                    } else {
+                        metrics.telemetry_exported("metrics", "default", 1);
                     }
                     next_push = Instant::now() + setup.metrics_interval;
                 }
@@ -398,9 +445,13 @@ impl Batch {
             Some(d) => d.saturating_duration_since(Instant::now()).min(setup.export_timeout),
             None => setup.export_timeout,
         };
-        let count_drops = |signal: &str, pick: fn(&(u64, u64)) -> u64| {
+        let count = |signal: &str, pick: fn(&(u64, u64)) -> u64, taken: bool| {
             for (tenant, counts) in &tenants {
-                metrics.telemetry_dropped(signal, tenant, pick(counts));
+                if taken {
+                    metrics.telemetry_exported(signal, tenant, pick(counts));
+                } else {
+                    metrics.telemetry_dropped(signal, tenant, pick(counts));
+                }
             }
         };
         if !spans.is_empty() {
@@ -421,9 +472,7 @@ impl Batch {
                     Err(_) => Some(format!("no answer within {t:?}")),
                 };
                 report_outcome("traces", &mut sink.failing, &sink.name, error.as_deref());
-                if error.is_some() {
-                    count_drops("spans", |c| c.0);
-                }
+                count("spans", |c| c.0, error.is_none());
             }
         }
         if !logs.is_empty() {
@@ -436,6 +485,7 @@ impl Batch {
                         for line in &logs {
                             let _ = writeln!(err, "{}", line.format(*format, &setup.service));
                         }
+                        count("logs", |c| c.1, true);
                     }
                     LogSink::File(file, path) => {
                         let mut ok = true;
@@ -445,8 +495,8 @@ impl Batch {
                         ok &= file.flush().is_ok();
                         if !ok {
                             tracing::warn!(path = %path, "cannot write the log file; log records dropped");
-                            count_drops("logs", |c| c.1);
                         }
+                        count("logs", |c| c.1, ok);
                     }
                     LogSink::Exporter {
                         name,
@@ -466,9 +516,7 @@ impl Batch {
                             Err(_) => Some(format!("no answer within {t:?}")),
                         };
                         report_outcome("logs", failing, name, error.as_deref());
-                        if error.is_some() {
-                            count_drops("logs", |c| c.1);
-                        }
+                        count("logs", |c| c.1, error.is_none());
                     }
                 }
             }

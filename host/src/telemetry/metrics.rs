@@ -61,6 +61,7 @@ pub struct Metrics {
     errors: IntCounterVec,
     guest_dropped: IntCounterVec,
     telemetry_dropped: IntCounterVec,
+    telemetry_exported: IntCounterVec,
     llm_tokens: IntCounterVec,
     llm_cost: CounterVec,
     llm_requests: IntCounterVec,
@@ -249,6 +250,12 @@ impl Metrics {
                 "Spans and log records the exporters could not take (queue full, backend down or slow).",
                 &["signal", "tenant"],
             ),
+            telemetry_exported: counter(
+                &r,
+                "telemetry_exported_total",
+                "Spans and log records a destination took (OTLP, file, console), counted once per destination.",
+                &["signal", "tenant"],
+            ),
             llm_tokens: counter(
                 &r,
                 "llm_tokens_total",
@@ -361,7 +368,7 @@ impl Metrics {
             http_rejected: counter(
                 &r,
                 "http_server_rejected_total",
-                "HTTP API requests refused before any work: unauthorized, rate_limited, concurrency_limited, overloaded, payload_too_large.",
+                "HTTP API requests refused before any work: unauthorized, rate_limited, concurrency_limited, overloaded, payload_too_large, too_many_connections (a connection refused whole).",
                 &["reason", "tenant"],
             ),
             http_client_requests: counter(
@@ -528,10 +535,20 @@ impl Metrics {
         }
     }
 
-    /// Makes the drop counters visible at zero, so alerts can use them before the first drop.
-    pub fn touch_telemetry_dropped(&self, tenant: &str) {
+    /// Counts telemetry a destination took.
+    pub fn telemetry_exported(&self, signal: &str, tenant: &str, n: u64) {
+        if n > 0 {
+            let tenant = self.tenant_label(tenant);
+            self.telemetry_exported.with_label_values(&[signal, &tenant]).inc_by(n);
+        }
+    }
+
+    /// Makes the export counters visible at zero, so alerts and drop ratios can use them
+    /// before the first export or drop.
+    pub fn touch_telemetry_counters(&self, tenant: &str) {
         for signal in ["spans", "logs", "metrics"] {
             self.telemetry_dropped.with_label_values(&[signal, tenant]);
+            self.telemetry_exported.with_label_values(&[signal, tenant]);
         }
     }
 

@@ -158,7 +158,7 @@ impl TelemetryBuilder {
                 .try_init();
         }
         let metrics = Arc::new(Metrics::new(&config.metrics));
-        metrics.touch_telemetry_dropped("default");
+        metrics.touch_telemetry_counters("default");
         let sampler = Sampler::new(config.traces.sampler, config.traces.sampler_arg);
         let enabled = |list: &[Exporter], e: Exporter| !config.disabled && list.contains(&e);
         let console_traces = enabled(&config.traces.exporters, Exporter::Console);
@@ -241,6 +241,12 @@ impl TelemetryBuilder {
             wants_logs,
         );
         let wake_pending = Arc::clone(&queue.wake_pending);
+        if let Err(e) = metrics
+            .registry()
+            .register(Box::new(export::QueueGauges::new(reports.clone())))
+        {
+            tracing::warn!("the export queue's gauges are not registered: {e}");
+        }
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), TelemetryError>>();
         let thread_config = config.clone();
         let thread_metrics = Arc::clone(&metrics);
@@ -469,7 +475,7 @@ fn otlp_sinks(
     Ok((span_sinks, log_sinks, pusher))
 }
 
-/// Connections the metrics endpoint serves at once; more are closed at once. A Prometheus
+/// Connections the metrics endpoint serves at once; more get 503 and are closed. A Prometheus
 /// holds one per target, so this only binds a peer that opens and stalls connections,
 /// which would otherwise take the host's file descriptors (and with them the API's).
 pub const MAX_SCRAPE_CONNECTIONS: usize = 64;
@@ -498,28 +504,13 @@ async fn serve_metrics(listener: std::net::TcpListener, metrics: Arc<Metrics>) {
             }
         }),
     );
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_SCRAPE_CONNECTIONS));
-    let mut refused_logged = false;
+    let slots = crate::server::connections::ConnectionSlots::new(MAX_SCRAPE_CONNECTIONS, "the metrics endpoint");
     loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                tracing::warn!(error = %e, "metrics endpoint cannot accept a connection");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            if !refused_logged {
-                refused_logged = true;
-                tracing::warn!(
-                    "metrics endpoint: {MAX_SCRAPE_CONNECTIONS} connections open; closing new ones until some end"
-                );
-            }
+        let stream = crate::server::connections::accept(&listener, "the metrics endpoint").await;
+        let Some(slot) = slots.admit(&stream) else {
             continue;
         };
-        refused_logged = false;
-        let connection = crate::server::connection(app.clone(), stream, SCRAPE_HEADER_TIMEOUT);
+        let connection = crate::server::connections::connection(app.clone(), stream, SCRAPE_HEADER_TIMEOUT);
         tokio::spawn(async move {
             let _ = connection.await;
             drop(slot);
@@ -541,7 +532,7 @@ impl Telemetry {
     /// Metrics in memory, nothing exported, no thread: what a host has until told otherwise.
     pub fn disabled(config: &ObservabilityConfig) -> Self {
         let metrics = Arc::new(Metrics::new(&config.metrics));
-        metrics.touch_telemetry_dropped("default");
+        metrics.touch_telemetry_counters("default");
         Telemetry {
             inner: Arc::new(Inner {
                 config: config.clone(),
