@@ -14,6 +14,7 @@ cd "$(dirname "$0")/.."
 if ! command -v valgrind >/dev/null; then
   echo "installing valgrind (apt-get)" >&2
   sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq >&2
   $sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >&2
 fi
 cargo build --locked -q -p tta-host --example instructions
