@@ -23,13 +23,14 @@ if ! command -v promtool >/dev/null 2>&1; then
 fi
 export TTA_REQUIRE_PROMTOOL=1
 
-step "building guest plugins and fixtures (cargo xtask plugins)"
-cargo xtask plugins
-
-# cargo-deny and the fuzz targets build beside the checks below: their builds and ours
-# leave cores idle in turn (link steps, the long crates), so together they finish sooner.
-step "building cargo-deny and the fuzz targets in the background (log: target/background-build.log)"
+# The guests, cargo-deny and the fuzz targets build beside the checks below: their builds
+# and ours leave cores idle in turn (build-std, link steps, the long crates), so together
+# they finish sooner. The tests wait for the guests; the last steps for the rest.
 mkdir -p target
+step "building guest plugins and fixtures in the background (cargo xtask plugins; log: target/guest-build.log)"
+cargo xtask plugins >target/guest-build.log 2>&1 &
+guests=$!
+step "building cargo-deny and the fuzz targets in the background (log: target/background-build.log)"
 (./scripts/deny.sh --install-only && ./scripts/fuzz.sh --build-only) >target/background-build.log 2>&1 &
 background=$!
 
@@ -41,6 +42,15 @@ done
 
 step "lints (cargo clippy -D warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "waiting for the guest plugins and fixtures (its log below)"
+guests_built=true
+wait "$guests" || guests_built=false
+cat target/guest-build.log >&2
+if ! $guests_built; then
+  echo "error: building the guest plugins failed (above); run \`cargo xtask plugins\` to see it alone" >&2
+  exit 1
+fi
 
 # --all-targets also runs the overhead benchmark once in test mode (numbers: cargo bench -p
 # tta-host --bench overhead), in the same build as the tests. The soak of `serve` runs for

@@ -65,7 +65,7 @@ fn selected_metrics(expr: &str) -> Vec<String> {
 
 #[test]
 fn deploy_dashboards_and_alerts_name_only_metrics_the_host_exports() {
-    let source: String = ["metrics.rs", "call_series.rs"]
+    let source: String = ["metrics.rs", "call_series.rs", "export.rs"]
         .iter()
         .map(|file| std::fs::read_to_string(repo().join("host/src/telemetry").join(file)).expect(file))
         .collect();

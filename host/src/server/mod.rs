@@ -1,10 +1,11 @@
 //! `tta-host serve`: the HTTP API that runs tenants' primitives and workflows.
 //!
 //! One listener (hyper HTTP/1 with a header-read timeout and a cap on open connections,
-//! so slow clients cannot hold workers or descriptors: [`connections`]), an axum router ([`api`]), the directories watched for plugins and workflows
-//! ([`reload`]), and graceful shutdown: stop accepting, let in-flight requests finish within
-//! a bound, flush telemetry. Nothing queues without bound: a tenant over its quota gets 429,
-//! a host out of capacity gets 503.
+//! so slow clients cannot hold workers or descriptors: `connections`), an axum router
+//! ([`api`]), the directories watched for plugins and workflows ([`reload`]), and graceful
+//! shutdown: stop accepting, let in-flight requests finish within a bound, flush telemetry.
+//! Nothing queues without bound: a tenant over its quota gets 429, a host out of capacity
+//! gets 503.
 
 pub mod api;
 pub(crate) mod connections;

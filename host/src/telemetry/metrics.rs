@@ -247,13 +247,13 @@ impl Metrics {
             telemetry_dropped: counter(
                 &r,
                 "telemetry_dropped_total",
-                "Spans and log records the exporters could not take (queue full, backend down or slow).",
+                "Spans, log records and metric pushes the exporters could not take (queue full, backend down or slow).",
                 &["signal", "tenant"],
             ),
             telemetry_exported: counter(
                 &r,
                 "telemetry_exported_total",
-                "Spans and log records a destination took (OTLP, file, console), counted once per destination.",
+                "Spans, log records and metric pushes a destination took (OTLP, file, console), once per destination.",
                 &["signal", "tenant"],
             ),
             llm_tokens: counter(
