@@ -40,6 +40,11 @@ args = sys.argv[1:]
 update = "--update" in args
 measured = dict(a.split("=") for a in args if "=" in a)
 measured = {k: int(v) for k, v in measured.items()}
+empty = [name for name, count in measured.items() if count <= 0]
+if empty:
+    print(f"error: callgrind counted no instructions for {', '.join(empty)}: the example ran no calls "
+          f"(run it alone: target/debug/examples/instructions {empty[0]} 5)", file=sys.stderr)
+    sys.exit(1)
 path = "BENCHMARKS.instructions.json"
 if update:
     with open(path, "w") as f:
