@@ -244,8 +244,15 @@ pub const BETA_KEY: &str = "beta-key-0123456789";
 /// `secret` in its plugins directory.
 struct Api {
     server: tta_host::server::Server,
+    host: Host,
     _dir: tempfile::TempDir,
 }
+
+/// The most series the fuzzed server may hold, whatever it was sent: the routes, the
+/// standard methods plus `other`, the statuses the API answers, three tenants (`anonymous`
+/// included) and at most `max_uploads` primitives of `alpha`'s. A label taken from the
+/// request (a method as sent, a path) would pass it within a few thousand inputs.
+const MAX_SERIES: usize = 3_000;
 
 fn api() -> &'static Api {
     static API: OnceLock<Api> = OnceLock::new();
@@ -280,12 +287,13 @@ max_uploads = 4"#,
             ),
             tenant("beta", BETA_KEY, r#"primitives = ["echo"]"#),
         ];
-        let server = block_on(
-            "binding the API",
-            tta_host::server::Server::bind(Host::new(config).expect("the host starts")),
-        )
-        .expect("the API binds");
-        Api { server, _dir: dir }
+        let host = Host::new(config).expect("the host starts");
+        let server = block_on("binding the API", tta_host::server::Server::bind(host.clone())).expect("the API binds");
+        Api {
+            server,
+            host,
+            _dir: dir,
+        }
     })
 }
 
@@ -298,7 +306,8 @@ fn tenant(id: &str, key: &str, access: &str) -> tta_host::tenant::TenantConfig {
 /// Target `http_api`: the bytes as what a client sends on one connection (usually one or
 /// more HTTP/1 requests), served by the real router over an in-memory pipe. Checked on the
 /// first answer: never a 500; nothing under `/v1` answered 2xx without a valid key; tenant
-/// `beta` never reaches `secret`.
+/// `beta` never reaches `secret`. After every input: the server holds no request body in
+/// memory, and its metric series stay under [`MAX_SERIES`].
 pub fn http_api(data: &[u8]) {
     let api = api();
     let answer = block_on("an API connection", async {
@@ -313,6 +322,12 @@ pub fn http_api(data: &[u8]) {
         answer
     });
     check_answer(data, &answer);
+    assert_eq!(api.server.buffered_bytes(), 0, "a request body outlived its connection");
+    let series = api.host.telemetry().metrics().series_count();
+    assert!(
+        series <= MAX_SERIES,
+        "{series} series: a request made labels of its own"
+    );
 }
 
 fn check_answer(request: &[u8], answer: &[u8]) {

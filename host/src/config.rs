@@ -74,6 +74,9 @@ pub struct HostConfig {
     pub limits: Limits,
     /// Where compiled components are cached; `None` disables the cache.
     pub cache_dir: Option<PathBuf>,
+    /// Bytes the compiled-component cache may hold on disk; past it the least recently
+    /// used artifacts are removed (`compile_cache_size_bytes` shows the size).
+    pub cache_max_bytes: u64,
     /// How many instances may be live at once (the pooling allocator's size).
     pub max_instances: u32,
     /// Bytes of each pooled linear memory kept mapped between calls and reset with `memset`
@@ -95,6 +98,7 @@ impl Default for HostConfig {
         HostConfig {
             limits: Limits::default(),
             cache_dir: default_cache_dir(),
+            cache_max_bytes: 1 << 30,
             max_instances: 128,
             keep_resident_bytes: 2 << 20,
             epoch_tick_ms: 5,
@@ -166,12 +170,13 @@ impl HostConfig {
     /// Checks that the values can work together.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let l = &self.limits;
-        let positive: [(&'static str, u64); 6] = [
+        let positive: [(&'static str, u64); 7] = [
             ("limits.fuel", l.fuel),
             ("limits.timeout_ms", l.timeout_ms),
             ("limits.max_memory_bytes", l.max_memory_bytes as u64),
             ("limits.max_wasm_stack_bytes", l.max_wasm_stack_bytes as u64),
             ("max_instances", u64::from(self.max_instances)),
+            ("cache_max_bytes", self.cache_max_bytes),
             ("epoch_tick_ms", self.epoch_tick_ms),
         ];
         for (key, value) in positive {

@@ -118,6 +118,29 @@ impl LoadError {
             | LoadError::Duplicate { path, .. } => path,
         }
     }
+
+    /// The same error about `shown` instead of its file: what a tenant is told about its
+    /// upload, which names the upload and never the host's directories.
+    #[must_use]
+    pub fn shown_as(mut self, shown: &std::path::Path) -> Self {
+        match &mut self {
+            LoadError::NotFound { path }
+            | LoadError::Io { path, .. }
+            | LoadError::NotWasm { path }
+            | LoadError::Truncated { path, .. }
+            | LoadError::CoreModule { path }
+            | LoadError::Invalid { path, .. }
+            | LoadError::WrongWorld { path, .. }
+            | LoadError::Describe { path, .. } => shown.clone_into(path),
+            LoadError::Duplicate { path, existing, .. } => {
+                shown.clone_into(path);
+                if let Some(name) = existing.file_name() {
+                    *existing = std::path::PathBuf::from(name);
+                }
+            }
+        }
+        self
+    }
 }
 
 /// An error a guest returned through the WIT `error` record.

@@ -106,8 +106,13 @@ impl Host {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(|e| HostError::Engine(format!("{e:#}")))?;
         crate::bindings::add_to_linker(&mut linker).map_err(|e| HostError::Engine(format!("{e:#}")))?;
-        let cache = config.cache_dir.as_deref().and_then(|dir| match ArtifactCache::open(dir, &engine) {
-            Ok(cache) => Some(cache),
+        let cache = config.cache_dir.as_deref().and_then(|dir| match ArtifactCache::open(dir, &engine, config.cache_max_bytes) {
+            Ok(cache) => {
+                if let Err(e) = telemetry.metrics().registry().register(Box::new(cache.gauges())) {
+                    tracing::debug!(error = %e, "compile cache gauges already registered");
+                }
+                Some(cache)
+            }
             Err(e) => {
                 tracing::warn!(dir = %dir.display(), error = %e, "compiled-component cache is off: cannot open its directory");
                 None
@@ -158,7 +163,39 @@ impl Host {
     /// Validates and compiles `bytes` as if they were the file at `path`, without registering
     /// them: how uploads are checked before they are written.
     pub async fn inspect_bytes(&self, path: &Path, bytes: Vec<u8>) -> Result<Arc<Plugin>, LoadError> {
-        plugin::from_bytes(&self.shared, path, bytes).await.map(Arc::new)
+        plugin::from_bytes(&self.shared, path, bytes, None).await.map(Arc::new)
+    }
+
+    /// Validates and compiles a tenant's upload: its `describe()` runs under the tenant's
+    /// `limits`, and its metrics are its own, removed when it is deleted.
+    pub async fn inspect_upload(&self, path: &Path, bytes: Vec<u8>, limits: &Limits) -> Result<Arc<Plugin>, LoadError> {
+        plugin::from_bytes(&self.shared, path, bytes, Some(limits))
+            .await
+            .map(Arc::new)
+    }
+
+    /// Cleans up after a tenant's upload that left the registry, deleted or (`replaced`)
+    /// replaced: a deleted one's calls still in flight record nothing and its series go
+    /// (unless the tenant still sees a shared primitive of that name, whose series they
+    /// are too); its compiled artifact goes unless another loaded primitive has its bytes.
+    pub fn retire_upload(&self, access: &crate::tenant::Access, old: &Plugin, replaced: bool) {
+        let registry = self.registry();
+        if !replaced {
+            old.metrics.retire();
+            if registry.resolve(Some(access), &old.metadata.name).is_none() {
+                self.telemetry().metrics().forget(&old.metadata.name, &access.tenant);
+            }
+        }
+        if let Some(cache) = &self.shared.cache
+            && !registry.uses_digest(&old.digest)
+        {
+            cache.remove(&old.digest);
+        }
+    }
+
+    /// Bytes the compiled-component cache holds on disk (0 without a cache).
+    pub fn cache_size_bytes(&self) -> u64 {
+        self.shared.cache.as_ref().map_or(0, ArtifactCache::size_bytes)
     }
 
     /// Registers a loaded plugin under its name.

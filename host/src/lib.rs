@@ -23,6 +23,7 @@ pub mod server;
 pub mod stdio;
 pub mod telemetry;
 pub mod tenant;
+pub mod text;
 pub mod wasi_otel;
 pub mod workflow;
 

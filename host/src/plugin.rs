@@ -6,6 +6,7 @@
 
 use crate::bindings::{Metadata, PrimitivePluginPre};
 use crate::cache::Origin;
+use crate::config::Limits;
 use crate::error::LoadError;
 use crate::host::Shared;
 use crate::sandbox::{self, CallState, DescribeFailure};
@@ -173,6 +174,14 @@ impl Registry {
         self.plugins.values()
     }
 
+    /// Whether any loaded primitive, shared or a tenant's, has the component `digest`.
+    pub fn uses_digest(&self, digest: &str) -> bool {
+        self.plugins
+            .values()
+            .chain(self.owned.values().flat_map(BTreeMap::values))
+            .any(|p| p.digest == digest)
+    }
+
     /// Adds `plugin`; a different file with the same name is refused, the same file replaced.
     pub fn insert(&mut self, plugin: Arc<Plugin>) -> Result<(), LoadError> {
         if let Some(existing) = self.plugins.get(&plugin.metadata.name)
@@ -203,12 +212,18 @@ pub(crate) async fn load(shared: &Arc<Shared>, path: &Path) -> Result<Plugin, Lo
             });
         }
     };
-    from_bytes(shared, path, bytes).await
+    from_bytes(shared, path, bytes, None).await
 }
 
 /// Validates and compiles `bytes` as the component at `path` (which need not exist yet: an
-/// upload is validated before it is written).
-pub(crate) async fn from_bytes(shared: &Arc<Shared>, path: &Path, bytes: Vec<u8>) -> Result<Plugin, LoadError> {
+/// upload is validated before it is written). `upload` holds the limits of the tenant
+/// whose upload this is: its `describe()` runs under them, and its metrics are its own.
+pub(crate) async fn from_bytes(
+    shared: &Arc<Shared>,
+    path: &Path,
+    bytes: Vec<u8>,
+    upload: Option<&Limits>,
+) -> Result<Plugin, LoadError> {
     check_header(path, &bytes)?;
 
     let started = Instant::now();
@@ -248,20 +263,26 @@ pub(crate) async fn from_bytes(shared: &Arc<Shared>, path: &Path, bytes: Vec<u8>
         ),
     })?;
 
-    let metadata = sandbox::describe(shared, &pre).await.map_err(|failure| match failure {
-        DescribeFailure::Types(reason) => LoadError::WrongWorld {
-            path: path.to_owned(),
-            reason: format!("its exports do not have the types of `{PRIMITIVE_EXPORT}`: {reason}"),
-        },
-        DescribeFailure::Call(e) => LoadError::Describe {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        },
-    })?;
+    let limits = upload.unwrap_or(&shared.config.limits);
+    let metadata = sandbox::describe(shared, &pre, limits)
+        .await
+        .map_err(|failure| match failure {
+            DescribeFailure::Types(reason) => LoadError::WrongWorld {
+                path: path.to_owned(),
+                reason: format!("its exports do not have the types of `{PRIMITIVE_EXPORT}`: {reason}"),
+            },
+            DescribeFailure::Call(e) => LoadError::Describe {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            },
+        })?;
     check_metadata(path, &metadata)?;
 
     Ok(Plugin {
-        metrics: shared.telemetry.metrics().primitive(&metadata.name),
+        metrics: match upload {
+            Some(_) => shared.telemetry.metrics().owned_primitive(&metadata.name),
+            None => shared.telemetry.metrics().primitive(&metadata.name),
+        },
         metadata,
         path: path.to_owned(),
         size: bytes.len(),

@@ -34,22 +34,25 @@ pub fn traceparent(trace_id: u128, span_id: u64, sampled: bool) -> String {
 
 /// Parses a W3C `traceparent` header into (trace id, parent span id, sampled).
 pub fn parse_traceparent(header: &str) -> Result<(u128, u64, bool), String> {
+    // The header is the client's: its error shows no more than a valid one's length.
+    let shown = |header: &str| crate::text::bounded(header, 64).into_owned();
     let parts: Vec<&str> = header.trim().split('-').collect();
     let [version, trace, span, flags] = parts.as_slice() else {
-        return Err(format!("{header:?} is not `00-<32 hex>-<16 hex>-<2 hex>`"));
+        return Err(format!("{:?} is not `00-<32 hex>-<16 hex>-<2 hex>`", shown(header)));
     };
     let hex =
         |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     if !hex(version, 2) || *version == "ff" || !hex(trace, 32) || !hex(span, 16) || !hex(flags, 2) {
         return Err(format!(
-            "{header:?} is not `00-<32 lowercase hex>-<16 lowercase hex>-<2 hex>`"
+            "{:?} is not `00-<32 lowercase hex>-<16 lowercase hex>-<2 hex>`",
+            shown(header)
         ));
     }
     let trace_id = u128::from_str_radix(trace, 16).map_err(|e| e.to_string())?;
     let span_id = u64::from_str_radix(span, 16).map_err(|e| e.to_string())?;
     let flags = u8::from_str_radix(flags, 16).map_err(|e| e.to_string())?;
     if trace_id == 0 || span_id == 0 {
-        return Err(format!("{header:?} has an all-zero trace or span id"));
+        return Err(format!("{:?} has an all-zero trace or span id", shown(header)));
     }
     Ok((trace_id, span_id, flags & 1 == 1))
 }

@@ -322,8 +322,9 @@ pub(crate) enum DescribeFailure {
 pub(crate) async fn describe(
     shared: &Arc<Shared>,
     pre: &PrimitivePluginPre<CallState>,
+    limits: &Limits,
 ) -> Result<Metadata, DescribeFailure> {
-    let invocation = Invocation::root(&shared.config.limits, "describe".into(), "default".into(), None);
+    let invocation = Invocation::root(limits, "describe".into(), "default".into(), None);
     let report = CallReport::new("describe", "", &invocation);
     let (timeout, fuel, deadline) = (invocation.timeout, invocation.fuel, invocation.deadline);
     let late = || DescribeFailure::Call(CallError::DeadlineExceeded { limit: timeout });

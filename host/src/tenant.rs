@@ -6,6 +6,10 @@
 //! is an [`Access`], carried by each of its calls down to nested `invoke`s, so a guest can
 //! never reach past its tenant. Quotas are checked before any work starts: a token bucket
 //! for calls per second and a counter of calls in flight, neither of which queues.
+//!
+//! Uploads are a tenant's work too: each holds one of its in-flight slots, takes a token of
+//! its own upload rate, reserves its place under `max_uploads` before its body is read (so
+//! concurrent uploads cannot pass the quota), and compiles one at a time per tenant.
 
 use crate::config::Limits;
 use serde::Deserialize;
@@ -39,6 +43,10 @@ pub struct TenantConfig {
     /// How many primitives of its own the tenant may keep.
     #[serde(default = "default_max_uploads")]
     pub max_uploads: usize,
+    /// Uploads the tenant may start per minute (a token bucket as large as a minute's
+    /// worth); more get 429. Every upload writes to disk and compiles.
+    #[serde(default = "default_uploads_per_minute")]
+    pub uploads_per_minute: u32,
     /// The tenant's quotas; unset ones take the host's limits.
     #[serde(default)]
     pub quotas: Quotas,
@@ -51,7 +59,12 @@ fn default_max_uploads() -> usize {
     16
 }
 
-/// What one tenant may consume. Every value is optional; an unset one is the host's.
+fn default_uploads_per_minute() -> u32 {
+    10
+}
+
+/// What one tenant may consume. Every value is optional; an unset one is taken from
+/// `[server.default_quotas]`, and then from the host's limits.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Quotas {
@@ -92,6 +105,23 @@ impl Default for HttpPolicy {
             allow: Vec::new(),
             timeout_ms: 5_000,
             max_response_bytes: 1 << 20,
+        }
+    }
+}
+
+impl Quotas {
+    /// These quotas, each unset one taken from `defaults`.
+    #[must_use]
+    pub fn or(&self, defaults: &Quotas) -> Quotas {
+        Quotas {
+            fuel: self.fuel.or(defaults.fuel),
+            timeout_ms: self.timeout_ms.or(defaults.timeout_ms),
+            max_memory_bytes: self.max_memory_bytes.or(defaults.max_memory_bytes),
+            max_concurrent: self.max_concurrent.or(defaults.max_concurrent),
+            max_request_bytes: self.max_request_bytes.or(defaults.max_request_bytes),
+            max_response_bytes: self.max_response_bytes.or(defaults.max_response_bytes),
+            calls_per_second: self.calls_per_second.or(defaults.calls_per_second),
+            burst: self.burst.or(defaults.burst),
         }
     }
 }
@@ -196,6 +226,27 @@ pub enum Refusal {
         /// The limit.
         limit: u32,
     },
+    /// Its uploads-per-minute budget is spent.
+    #[error("upload rate limit of {per_minute} uploads per minute reached")]
+    UploadRateLimited {
+        /// The sustained rate.
+        per_minute: u32,
+        /// When an upload will be accepted again.
+        retry_after: Duration,
+    },
+}
+
+/// Why a tenant may not start an upload of a name now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UploadRefusal {
+    /// Keeping one more primitive would pass `max_uploads`.
+    #[error(
+        "this tenant keeps (or is uploading) {limit} primitives of its own, its maximum; delete one first, or ask for a higher `max_uploads`"
+    )]
+    QuotaExceeded {
+        /// The limit.
+        limit: usize,
+    },
 }
 
 /// A tenant at run time: its identity, access, effective limits and quota state.
@@ -215,10 +266,19 @@ pub struct Tenant {
     pub uploads: bool,
     /// How many primitives of its own it may keep.
     pub max_uploads: usize,
+    /// Calls and uploads it may have in flight at once.
+    pub max_concurrent: u32,
     key_hashes: Vec<[u8; 32]>,
-    max_concurrent: u32,
     in_flight: AtomicU32,
     bucket: Option<Mutex<Bucket>>,
+    upload_bucket: Mutex<Bucket>,
+    uploads_per_minute: u32,
+    /// Names being uploaded now, with how many uploads of each: a name holds one place
+    /// under `max_uploads` however many uploads of it are in flight.
+    uploading: Mutex<std::collections::HashMap<String, usize>>,
+    /// One compile at a time per tenant: the shared compile workers are taken in turn
+    /// (first come, first served), so a tenant waits for at most one compile of each other.
+    compiling: Arc<tokio::sync::Semaphore>,
 }
 
 #[derive(Debug)]
@@ -241,11 +301,60 @@ impl Drop for Permit {
     }
 }
 
+/// A place under a tenant's `max_uploads`, held by an upload from before its body is read
+/// until it is registered or has failed; dropping it frees the place.
+#[derive(Debug)]
+pub struct UploadReservation {
+    tenant: Arc<Tenant>,
+    name: String,
+}
+
+impl Drop for UploadReservation {
+    fn drop(&mut self) {
+        let mut uploading = lock(&self.tenant.uploading);
+        if let Some(n) = uploading.get_mut(&self.name) {
+            *n -= 1;
+            if *n == 0 {
+                uploading.remove(&self.name);
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Bucket {
+    fn new(rate: f64, size: f64) -> Self {
+        Bucket {
+            rate,
+            size,
+            tokens: size,
+            last: Instant::now(),
+        }
+    }
+
+    /// Takes a token, or says how long until one is there.
+    fn take(&mut self) -> Result<(), Duration> {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.size);
+        self.last = now;
+        if self.tokens < 1.0 {
+            let wait = (1.0 - self.tokens) / self.rate;
+            return Err(Duration::from_secs_f64(wait.max(0.001)));
+        }
+        self.tokens -= 1.0;
+        Ok(())
+    }
+}
+
 impl Tenant {
-    /// The tenant `config` declares, under the host's `host_limits`. The config must have
+    /// The tenant `config` declares, under the host's `host_limits`, its unset quotas taken
+    /// from `defaults` and, for `max_concurrent`, then `fair_share`. The config must have
     /// passed [`check_tenants`].
-    pub fn new(config: &TenantConfig, host_limits: &Limits) -> Self {
-        let q = &config.quotas;
+    pub fn new(config: &TenantConfig, host_limits: &Limits, defaults: &Quotas, fair_share: u32) -> Self {
+        let q = &config.quotas.or(defaults);
         let mut limits = *host_limits;
         if let Some(fuel) = q.fuel {
             limits.fuel = fuel;
@@ -262,13 +371,9 @@ impl Tenant {
         limits.max_output_bytes = limits.max_output_bytes.min(max_response_bytes);
         let bucket = q.calls_per_second.map(|rate| {
             let size = f64::from(q.burst.unwrap_or_else(|| rate.ceil().max(1.0) as u32));
-            Mutex::new(Bucket {
-                rate,
-                size,
-                tokens: size,
-                last: Instant::now(),
-            })
+            Mutex::new(Bucket::new(rate, size))
         });
+        let per_minute = config.uploads_per_minute.max(1);
         Tenant {
             id: config.id.clone(),
             access: Arc::new(Access::new(
@@ -283,14 +388,42 @@ impl Tenant {
             uploads: config.uploads,
             max_uploads: config.max_uploads,
             key_hashes: config.api_key_sha256.iter().filter_map(|h| parse_hash(h)).collect(),
-            max_concurrent: q.max_concurrent.unwrap_or(u32::MAX),
+            max_concurrent: q.max_concurrent.unwrap_or(fair_share.max(1)),
             in_flight: AtomicU32::new(0),
             bucket,
+            upload_bucket: Mutex::new(Bucket::new(f64::from(per_minute) / 60.0, f64::from(per_minute))),
+            uploads_per_minute: per_minute,
+            uploading: Mutex::default(),
+            compiling: Arc::new(tokio::sync::Semaphore::new(1)),
         }
     }
 
     /// Takes a call slot and a rate token, or says why not. Nothing waits.
     pub fn admit(self: &Arc<Self>) -> Result<Permit, Refusal> {
+        let permit = self.slot()?;
+        if let Some(bucket) = &self.bucket {
+            let mut b = lock(bucket);
+            let rate = b.rate;
+            b.take()
+                .map_err(|retry_after| Refusal::RateLimited { rate, retry_after })?;
+        }
+        Ok(permit)
+    }
+
+    /// Takes an upload slot (one of the in-flight slots calls use) and an upload-rate
+    /// token, or says why not. Nothing waits.
+    pub fn admit_upload(self: &Arc<Self>) -> Result<Permit, Refusal> {
+        let permit = self.slot()?;
+        lock(&self.upload_bucket)
+            .take()
+            .map_err(|retry_after| Refusal::UploadRateLimited {
+                per_minute: self.uploads_per_minute,
+                retry_after,
+            })?;
+        Ok(permit)
+    }
+
+    fn slot(self: &Arc<Self>) -> Result<Permit, Refusal> {
         let previous = self.in_flight.fetch_add(1, Ordering::AcqRel);
         let permit = Permit {
             tenant: Arc::clone(self),
@@ -300,21 +433,38 @@ impl Tenant {
                 limit: self.max_concurrent,
             });
         }
-        if let Some(bucket) = &self.bucket {
-            let mut b = bucket.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let now = Instant::now();
-            b.tokens = (b.tokens + now.duration_since(b.last).as_secs_f64() * b.rate).min(b.size);
-            b.last = now;
-            if b.tokens < 1.0 {
-                let wait = (1.0 - b.tokens) / b.rate;
-                return Err(Refusal::RateLimited {
-                    rate: b.rate,
-                    retry_after: Duration::from_secs_f64(wait.max(0.001)),
+        Ok(permit)
+    }
+
+    /// Reserves a place under `max_uploads` for an upload of `name`, given whether the
+    /// tenant keeps `name` already (a replacement takes no new place, nor does a second
+    /// upload of a name in flight) and how many primitives it keeps. Checked and taken under one lock, so concurrent uploads of new
+    /// names cannot together pass the quota.
+    pub fn reserve_upload(
+        self: &Arc<Self>,
+        name: &str,
+        kept: impl Fn(&str) -> bool,
+        kept_count: usize,
+    ) -> Result<UploadReservation, UploadRefusal> {
+        let mut uploading = lock(&self.uploading);
+        if !uploading.contains_key(name) && !kept(name) {
+            let pending_new = uploading.keys().filter(|n| !kept(n)).count();
+            if kept_count + pending_new >= self.max_uploads {
+                return Err(UploadRefusal::QuotaExceeded {
+                    limit: self.max_uploads,
                 });
             }
-            b.tokens -= 1.0;
         }
-        Ok(permit)
+        *uploading.entry(name.to_owned()).or_default() += 1;
+        Ok(UploadReservation {
+            tenant: Arc::clone(self),
+            name: name.to_owned(),
+        })
+    }
+
+    /// The tenant's turn to compile: one upload at a time per tenant.
+    pub fn compile_turn(&self) -> Arc<tokio::sync::Semaphore> {
+        Arc::clone(&self.compiling)
     }
 
     /// Calls of this tenant in flight now.
@@ -330,10 +480,14 @@ pub struct Tenants {
 }
 
 impl Tenants {
-    /// The tenants `configs` declare. The configs must have passed [`check_tenants`].
-    pub fn new(configs: &[TenantConfig], host_limits: &Limits) -> Self {
+    /// The tenants `configs` declare, unset quotas taken from `defaults` (`max_concurrent`
+    /// then from `fair_share`). The configs must have passed [`check_tenants`].
+    pub fn new(configs: &[TenantConfig], host_limits: &Limits, defaults: &Quotas, fair_share: u32) -> Self {
         Tenants {
-            tenants: configs.iter().map(|c| Arc::new(Tenant::new(c, host_limits))).collect(),
+            tenants: configs
+                .iter()
+                .map(|c| Arc::new(Tenant::new(c, host_limits, defaults, fair_share)))
+                .collect(),
         }
     }
 
@@ -417,35 +571,9 @@ pub fn check_tenants(tenants: &[TenantConfig], host_limits: &Limits) -> Vec<Stri
                 problems.push(format!("{at}: an api key is also a key of tenant `{other}`"));
             }
         }
-        let q = &t.quotas;
-        let zero: [(&str, Option<u64>); 6] = [
-            ("fuel", q.fuel),
-            ("timeout_ms", q.timeout_ms),
-            ("max_memory_bytes", q.max_memory_bytes.map(|v| v as u64)),
-            ("max_concurrent", q.max_concurrent.map(u64::from)),
-            ("max_request_bytes", q.max_request_bytes.map(|v| v as u64)),
-            ("max_response_bytes", q.max_response_bytes.map(|v| v as u64)),
-        ];
-        for (key, value) in zero {
-            if value == Some(0) {
-                problems.push(format!("{at}: quotas.{key} must be greater than 0"));
-            }
-        }
-        if let Some(memory) = q.max_memory_bytes
-            && memory > host_limits.max_memory_bytes
-        {
-            problems.push(format!(
-                "{at}: quotas.max_memory_bytes {memory} is over the host's limits.max_memory_bytes {}; raise the host's limit",
-                host_limits.max_memory_bytes
-            ));
-        }
-        if let Some(rate) = q.calls_per_second
-            && !(rate.is_finite() && rate > 0.0)
-        {
-            problems.push(format!("{at}: quotas.calls_per_second must be a positive number"));
-        }
-        if q.burst == Some(0) {
-            problems.push(format!("{at}: quotas.burst must be greater than 0"));
+        problems.extend(check_quotas(&at, &t.quotas, host_limits));
+        if t.uploads_per_minute == 0 {
+            problems.push(format!("{at}: uploads_per_minute must be greater than 0"));
         }
         if t.http.timeout_ms == 0 || t.http.max_response_bytes == 0 {
             problems.push(format!(
@@ -463,13 +591,49 @@ pub fn check_tenants(tenants: &[TenantConfig], host_limits: &Limits) -> Vec<Stri
     problems
 }
 
+/// Every problem with one set of quotas (a tenant's, or `[server.default_quotas]`), each
+/// prefixed with `at`.
+pub fn check_quotas(at: &str, q: &Quotas, host_limits: &Limits) -> Vec<String> {
+    let mut problems = Vec::new();
+    let zero: [(&str, Option<u64>); 6] = [
+        ("fuel", q.fuel),
+        ("timeout_ms", q.timeout_ms),
+        ("max_memory_bytes", q.max_memory_bytes.map(|v| v as u64)),
+        ("max_concurrent", q.max_concurrent.map(u64::from)),
+        ("max_request_bytes", q.max_request_bytes.map(|v| v as u64)),
+        ("max_response_bytes", q.max_response_bytes.map(|v| v as u64)),
+    ];
+    for (key, value) in zero {
+        if value == Some(0) {
+            problems.push(format!("{at}: quotas.{key} must be greater than 0"));
+        }
+    }
+    if let Some(memory) = q.max_memory_bytes
+        && memory > host_limits.max_memory_bytes
+    {
+        problems.push(format!(
+            "{at}: quotas.max_memory_bytes {memory} is over the host's limits.max_memory_bytes {}; raise the host's limit",
+            host_limits.max_memory_bytes
+        ));
+    }
+    if let Some(rate) = q.calls_per_second
+        && !(rate.is_finite() && rate > 0.0)
+    {
+        problems.push(format!("{at}: quotas.calls_per_second must be a positive number"));
+    }
+    if q.burst == Some(0) {
+        problems.push(format!("{at}: quotas.burst must be greater than 0"));
+    }
+    problems
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn tenant(toml_text: &str) -> Arc<Tenant> {
         let config: TenantConfig = toml::from_str(toml_text).expect("valid tenant");
-        Arc::new(Tenant::new(&config, &Limits::default()))
+        Arc::new(Tenant::new(&config, &Limits::default(), &Quotas::default(), u32::MAX))
     }
 
     #[test]
@@ -477,7 +641,7 @@ mod tests {
         let key = generate_key();
         let config: TenantConfig =
             toml::from_str(&format!("id = \"a\"\napi_key_sha256 = [\"{}\"]", hash_key(&key))).expect("valid");
-        let tenants = Tenants::new(&[config], &Limits::default());
+        let tenants = Tenants::new(&[config], &Limits::default(), &Quotas::default(), u32::MAX);
         assert_eq!(tenants.authenticate(&key).map(|t| t.id.clone()), Some("a".to_owned()));
         assert!(tenants.authenticate("wrong").is_none());
         assert!(tenants.authenticate(&hash_key(&key)).is_none(), "the hash is not a key");
@@ -502,6 +666,52 @@ mod tests {
             Err(Refusal::RateLimited { retry_after, .. }) => assert!(retry_after <= Duration::from_secs(1)),
             other => panic!("expected a rate limit, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn upload_places_are_reserved_under_one_lock() {
+        let t = tenant("id = \"a\"\nuploads = true\nmax_uploads = 3\n");
+        let kept = |name: &str| name == "kept";
+        let first = t.reserve_upload("new-1", kept, 1).expect("a place");
+        let second = t.reserve_upload("new-2", kept, 1).expect("the last place");
+        assert_eq!(
+            t.reserve_upload("new-3", kept, 1).expect_err("full"),
+            UploadRefusal::QuotaExceeded { limit: 3 }
+        );
+        let again = t
+            .reserve_upload("new-1", kept, 1)
+            .expect("a name in flight holds one place");
+        assert!(
+            t.reserve_upload("kept", kept, 1).is_ok(),
+            "a replacement takes no new place"
+        );
+        drop((first, second));
+        let third = t.reserve_upload("new-3", kept, 1).expect("new-2's place came back");
+        assert_eq!(
+            t.reserve_upload("new-4", kept, 1)
+                .expect_err("new-1 is still in flight"),
+            UploadRefusal::QuotaExceeded { limit: 3 }
+        );
+        drop((again, third));
+        assert!(
+            t.reserve_upload("new-4", kept, 1).is_ok(),
+            "places come back when uploads end"
+        );
+    }
+
+    #[test]
+    fn unset_quotas_take_the_defaults_and_then_the_fair_share() {
+        let config: TenantConfig = toml::from_str("id = \"a\"\n").expect("valid");
+        let defaults = Quotas {
+            fuel: Some(7),
+            ..Quotas::default()
+        };
+        let t = Tenant::new(&config, &Limits::default(), &defaults, 16);
+        assert_eq!(t.limits.fuel, 7);
+        assert_eq!(t.max_concurrent, 16);
+        let own: TenantConfig = toml::from_str("id = \"b\"\n[quotas]\nmax_concurrent = 2\nfuel = 9\n").expect("valid");
+        let t = Tenant::new(&own, &Limits::default(), &defaults, 16);
+        assert_eq!((t.limits.fuel, t.max_concurrent), (9, 2));
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod calls;
 mod cli;
 mod contract;
 mod crash;
+mod fences;
 /// Hand-written components of the world, shared with the benchmarks.
 #[path = "../../host/benches/common/generated.rs"]
 mod generated;

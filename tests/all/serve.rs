@@ -29,7 +29,7 @@ pub fn tenant(id: &str, key: &str, extra: &str) -> TenantConfig {
 }
 
 /// A directory of copies of `plugins/<name>.wasm` (and fixtures), private to one test.
-fn plugins_dir(test: &str, plugins: &[PathBuf]) -> PathBuf {
+pub fn plugins_dir(test: &str, plugins: &[PathBuf]) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("serve").join(test);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("plugins")).expect("plugins dir");
@@ -48,7 +48,7 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(config: HostConfig, spans: Option<InMemorySpanExporter>) -> TestServer {
-        let mut t = ObservabilityConfig::default();
+        let mut t: ObservabilityConfig = config.telemetry.clone();
         t.metrics.listen = None;
         t.export.interval_ms = 20;
         let mut builder = Telemetry::builder(t);
@@ -85,7 +85,7 @@ impl TestServer {
 }
 
 /// The config of a server with `dir/plugins` shared and the given tenants.
-fn server_config(dir: &Path, tenants: Vec<TenantConfig>) -> HostConfig {
+pub fn server_config(dir: &Path, tenants: Vec<TenantConfig>) -> HostConfig {
     let mut c = config();
     c.server.listen = "127.0.0.1:0".parse().expect("addr");
     c.server.plugins_dir = Some(dir.join("plugins"));
@@ -165,7 +165,7 @@ fn client() -> &'static reqwest::Client {
     CLIENT.get_or_init(reqwest::Client::new)
 }
 
-async fn execute(server: &TestServer, name: &str, key: &str, input: &str) -> Reply {
+pub async fn execute(server: &TestServer, name: &str, key: &str, input: &str) -> Reply {
     send(
         reqwest::Method::POST,
         &server.url(&format!("/v1/primitives/{name}/execute")),
@@ -176,7 +176,7 @@ async fn execute(server: &TestServer, name: &str, key: &str, input: &str) -> Rep
     .await
 }
 
-async fn get(server: &TestServer, path: &str, key: Option<&str>) -> Reply {
+pub async fn get(server: &TestServer, path: &str, key: Option<&str>) -> Reply {
     send(reqwest::Method::GET, &server.url(path), key, Vec::new(), &[]).await
 }
 
@@ -491,7 +491,7 @@ async fn a_full_host_answers_503() {
     assert!(server.stop().await);
 }
 
-async fn wait_for(mut condition: impl FnMut() -> bool) -> bool {
+pub async fn wait_for(mut condition: impl FnMut() -> bool) -> bool {
     for _ in 0..400 {
         if condition() {
             return true;

@@ -248,7 +248,7 @@ async fn serve_under_mixed_load_stays_flat_and_accounts_for_every_request() {
         &dir,
         &format!(
             "[limits]\ntimeout_ms = 1000\nmax_memory_bytes = {MAX_MEMORY}\n\n\
-             [[tenants]]\nid = \"acme\"\napi_key_sha256 = [\"{}\"]\nprimitives = [\"*\"]\nuploads = true\nmax_uploads = 4\n\n\
+             [[tenants]]\nid = \"acme\"\napi_key_sha256 = [\"{}\"]\nprimitives = [\"*\"]\nuploads = true\nmax_uploads = 4\nuploads_per_minute = 1000000\n\n\
              [[tenants]]\nid = \"beta\"\napi_key_sha256 = [\"{}\"]\nprimitives = [\"echo\"]\n",
             hash_key(KEY_ACME),
             hash_key(KEY_BETA),

@@ -18,9 +18,24 @@ pub enum Execute {
     OutOfBoundsOutput,
 }
 
+/// What else a generated component carries, for the tests of uploads.
+#[allow(dead_code, reason = "each user of this file takes the shapes it needs")]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Shape {
+    /// Functions of dead code added to the module: compile time and size grow with them.
+    pub filler_functions: usize,
+    /// Loop iterations `describe` spends before answering (~6 fuel each).
+    pub describe_spins: u64,
+}
+
 /// The component text of primitive `name` (a valid primitive name, at most 64 bytes) whose
 /// `execute` does `execute`.
 pub fn component_wat(name: &str, execute: Execute) -> String {
+    component_wat_shaped(name, execute, Shape::default())
+}
+
+/// [`component_wat`] with the extras of `shape`.
+pub fn component_wat_shaped(name: &str, execute: Execute, shape: Shape) -> String {
     assert!(name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
     // The metadata record at 256: (ptr, len) of the name at 0, the version at 64, the
     // description at 128. `execute` writes its result at 512 (the payload at 516); two bytes
@@ -49,6 +64,28 @@ pub fn component_wat(name: &str, execute: Execute) -> String {
       (i32.store (i32.const 520) (i32.const 0x10000))"
         }
     };
+    let mut filler = String::new();
+    for i in 0..shape.filler_functions {
+        filler.push_str(&format!(
+            "    (func $filler{i} (param $x i32) (result i32)\n      (local.get $x)\n"
+        ));
+        for j in 0..64 {
+            filler.push_str(&format!(
+                "      (i32.add (i32.const {})) (i32.mul (local.get $x)) (i32.xor (i32.const {j}))\n",
+                i * 64 + j
+            ));
+        }
+        filler.push_str("    )\n");
+    }
+    let spins = shape.describe_spins;
+    let describe = format!(
+        "(func (export \"describe\") (result i32) (local $i i64)
+      (block $done (loop $again
+        (br_if $done (i64.ge_u (local.get $i) (i64.const {spins})))
+        (local.set $i (i64.add (local.get $i) (i64.const 1)))
+        (br $again)))
+      (i32.const 256))"
+    );
     format!(
         r#"(component
   (core module $m
@@ -73,7 +110,8 @@ pub fn component_wat(name: &str, execute: Execute) -> String {
       (if (local.get $old) (then (memory.copy (local.get $ptr) (local.get $old) (local.get $old_size))))
       (global.set $heap (local.get $end))
       (local.get $ptr))
-    (func (export "describe") (result i32) (i32.const 256))
+    {describe}
+{filler}
     (func (export "execute") (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i64) (param $input i32) (param $len i32)
       (result i32)
       {body}
@@ -120,4 +158,10 @@ pub fn component_wat(name: &str, execute: Execute) -> String {
 /// The component bytes of primitive `name` whose `execute` does `execute`.
 pub fn component(name: &str, execute: Execute) -> Vec<u8> {
     wat::parse_str(component_wat(name, execute)).expect("the generated component is valid text")
+}
+
+/// [`component`] with the extras of `shape`.
+#[allow(dead_code, reason = "each user of this file takes the shapes it needs")]
+pub fn component_shaped(name: &str, execute: Execute, shape: Shape) -> Vec<u8> {
+    wat::parse_str(component_wat_shaped(name, execute, shape)).expect("the generated component is valid text")
 }

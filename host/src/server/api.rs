@@ -1,6 +1,8 @@
 //! The routes of the HTTP API and what each does before any guest runs: authenticate,
-//! admit against the tenant's quotas and the host's capacity, find what the tenant may see,
-//! bound the body — in that order, so a refused request costs almost nothing.
+//! admit against the tenant's quotas, find what the tenant may see, bound the body, and
+//! only then take one of the host's slots — in that order, so a refused request costs
+//! almost nothing and a client sending its body slowly holds its own tenant's slot, never
+//! the host's.
 //!
 //! Another tenant's primitive or workflow answers 404, exactly like one that does not
 //! exist. The tenant of a call comes from its key, never from the request.
@@ -10,11 +12,13 @@
 )]
 
 use super::problem::Problem;
-use super::{App, reload};
+use super::{App, uploads};
 use crate::host::CallOptions;
 use crate::plugin::Plugin;
 use crate::report::{SpanIds, parse_traceparent};
+use crate::telemetry::Metrics;
 use crate::tenant::{Permit, Refusal, Tenant};
+use crate::text;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{MatchedPath, Path, Request, State};
@@ -24,7 +28,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde_json::json;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -32,7 +36,7 @@ use tokio::sync::OwnedSemaphorePermit;
 pub fn router(app: Arc<App>) -> Router {
     let mut router = Router::new()
         .route("/v1/primitives", get(list_primitives))
-        .route("/v1/primitives/{name}", put(upload).delete(remove))
+        .route("/v1/primitives/{name}", put(uploads::upload).delete(uploads::remove))
         .route("/v1/primitives/{name}/execute", post(execute))
         .route("/v1/workflows", get(list_workflows))
         .route("/v1/workflows/{name}/run", post(run_workflow))
@@ -49,7 +53,7 @@ pub fn router(app: Arc<App>) -> Router {
 
 /// The ids of one request: its correlation id and the trace it belongs to.
 #[derive(Debug, Clone)]
-struct RequestIds {
+pub(super) struct RequestIds {
     correlation_id: String,
     traceparent: Option<String>,
     tracestate: Option<String>,
@@ -58,7 +62,7 @@ struct RequestIds {
 }
 
 impl RequestIds {
-    fn from_headers(headers: &HeaderMap) -> Self {
+    pub(super) fn from_headers(headers: &HeaderMap) -> Self {
         let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let correlation_id = text("x-correlation-id")
             .filter(|id| valid_correlation_id(id))
@@ -71,12 +75,14 @@ impl RequestIds {
         RequestIds {
             correlation_id,
             traceparent,
-            tracestate: text("tracestate"),
+            // W3C: a `tracestate` past 512 characters may be discarded; a longer one would
+            // ride on every span of the call.
+            tracestate: text("tracestate").filter(|t| t.len() <= MAX_TRACESTATE),
             trace_id,
         }
     }
 
-    fn problem(&self, problem: Problem) -> Response {
+    pub(super) fn problem(&self, problem: Problem) -> Response {
         let mut response = problem
             .with_ids(&self.correlation_id, &format!("{:032x}", self.trace_id))
             .into_response();
@@ -100,7 +106,7 @@ impl RequestIds {
         with_tenant(response, tenant)
     }
 
-    fn stamp(&self, response: &mut Response) {
+    pub(super) fn stamp(&self, response: &mut Response) {
         if let Ok(value) = HeaderValue::from_str(&self.correlation_id) {
             response.headers_mut().insert("x-correlation-id", value);
         }
@@ -119,6 +125,9 @@ impl RequestIds {
     }
 }
 
+/// The longest `tracestate` kept (W3C Trace Context's 512 characters).
+const MAX_TRACESTATE: usize = 512;
+
 /// A caller's correlation id is kept if it is short printable ASCII; otherwise a new one is made.
 fn valid_correlation_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic())
@@ -128,15 +137,15 @@ fn valid_correlation_id(id: &str) -> bool {
 #[derive(Clone)]
 struct TenantId(String);
 
-/// A request admitted to run: its tenant and the slots it holds until the response is done.
-struct Admitted {
-    tenant: Arc<Tenant>,
-    _quota: Permit,
-    _capacity: OwnedSemaphorePermit,
+/// A request admitted by its tenant's quotas: the tenant and the slot it holds until the
+/// response is done. The host's slot is taken once the body has arrived ([`capacity`]).
+pub(super) struct Admitted {
+    pub(super) tenant: Arc<Tenant>,
+    pub(super) _quota: Permit,
 }
 
 /// Authenticates a request: the tenant its bearer key belongs to, or 401.
-fn authenticate(app: &App, headers: &HeaderMap, ids: &RequestIds) -> Result<Arc<Tenant>, Response> {
+pub(super) fn authenticate(app: &App, headers: &HeaderMap, ids: &RequestIds) -> Result<Arc<Tenant>, Response> {
     let unauthorized = |detail: &str| {
         app.host
             .telemetry()
@@ -177,92 +186,126 @@ fn authenticate(app: &App, headers: &HeaderMap, ids: &RequestIds) -> Result<Arc<
 /// Authenticates and admits a request that will run guest code.
 fn admit(app: &Arc<App>, headers: &HeaderMap, ids: &RequestIds) -> Result<Admitted, Response> {
     let tenant = authenticate(app, headers, ids)?;
+    let quota = tenant.admit().map_err(|refusal| refused(app, &tenant, ids, refusal))?;
+    Ok(Admitted { tenant, _quota: quota })
+}
+
+/// The 429 of a tenant over its quota, counted under its reason.
+pub(super) fn refused(app: &App, tenant: &Tenant, ids: &RequestIds, refusal: Refusal) -> Response {
+    let (kind, retry_after) = match refusal {
+        Refusal::RateLimited { retry_after, .. } => ("rate_limited", retry_after),
+        Refusal::UploadRateLimited { retry_after, .. } => ("upload_rate_limited", retry_after),
+        Refusal::TooManyInFlight { .. } => ("concurrency_limited", Duration::from_secs(1)),
+    };
+    reject(app, kind, &tenant.id);
+    let detail = format!("{refusal}; retry after the time in `Retry-After`, or ask for a higher quota");
+    with_tenant(
+        ids.problem(Problem::new(StatusCode::TOO_MANY_REQUESTS, kind, detail).retry_after(retry_after)),
+        tenant,
+    )
+}
+
+fn reject(app: &App, reason: &str, tenant: &str) {
     let metrics = app.host.telemetry().metrics();
-    let reject = |reason: &str| {
-        metrics
-            .http_rejected
-            .with_label_values(&[reason, &metrics.tenant_label(&tenant.id)])
-            .inc();
-    };
-    let quota = match tenant.admit() {
-        Ok(permit) => permit,
-        Err(refusal) => {
-            let (kind, retry_after) = match refusal {
-                Refusal::RateLimited { retry_after, .. } => ("rate_limited", retry_after),
-                Refusal::TooManyInFlight { .. } => ("concurrency_limited", Duration::from_secs(1)),
-            };
-            reject(kind);
-            let detail = format!("{refusal}; retry after the time in `Retry-After`, or ask for a higher quota");
-            return Err(with_tenant(
-                ids.problem(Problem::new(StatusCode::TOO_MANY_REQUESTS, kind, detail).retry_after(retry_after)),
-                &tenant,
-            ));
-        }
-    };
-    let Ok(capacity) = Arc::clone(&app.in_flight).try_acquire_owned() else {
-        reject("overloaded");
+    metrics
+        .http_rejected
+        .with_label_values(&[reason, &metrics.tenant_label(tenant)])
+        .inc();
+}
+
+/// One of the host's `max_in_flight` slots, taken once a request's body has arrived, or 503.
+pub(super) fn capacity(app: &Arc<App>, tenant: &Tenant, ids: &RequestIds) -> Result<OwnedSemaphorePermit, Response> {
+    Arc::clone(&app.in_flight).try_acquire_owned().map_err(|_| {
+        reject(app, "overloaded", &tenant.id);
         let detail = format!(
             "the host is serving its maximum of {} requests; retry shortly",
             app.max_in_flight
         );
-        return Err(with_tenant(
+        with_tenant(
             ids.problem(
                 Problem::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", detail).retry_after(Duration::from_secs(1)),
             ),
-            &tenant,
-        ));
-    };
-    Ok(Admitted {
-        tenant,
-        _quota: quota,
-        _capacity: capacity,
+            tenant,
+        )
     })
 }
 
-fn with_tenant(mut response: Response, tenant: &Tenant) -> Response {
+pub(super) fn with_tenant(mut response: Response, tenant: &Tenant) -> Response {
     response.extensions_mut().insert(TenantId(tenant.id.clone()));
     response
 }
 
-/// Reads the body, refusing it by its declared length before reading, by its actual length
-/// while reading, and when it arrives slower than `server.body_timeout_ms` allows.
-async fn read_body(app: &App, body: Body, headers: &HeaderMap, limit: usize, what: &str) -> Result<Vec<u8>, Problem> {
-    let too_large = |size: String| {
-        Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("{what} is {size} bytes, over this tenant's limit of {limit}; send less or ask for a higher quota"),
-        )
-    };
+/// A request body held in memory, counted in the server's buffered bytes while it lives.
+pub(super) struct Buffered {
+    bytes: Vec<u8>,
+    counter: Arc<AtomicUsize>,
+}
+
+impl Drop for Buffered {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(self.bytes.len(), Ordering::AcqRel);
+    }
+}
+
+/// The 413 of a body over its limit.
+pub(super) fn too_large(what: &str, size: &str, limit: usize) -> Problem {
+    Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("{what} is {size} bytes, over the limit of {limit}; send less or ask for a higher quota"),
+    )
+}
+
+/// Refuses a body whose declared length is over `limit`, before any of it is read.
+pub(super) fn check_declared_length(headers: &HeaderMap, limit: usize, what: &str) -> Result<(), Problem> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if let Some(length) = declared
-        && length > limit as u64
-    {
-        return Err(too_large(length.to_string()));
-    }
-    let timeout = Duration::from_millis(app.config.body_timeout_ms);
-    match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
-        Ok(Ok(bytes)) => Ok(bytes.to_vec()),
-        Ok(Err(_)) => Err(too_large("more than that".to_owned())),
-        Err(_) => Err(Problem::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "request_timeout",
-            format!(
-                "{what} did not arrive within {} ms; send the body at once",
-                timeout.as_millis()
-            ),
-        )),
+    match declared {
+        Some(length) if length > limit as u64 => Err(too_large(what, &length.to_string(), limit)),
+        _ => Ok(()),
     }
 }
 
-fn not_found(what: &str, name: &str) -> Problem {
+/// The 408 of a body slower than `server.body_timeout_ms`.
+pub(super) fn body_timeout(what: &str, timeout: Duration) -> Problem {
+    Problem::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "request_timeout",
+        format!(
+            "{what} did not arrive within {} ms; send the body at once",
+            timeout.as_millis()
+        ),
+    )
+}
+
+/// Reads the body, refusing it by its declared length before reading, by its actual length
+/// while reading, and when it arrives slower than `server.body_timeout_ms` allows.
+async fn read_body(app: &App, body: Body, headers: &HeaderMap, limit: usize, what: &str) -> Result<Buffered, Problem> {
+    check_declared_length(headers, limit, what)?;
+    let timeout = Duration::from_millis(app.config.body_timeout_ms);
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => {
+            app.buffered.fetch_add(bytes.len(), Ordering::AcqRel);
+            Ok(Buffered {
+                bytes: bytes.to_vec(),
+                counter: Arc::clone(&app.buffered),
+            })
+        }
+        Ok(Err(_)) => Err(too_large(what, "more than that", limit)),
+        Err(_) => Err(body_timeout(what, timeout)),
+    }
+}
+
+pub(super) fn not_found(what: &str, name: &str) -> Problem {
     Problem::new(
         StatusCode::NOT_FOUND,
         "not_found",
-        format!("no {what} named `{name}`; `GET /v1/{what}s` lists the ones this key may use"),
+        format!(
+            "no {what} named `{}`; `GET /v1/{what}s` lists the ones this key may use",
+            text::bounded(name, 64)
+        ),
     )
 }
 
@@ -280,7 +323,11 @@ async fn execute(State(app): State<Arc<App>>, Path(name): Path<String>, headers:
         Ok(input) => input,
         Err(problem) => return with_tenant(ids.problem(problem), tenant),
     };
-    let outcome = app.host.call_plugin(&plugin, &input, ids.options(tenant)).await;
+    let _capacity = match capacity(&app, tenant, &ids) {
+        Ok(slot) => slot,
+        Err(response) => return response,
+    };
+    let outcome = app.host.call_plugin(&plugin, &input.bytes, ids.options(tenant)).await;
     let report = &outcome.report;
     let result = match outcome.output {
         Ok(output) => {
@@ -322,7 +369,11 @@ async fn run_workflow(
         Ok(input) => input,
         Err(problem) => return with_tenant(ids.problem(problem), tenant),
     };
-    let outcome = loaded.workflow.run(&input, ids.options(tenant)).await;
+    let _capacity = match capacity(&app, tenant, &ids) {
+        Ok(slot) => slot,
+        Err(response) => return response,
+    };
+    let outcome = loaded.workflow.run(&input.bytes, ids.options(tenant)).await;
     let result = match outcome.output {
         Ok(output) if output.len() > tenant.max_response_bytes => Err(Problem::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -349,11 +400,11 @@ fn output_response(output: Vec<u8>) -> Response {
     ([(header::CONTENT_TYPE, content_type)], output).into_response()
 }
 
-fn header_value(text: &str) -> HeaderValue {
+pub(super) fn header_value(text: &str) -> HeaderValue {
     HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
-fn plugin_json(plugin: &Plugin, owned: bool) -> serde_json::Value {
+pub(super) fn plugin_json(plugin: &Plugin, owned: bool) -> serde_json::Value {
     json!({
         "name": plugin.metadata.name,
         "version": plugin.metadata.version,
@@ -405,208 +456,6 @@ async fn list_workflows(State(app): State<Arc<App>>, headers: HeaderMap) -> Resp
     with_tenant(response, &tenant)
 }
 
-/// Checks that the tenant may manage its uploads here; the uploads directory if so.
-fn uploads_root(app: &App, tenant: &Tenant) -> Result<std::path::PathBuf, Problem> {
-    if !tenant.uploads {
-        return Err(Problem::new(
-            StatusCode::FORBIDDEN,
-            "uploads_forbidden",
-            "this tenant may not upload primitives; the operator can set `uploads = true` on it",
-        ));
-    }
-    app.config.uploads_dir.clone().ok_or_else(|| {
-        Problem::new(
-            StatusCode::FORBIDDEN,
-            "uploads_disabled",
-            "uploads are off on this host; the operator can set `server.uploads_dir`",
-        )
-    })
-}
-
-fn valid_primitive_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.'))
-        && name.as_bytes()[0].is_ascii_alphanumeric()
-}
-
-async fn upload(State(app): State<Arc<App>>, Path(name): Path<String>, headers: HeaderMap, body: Body) -> Response {
-    let ids = RequestIds::from_headers(&headers);
-    let tenant = match authenticate(&app, &headers, &ids) {
-        Ok(tenant) => tenant,
-        Err(response) => return response,
-    };
-    let response = match store_upload(&app, &tenant, &name, &headers, body).await {
-        Ok((status, body)) => {
-            let mut response = (status, axum::Json(body)).into_response();
-            ids.stamp(&mut response);
-            response
-        }
-        Err(problem) => ids.problem(problem),
-    };
-    with_tenant(response, &tenant)
-}
-
-async fn store_upload(
-    app: &Arc<App>,
-    tenant: &Tenant,
-    name: &str,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<(StatusCode, serde_json::Value), Problem> {
-    let root = uploads_root(app, tenant)?;
-    if !valid_primitive_name(name) {
-        return Err(Problem::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_name",
-            format!("`{name}` is not a primitive name: use 1 to 64 characters of a-z, 0-9, '-', '_', '.'"),
-        ));
-    }
-    let registry = app.host.registry();
-    if registry.owned(&tenant.id, name).is_none() && registry.owned_count(&tenant.id) >= tenant.max_uploads {
-        return Err(Problem::new(
-            StatusCode::FORBIDDEN,
-            "upload_quota_exceeded",
-            format!(
-                "this tenant keeps {} primitives of its own, its maximum; delete one first, or ask for a higher `max_uploads`",
-                tenant.max_uploads
-            ),
-        ));
-    }
-    drop(registry);
-    let bytes = read_body(app, body, headers, app.config.max_upload_bytes, "the component").await?;
-    let path = reload::upload_path(&root, &tenant.id, name);
-    let timeout = Duration::from_millis(app.config.compile_timeout_ms);
-    let busy = || {
-        Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "compile_timeout",
-            format!(
-                "the component was not validated and compiled within {} ms; retry, or ask the operator to raise `server.compile_timeout_ms`",
-                timeout.as_millis()
-            ),
-        )
-        .retry_after(Duration::from_secs(5))
-    };
-    // The compile runs in its own task holding a worker slot, so a timed-out compile still
-    // counts against the bound until it really ends.
-    let started = Instant::now();
-    let compile = {
-        let slots = Arc::clone(&app.compile);
-        let host = app.host.clone();
-        let path = path.clone();
-        let bytes = bytes.clone();
-        tokio::spawn(async move {
-            let _slot = slots.acquire_owned().await;
-            host.inspect_bytes(&path, bytes).await
-        })
-    };
-    let plugin = match tokio::time::timeout(timeout, compile).await {
-        Err(_) => return Err(busy()),
-        Ok(Err(join)) => {
-            return Err(Problem::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                format!("validation failed unexpectedly: {join}"),
-            ));
-        }
-        Ok(Ok(Err(e))) => {
-            return Err(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, e.kind(), e.to_string()));
-        }
-        Ok(Ok(Ok(plugin))) => plugin,
-    };
-    if plugin.metadata.name != name {
-        return Err(Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "name_mismatch",
-            format!(
-                "the component describes itself as `{}` but was uploaded as `{name}`; upload it to /v1/primitives/{}",
-                plugin.metadata.name, plugin.metadata.name
-            ),
-        ));
-    }
-    // The watcher waits while the file is written and registered, so it never loads this
-    // upload a second time (or makes a new upload look like a replacement).
-    let mut watcher = app.reloader.lock().await;
-    let stored = {
-        let path = path.clone();
-        // The fsyncs take milliseconds per megabyte: off the workers that serve requests.
-        tokio::task::spawn_blocking(move || reload::write_atomically(&path, &bytes)).await
-    };
-    let storage = |e: &dyn std::fmt::Display| {
-        Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "storage",
-            format!("cannot store the component: {e}"),
-        )
-    };
-    stored.map_err(|e| storage(&e))?.map_err(|e| storage(&e))?;
-    watcher.note_upload(&path);
-    let replaced = app
-        .host
-        .update_registry(|r| {
-            let previous = r.owned(&tenant.id, name);
-            r.insert_owned(&tenant.id, Arc::clone(&plugin));
-            Ok::<_, std::convert::Infallible>(previous)
-        })
-        .unwrap_or(None)
-        .is_some();
-    drop(watcher);
-    app.host
-        .telemetry()
-        .metrics()
-        .plugin_reloads
-        .with_label_values(&["upload", "loaded"])
-        .inc();
-    tracing::info!(tenant = %tenant.id, primitive = %name, digest = %plugin.digest, replaced, "primitive uploaded");
-    let mut body = plugin_json(&plugin, true);
-    body["compile_ms"] = json!(started.elapsed().as_secs_f64() * 1e3);
-    let status = if replaced { StatusCode::OK } else { StatusCode::CREATED };
-    Ok((status, body))
-}
-
-async fn remove(State(app): State<Arc<App>>, Path(name): Path<String>, headers: HeaderMap) -> Response {
-    let ids = RequestIds::from_headers(&headers);
-    let tenant = match authenticate(&app, &headers, &ids) {
-        Ok(tenant) => tenant,
-        Err(response) => return response,
-    };
-    let mut watcher = app.reloader.lock().await;
-    let result = (|| {
-        let root = uploads_root(&app, &tenant)?;
-        let removed = app
-            .host
-            .update_registry(|r| Ok::<_, std::convert::Infallible>(r.remove_owned(&tenant.id, &name)))
-            .unwrap_or(None);
-        if removed.is_none() {
-            return Err(not_found("primitive", &name));
-        }
-        let path = reload::upload_path(&root, &tenant.id, &name);
-        if let Err(e) = std::fs::remove_file(&path)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::error!(file = %path.display(), "cannot delete a removed upload: {e}");
-        }
-        tracing::info!(tenant = %tenant.id, primitive = %name, "primitive deleted");
-        Ok(path)
-    })();
-    if let Ok(path) = &result {
-        watcher.note_upload(path);
-    }
-    drop(watcher);
-    let response = match result {
-        Ok(_) => {
-            let mut response = StatusCode::NO_CONTENT.into_response();
-            ids.stamp(&mut response);
-            response
-        }
-        Err(problem) => ids.problem(problem),
-    };
-    with_tenant(response, &tenant)
-}
-
 async fn readyz(State(app): State<Arc<App>>) -> Response {
     if app.ready.load(Ordering::Acquire) {
         (StatusCode::OK, "ready\n").into_response()
@@ -615,12 +464,8 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
     }
 }
 
-async fn metrics(State(app): State<Arc<App>>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        app.host.telemetry().metrics().render(),
-    )
-        .into_response()
+async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    app.scrape.respond(app.host.telemetry().metrics(), &headers)
 }
 
 async fn not_found_route(headers: HeaderMap, method: Method, uri: axum::http::Uri) -> Response {
@@ -629,8 +474,9 @@ async fn not_found_route(headers: HeaderMap, method: Method, uri: axum::http::Ur
         StatusCode::NOT_FOUND,
         "no_route",
         format!(
-            "no route {method} {}; the API is POST /v1/primitives/{{name}}/execute, POST /v1/workflows/{{name}}/run, GET /v1/primitives, GET /v1/workflows, PUT|DELETE /v1/primitives/{{name}}",
-            uri.path()
+            "no route {} {}; the API is POST /v1/primitives/{{name}}/execute, POST /v1/workflows/{{name}}/run, GET /v1/primitives, GET /v1/workflows, PUT|DELETE /v1/primitives/{{name}}",
+            text::bounded(method.as_str(), 16),
+            text::bounded(uri.path(), 128)
         ),
     ))
 }
@@ -638,13 +484,13 @@ async fn not_found_route(headers: HeaderMap, method: Method, uri: axum::http::Ur
 /// Logs one line per request and records the HTTP metrics.
 async fn access_log(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().clone();
+    let method = Metrics::method_label(request.method());
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or("unmatched", |p| p.as_str())
         .to_owned();
-    let path = request.uri().path().to_owned();
+    let path = text::for_log(request.uri().path()).into_owned();
     let metrics = app.host.telemetry().metrics();
     let active = metrics.http_active.with_label_values(&[] as &[&str]);
     active.inc();
@@ -658,11 +504,11 @@ async fn access_log(State(app): State<Arc<App>>, request: Request, next: Next) -
     let status = response.status().as_u16();
     metrics
         .http_requests
-        .with_label_values(&[&route, method.as_str(), &status.to_string(), &tenant])
+        .with_label_values(&[&route, method, &status.to_string(), &tenant])
         .inc();
     metrics
         .http_duration
-        .with_label_values(&[&route, method.as_str(), &tenant])
+        .with_label_values(&[&route, method, &tenant])
         .observe(elapsed.as_secs_f64());
     if route != "/healthz" && route != "/readyz" && route != "/metrics" {
         let headers = response.headers();
@@ -672,12 +518,12 @@ async fn access_log(State(app): State<Arc<App>>, request: Request, next: Next) -
             correlation_id = text("x-correlation-id"),
             trace_id = trace.map(|(t, _, _)| format!("{t:032x}")).unwrap_or_default(),
             span_id = trace.map(|(_, s, _)| format!("{s:016x}")).unwrap_or_default(),
-            method = method.as_str(),
+            method,
             path = %path,
             route = %route,
             status,
             tenant = %tenant,
-            duration_ms = elapsed.as_secs_f64() * 1e3,
+            duration_ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3,
             "http_request"
         );
     }

@@ -11,9 +11,10 @@ pub mod api;
 pub(crate) mod connections;
 pub mod problem;
 pub mod reload;
+pub mod uploads;
 
 use crate::host::Host;
-use crate::tenant::{Tenants, check_tenants};
+use crate::tenant::{Quotas, Tenants, check_quotas, check_tenants};
 use crate::workflow::Workflow;
 use arc_swap::ArcSwap;
 use serde::Deserialize;
@@ -21,7 +22,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
@@ -57,8 +58,13 @@ pub struct ServerConfig {
     pub max_connections: u32,
     /// How long a client may take to send its request body, in milliseconds (408 after).
     pub body_timeout_ms: u64,
-    /// Also serve `/metrics` on the API listener (unauthenticated, like the metrics port).
+    /// Also serve `/metrics` on the API listener, behind the same scrape credential as the
+    /// metrics port (`telemetry.metrics.bearer_sha256`).
     pub metrics: bool,
+    /// Quotas of every tenant that does not set its own (`[server.default_quotas]`). A
+    /// `max_concurrent` set nowhere is half of `max_in_flight`, so that no tenant can take
+    /// every slot of the host.
+    pub default_quotas: Quotas,
 }
 
 impl Default for ServerConfig {
@@ -78,6 +84,7 @@ impl Default for ServerConfig {
             max_connections: 1_024,
             body_timeout_ms: 30_000,
             metrics: false,
+            default_quotas: Quotas::default(),
         }
     }
 }
@@ -122,6 +129,7 @@ pub fn check(config: &crate::HostConfig) -> Vec<String> {
             problems.push(format!("{key} must be greater than 0"));
         }
     }
+    problems.extend(check_quotas("server.default_quotas", &s.default_quotas, &config.limits));
     if config.tenants.is_empty() {
         problems.push(
             "no [[tenants]]: every request would be refused; declare at least one tenant with an api_key_sha256 (`tta-host keygen`)"
@@ -192,6 +200,10 @@ pub struct App {
     pub(crate) in_flight: Arc<Semaphore>,
     pub(crate) max_in_flight: u32,
     pub(crate) compile: Arc<Semaphore>,
+    /// Bytes of request bodies held in memory now (inputs; uploads go to disk).
+    pub(crate) buffered: Arc<AtomicUsize>,
+    /// Who may read `/metrics` on the API listener.
+    pub(crate) scrape: crate::telemetry::scrape::ScrapeAuth,
     pub(crate) ready: AtomicBool,
     pub(crate) reloader: tokio::sync::Mutex<reload::Watcher>,
 }
@@ -207,10 +219,17 @@ impl Server {
     /// fails); call [`Server::run`] to serve.
     pub async fn bind(host: Host) -> std::io::Result<Self> {
         let config = host.config().server.clone();
-        let tenants = Tenants::new(&host.config().tenants, &host.config().limits);
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let max_in_flight = config.max_in_flight.unwrap_or(host.config().max_instances);
+        let tenants = Tenants::new(
+            &host.config().tenants,
+            &host.config().limits,
+            &config.default_quotas,
+            fair_share(max_in_flight),
+        );
         let app = Arc::new(App {
+            buffered: Arc::default(),
+            scrape: crate::telemetry::scrape::ScrapeAuth::new(&host.config().telemetry.metrics),
             tenants,
             in_flight: Arc::new(Semaphore::new(max_in_flight as usize)),
             max_in_flight,
@@ -229,6 +248,17 @@ impl Server {
     /// The address the API listens on.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// Bytes of request bodies the server holds in memory now: at most `max_in_flight` ×
+    /// the largest `max_request_bytes` (uploads stream to disk).
+    pub fn buffered_bytes(&self) -> usize {
+        self.app.buffered.load(Ordering::Acquire)
+    }
+
+    /// The tenants the server authenticates, with their effective quotas.
+    pub fn tenants(&self) -> &Tenants {
+        &self.app.tenants
     }
 
     /// Serves one connection over any byte stream, as [`Server::run`] serves each accepted
@@ -294,6 +324,13 @@ impl Server {
         }
         drained
     }
+}
+
+/// The in-flight slots a tenant that sets no `max_concurrent` (here or in
+/// `[server.default_quotas]`) may hold: half of the host's, so another tenant always has
+/// the other half.
+pub fn fair_share(max_in_flight: u32) -> u32 {
+    (max_in_flight / 2).max(1)
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

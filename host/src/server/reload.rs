@@ -6,12 +6,14 @@
 //! Calls in flight finish on the plugin they started with (each holds its `Arc`).
 //!
 //! Uploads are written to a temporary file, synced, and renamed into place, so a host
-//! killed mid-upload restarts with the old or the new component, never half of one.
+//! killed mid-upload restarts with the old or the new component, never half of one. An
+//! upload loaded from the directory (another replica's) is fenced as one received over the
+//! API: its `describe()` runs under its tenant's limits, and its series and artifact go
+//! when its file does.
 
 use super::{App, LoadedWorkflow};
 use crate::workflow::Workflow;
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -67,9 +69,13 @@ impl Watcher {
             for path in gone {
                 self.uploads.remove(&path);
                 if let Some(name) = path.file_stem().and_then(|s| s.to_str()) {
-                    let _ = app
+                    let removed = app
                         .host
-                        .update_registry(|r| Ok::<_, std::convert::Infallible>(r.remove_owned(&tenant.id, name)));
+                        .update_registry(|r| Ok::<_, std::convert::Infallible>(r.remove_owned(&tenant.id, name)))
+                        .unwrap_or(None);
+                    if let Some(removed) = removed {
+                        app.host.retire_upload(&tenant.access, &removed, false);
+                    }
                     tracing::info!(tenant = %tenant.id, primitive = %name, "upload removed: its file is gone");
                 }
             }
@@ -78,14 +84,28 @@ impl Watcher {
                     continue;
                 }
                 self.uploads.insert(path.clone(), fp);
-                match app.host.inspect(&path).await {
+                let loaded = match std::fs::read(&path) {
+                    Ok(bytes) => app.host.inspect_upload(&path, bytes, &tenant.limits).await,
+                    Err(source) => Err(crate::error::LoadError::Io {
+                        path: path.clone(),
+                        source,
+                    }),
+                };
+                match loaded {
                     Ok(plugin) => {
                         tracing::info!(tenant = %tenant.id, primitive = %plugin.metadata.name, "upload loaded");
                         reload_metric(app, "upload", "loaded");
-                        let _ = app.host.update_registry(|r| {
-                            r.insert_owned(&tenant.id, plugin);
-                            Ok::<_, std::convert::Infallible>(())
-                        });
+                        let previous = app
+                            .host
+                            .update_registry(|r| {
+                                let previous = r.owned(&tenant.id, &plugin.metadata.name);
+                                r.insert_owned(&tenant.id, plugin);
+                                Ok::<_, std::convert::Infallible>(previous)
+                            })
+                            .unwrap_or(None);
+                        if let Some(previous) = previous {
+                            app.host.retire_upload(&tenant.access, &previous, true);
+                        }
                     }
                     Err(e) => {
                         tracing::error!(tenant = %tenant.id, error_type = e.kind(), "stored upload not loaded: {e}");
@@ -291,7 +311,7 @@ fn remove_stale_temporaries(dir: &Path) {
     };
     for path in entries.filter_map(Result::ok).map(|e| e.path()) {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        if !(name.starts_with(".upload-") && name.ends_with(".tmp")) {
+        if !(name.starts_with(super::uploads::TEMPORARY_PREFIX) && name.ends_with(".tmp")) {
             continue;
         }
         let age = std::fs::metadata(&path)
@@ -304,16 +324,10 @@ fn remove_stale_temporaries(dir: &Path) {
     }
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, synced,
-/// renamed over `path`, and the directory synced so the rename survives a crash.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Puts a received upload in place atomically: its temporary file (in the same directory)
+/// synced, renamed over `path`, and the directory synced so the rename survives a crash.
+pub(crate) fn persist(file: tempfile::NamedTempFile, path: &Path) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut file = tempfile::Builder::new()
-        .prefix(".upload-")
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
-    file.write_all(bytes)?;
     file.as_file().sync_all()?;
     file.persist(path).map_err(|e| e.error)?;
     #[cfg(unix)]

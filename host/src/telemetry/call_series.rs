@@ -233,6 +233,15 @@ impl CallCollector {
     }
 }
 
+impl CallCollector {
+    /// Removes the series of `primitive` for `tenant`; handles still held record into a
+    /// series no scrape sees.
+    pub fn remove(&self, primitive: &str, tenant: &str) {
+        let mut all = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        all.remove(&(Box::from(primitive), Box::from(tenant)));
+    }
+}
+
 impl Default for CallCollector {
     fn default() -> Self {
         Self::new()

@@ -140,16 +140,25 @@ pub struct MetricsConfig {
     /// (`listen = "off"`, `--no-metrics`) serves nothing.
     #[serde(deserialize_with = "listen_addr")]
     pub listen: Option<SocketAddr>,
+    /// SHA-256 (hex) of each bearer token a scraper may send (`authorization: Bearer <token>`,
+    /// Prometheus' `authorization` scrape setting; make one with `tta-host keygen`). Empty:
+    /// `/metrics` answers anyone who reaches it, as Prometheus exporters do on a private
+    /// network. It shows every tenant id and every primitive name tenants uploaded.
+    pub bearer_sha256: Vec<String>,
     /// Exporters pushing metrics (`OTEL_METRICS_EXPORTER`: `otlp`, `none`).
     pub exporters: Vec<Exporter>,
     /// How often metrics are pushed, in milliseconds (`OTEL_METRIC_EXPORT_INTERVAL`).
     pub export_interval_ms: u64,
-    /// Distinct series of guest-defined metrics one primitive may create; the rest are
-    /// counted in `primitive_telemetry_dropped_total{kind="metric_series"}`.
+    /// Distinct series of guest-defined metrics one primitive may create for one tenant;
+    /// the rest are counted in `primitive_telemetry_dropped_total{kind="metric_series"}`.
+    /// Counted per (primitive, tenant), so one tenant's calls never use up another's.
     pub guest_series_per_primitive: usize,
+    /// Distinct series of guest-defined metrics all of one tenant's primitives may create
+    /// together; past it the tenant's new series are dropped and counted the same way.
+    pub guest_series_per_tenant: usize,
     /// Labels a guest metric may carry besides `primitive_name` and `tenant`.
     pub guest_labels: usize,
-    /// Distinct `llm.model` values per primitive; more are reported as `other`.
+    /// Distinct `llm.model` values per primitive and tenant; more are reported as `other`.
     pub llm_models_per_primitive: usize,
     /// Distinct tenants with their own series; more are reported as `other`.
     pub tenants: usize,
@@ -159,9 +168,11 @@ impl Default for MetricsConfig {
     fn default() -> Self {
         MetricsConfig {
             listen: Some(SocketAddr::from(([0, 0, 0, 0], 9464))),
+            bearer_sha256: Vec::new(),
             exporters: Vec::new(),
             export_interval_ms: 10_000,
             guest_series_per_primitive: 200,
+            guest_series_per_tenant: 2_000,
             guest_labels: 4,
             llm_models_per_primitive: 16,
             tenants: 1_000,
@@ -359,6 +370,17 @@ impl ObservabilityConfig {
                 format!("{:?} is not trace, debug, info, warn or error", self.logs.level),
             )
         })?;
+        for hash in &self.metrics.bearer_sha256 {
+            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(bad(
+                    "telemetry.metrics.bearer_sha256",
+                    format!(
+                        "`{}` is not 64 hex digits; store the token's SHA-256 (`tta-host keygen` prints both), never the token",
+                        hash.chars().take(80).collect::<String>()
+                    ),
+                ));
+            }
+        }
         for (key, value) in [
             ("telemetry.export.queue_size", self.export.queue_size),
             ("telemetry.export.batch_size", self.export.batch_size),

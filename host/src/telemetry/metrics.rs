@@ -4,7 +4,13 @@
 //! tenant: a call costs a lock-free map read and a few atomic adds, never a label lookup
 //! by string in the registry. Guest-defined and `llm.*` metrics are keyed by strings the
 //! guest chose; they take a short mutex, and every guest string that becomes a label is
-//! cut to size and counted against a per-primitive series cap.
+//! cut to size and counted against caps per (primitive, tenant) and per tenant, so what
+//! one tenant's guests do never changes another tenant's metrics.
+//!
+//! Every label value comes from a closed set or from the operator's config: HTTP methods
+//! are the standard ones or `other`, routes are matched templates, tenants are configured,
+//! primitive names are the operator's files or a tenant's bounded uploads, whose series
+//! are removed with the upload ([`Metrics::forget`]).
 
 use crate::bindings::Value;
 use crate::report::{CallReport, GuestMetric, MetricKind};
@@ -15,6 +21,7 @@ use prometheus::{
     CounterVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
 };
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Seconds, from 10 µs (a warm call) to 10 s. Includes the TTA.dev buckets 0.001, 0.01, 0.1, 0.5, 1, 5.
@@ -125,6 +132,25 @@ impl std::fmt::Debug for Metrics {
 pub struct PrimitiveMetrics {
     name: Box<str>,
     tenants: ArcSwap<HashMap<Box<str>, Arc<CallHandles>>>,
+    /// Set when a tenant's upload is deleted: its calls still in flight record nothing, so
+    /// they cannot bring back the series [`Metrics::forget`] removed.
+    retired: AtomicBool,
+}
+
+impl PrimitiveMetrics {
+    fn new(name: &str) -> Self {
+        PrimitiveMetrics {
+            name: name.into(),
+            tenants: ArcSwap::default(),
+            retired: AtomicBool::new(false),
+        }
+    }
+
+    /// Stops recording this primitive's calls (its upload was deleted).
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
+        self.tenants.store(Arc::default());
+    }
 }
 
 impl std::fmt::Debug for PrimitiveMetrics {
@@ -149,10 +175,12 @@ struct GuestState {
     families: HashMap<String, GuestFamily>,
     /// Series already created, by key; the value indexes `families`.
     series: HashMap<String, GuestSeries>,
-    /// Series created per primitive, for the cap.
-    per_primitive: HashMap<String, usize>,
-    /// `llm.model` values seen per primitive, for the cap.
-    llm_models: HashMap<String, HashSet<String>>,
+    /// Series created per (primitive, tenant), for the cap.
+    per_primitive: HashMap<(String, String), usize>,
+    /// Series created per tenant, for the cap.
+    per_tenant: HashMap<String, usize>,
+    /// `llm.model` values seen per (primitive, tenant), for the cap.
+    llm_models: HashMap<(String, String), HashSet<String>>,
 }
 
 struct GuestFamily {
@@ -416,16 +444,74 @@ impl Metrics {
         if let Some(p) = self.primitives.load().get(name) {
             return Arc::clone(p);
         }
-        let created = Arc::new(PrimitiveMetrics {
-            name: name.into(),
-            tenants: ArcSwap::default(),
-        });
+        let created = Arc::new(PrimitiveMetrics::new(name));
         self.primitives.rcu(|map| {
             let mut map = HashMap::clone(map);
             map.entry(name.into()).or_insert_with(|| Arc::clone(&created));
             map
         });
         self.primitives.load().get(name).map_or(created, Arc::clone)
+    }
+
+    /// The handles of a tenant's upload `name`: its own, not shared by name with other
+    /// tenants' primitives, so that deleting it retires only its calls.
+    pub fn owned_primitive(&self, name: &str) -> Arc<PrimitiveMetrics> {
+        Arc::new(PrimitiveMetrics::new(name))
+    }
+
+    /// Removes every series of `primitive` for `tenant`: the call series, errors, dropped
+    /// telemetry, guest metrics, `llm.*` and outgoing HTTP. What a deleted upload leaves.
+    pub fn forget(&self, primitive: &str, tenant: &str) {
+        let tenant = self.tenant_label(tenant);
+        self.calls.remove(primitive, &tenant);
+        let labels = [("primitive_name", primitive), ("tenant", tenant.as_str())];
+        remove_matching(&self.errors, &labels);
+        remove_matching(&self.guest_dropped, &labels);
+        remove_matching(&self.llm_tokens, &labels);
+        remove_matching(&self.llm_cost, &labels);
+        remove_matching(&self.llm_requests, &labels);
+        remove_matching(&self.http_client_requests, &labels);
+        remove_matching(&self.http_client_duration, &labels);
+        let mut state = lock(&self.guest);
+        for family in state.families.values() {
+            if let Some(c) = &family.counter {
+                remove_matching(c, &labels);
+            }
+            if let Some(h) = &family.histogram {
+                remove_matching(h, &labels);
+            }
+        }
+        let owner = format!("{primitive}\u{0}{tenant}");
+        state.series.retain(|key, _| {
+            !key.split_once('\u{0}')
+                .is_some_and(|(_, rest)| is_series_of(rest, &owner))
+        });
+        let key = (primitive.to_owned(), tenant.clone());
+        let created = state.per_primitive.remove(&key).unwrap_or(0);
+        if let Some(total) = state.per_tenant.get_mut(&tenant) {
+            *total = total.saturating_sub(created);
+        }
+        state.llm_models.remove(&key);
+    }
+
+    /// The label of an HTTP method: the standard ones as they are, anything else `other`.
+    pub fn method_label(method: &axum::http::Method) -> &'static str {
+        use axum::http::Method;
+        const STANDARD: [(Method, &str); 9] = [
+            (Method::GET, "GET"),
+            (Method::HEAD, "HEAD"),
+            (Method::POST, "POST"),
+            (Method::PUT, "PUT"),
+            (Method::DELETE, "DELETE"),
+            (Method::CONNECT, "CONNECT"),
+            (Method::OPTIONS, "OPTIONS"),
+            (Method::TRACE, "TRACE"),
+            (Method::PATCH, "PATCH"),
+        ];
+        STANDARD
+            .iter()
+            .find(|(m, _)| m == method)
+            .map_or(OVERFLOW, |(_, label)| label)
     }
 
     /// The tenant label for `tenant`: itself while under the cap, `other` past it.
@@ -465,6 +551,9 @@ impl Metrics {
 
     /// Records one finished call (not its nested calls, which record themselves).
     pub fn record_call(&self, primitive: &PrimitiveMetrics, report: &CallReport) {
+        if primitive.retired.load(Ordering::Relaxed) {
+            return;
+        }
         // The cached handles are borrowed, not cloned: no reference count shared between
         // cores changes on the way.
         let cached = primitive.tenants.load();
@@ -617,15 +706,18 @@ impl Metrics {
             key.push_str(v);
         }
         if !state.series.contains_key(&key) {
-            let created = state.per_primitive.get(primitive).copied().unwrap_or(0);
-            if created >= self.config.guest_series_per_primitive {
+            let owner = (primitive.to_owned(), tenant.to_owned());
+            let created = state.per_primitive.get(&owner).copied().unwrap_or(0);
+            let total = state.per_tenant.get(tenant).copied().unwrap_or(0);
+            if created >= self.config.guest_series_per_primitive || total >= self.config.guest_series_per_tenant {
                 return false;
             }
             let Some(series) = self.create_guest_series(state, &name, point.kind, labels, primitive, tenant, &values)
             else {
                 return false;
             };
-            *state.per_primitive.entry(primitive.to_owned()).or_default() += 1;
+            *state.per_primitive.entry(owner).or_default() += 1;
+            *state.per_tenant.entry(tenant.to_owned()).or_default() += 1;
             state.series.insert(key.clone(), series);
         }
         match state.series.get(&key) {
@@ -710,7 +802,10 @@ impl Metrics {
             Some(v) => label_value(v),
             None => "unknown".to_owned(),
         };
-        let models = state.llm_models.entry(primitive.to_owned()).or_default();
+        let models = state
+            .llm_models
+            .entry((primitive.to_owned(), tenant.to_owned()))
+            .or_default();
         let model = if models.contains(&model) || models.len() < self.config.llm_models_per_primitive {
             models.insert(model.clone());
             model
@@ -741,6 +836,29 @@ impl Metrics {
     /// Every collector's descriptors, for tests.
     pub fn family_names(&self) -> Vec<String> {
         self.registry.gather().iter().map(|f| f.name().to_owned()).collect()
+    }
+}
+
+/// Whether a guest series key (past its family name) belongs to `owner`, which is
+/// `primitive \0 tenant`: the key goes on with `\0` and the label values, or ends.
+fn is_series_of(rest: &str, owner: &str) -> bool {
+    rest.strip_prefix(owner)
+        .is_some_and(|tail| tail.is_empty() || tail.starts_with('\u{0}'))
+}
+
+/// Removes every series of `vec` whose labels include all of `labels`.
+fn remove_matching<T: prometheus::core::MetricVecBuilder>(
+    vec: &prometheus::core::MetricVec<T>,
+    labels: &[(&str, &str)],
+) {
+    use prometheus::core::Collector as _;
+    for family in vec.collect() {
+        for metric in family.get_metric() {
+            let pairs: HashMap<&str, &str> = metric.get_label().iter().map(|l| (l.name(), l.value())).collect();
+            if labels.iter().all(|(k, v)| pairs.get(k) == Some(v)) {
+                let _ = vec.remove(&pairs);
+            }
+        }
     }
 }
 
@@ -853,6 +971,67 @@ mod tests {
         );
         assert_eq!(guest_metric_name("🙂", MetricKind::Counter), None);
         assert_eq!(guest_metric_name("_total", MetricKind::Counter), None);
+    }
+
+    fn point(i: usize) -> GuestMetric {
+        GuestMetric {
+            kind: MetricKind::Counter,
+            name: "hits".into(),
+            value: 1.0,
+            attributes: vec![("user".into(), Value::Str(format!("u{i}")))],
+        }
+    }
+
+    fn guest_series(metrics: &Metrics, primitive: &str, tenant: &str) -> usize {
+        metrics
+            .render()
+            .lines()
+            .filter(|l| {
+                l.starts_with("tta_guest_hits_total{")
+                    && l.contains(&format!("primitive_name=\"{primitive}\""))
+                    && l.contains(&format!("tenant=\"{tenant}\""))
+            })
+            .count()
+    }
+
+    #[test]
+    fn guest_series_are_capped_per_primitive_and_tenant_and_per_tenant() {
+        let metrics = Metrics::new(&MetricsConfig {
+            guest_series_per_primitive: 3,
+            guest_series_per_tenant: 5,
+            ..MetricsConfig::default()
+        });
+        let mut state = lock(&metrics.guest);
+        for i in 0..10 {
+            metrics.record_guest_point(&mut state, "p", "a", &point(i));
+            metrics.record_guest_point(&mut state, "q", "a", &point(i));
+            metrics.record_guest_point(&mut state, "p", "b", &point(i));
+        }
+        drop(state);
+        // a: 3 of p and 2 of q (its total of 5); b: its own 3 of p, untouched by a.
+        assert_eq!(guest_series(&metrics, "p", "a"), 3);
+        assert_eq!(guest_series(&metrics, "q", "a"), 2);
+        assert_eq!(guest_series(&metrics, "p", "b"), 3);
+
+        metrics.forget("p", "a");
+        assert_eq!(guest_series(&metrics, "p", "a"), 0);
+        assert_eq!(guest_series(&metrics, "p", "b"), 3, "another tenant's series stay");
+        // The forgotten series no longer count against a's caps.
+        let mut state = lock(&metrics.guest);
+        for i in 20..30 {
+            metrics.record_guest_point(&mut state, "r", "a", &point(i));
+        }
+        drop(state);
+        assert_eq!(guest_series(&metrics, "r", "a"), 3);
+    }
+
+    #[test]
+    fn methods_outside_the_standard_set_are_other() {
+        use axum::http::Method;
+        assert_eq!(Metrics::method_label(&Method::GET), "GET");
+        assert_eq!(Metrics::method_label(&Method::PATCH), "PATCH");
+        let made_up = Method::from_bytes(b"M1X").expect("a token");
+        assert_eq!(Metrics::method_label(&made_up), OVERFLOW);
     }
 
     #[test]

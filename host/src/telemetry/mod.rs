@@ -15,6 +15,7 @@ pub mod logs;
 pub mod metrics;
 pub mod otlp_metrics;
 pub mod sampler;
+pub mod scrape;
 pub mod spans;
 pub mod tree;
 
@@ -297,7 +298,8 @@ impl TelemetryBuilder {
                 };
                 if let Some(listener) = listener {
                     let metrics = Arc::clone(&thread_metrics);
-                    runtime.spawn(serve_metrics(listener, metrics));
+                    let auth = scrape::ScrapeAuth::new(&thread_config.metrics);
+                    runtime.spawn(serve_metrics(listener, metrics, auth));
                 }
                 let _ = ready_tx.send(Ok(()));
                 export::run_worker(setup, &runtime, reports, control, wake_pending, thread_metrics);
@@ -483,7 +485,7 @@ pub const MAX_SCRAPE_CONNECTIONS: usize = 64;
 /// How long a scraper may take to send its request headers.
 pub const SCRAPE_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 
-async fn serve_metrics(listener: std::net::TcpListener, metrics: Arc<Metrics>) {
+async fn serve_metrics(listener: std::net::TcpListener, metrics: Arc<Metrics>, auth: scrape::ScrapeAuth) {
     use axum::routing::get;
     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
         tracing::warn!("metrics endpoint is off: cannot hand its socket to the runtime");
@@ -491,17 +493,9 @@ async fn serve_metrics(listener: std::net::TcpListener, metrics: Arc<Metrics>) {
     };
     let app = axum::Router::new().route(
         "/metrics",
-        get(move || {
-            let metrics = Arc::clone(&metrics);
-            async move {
-                (
-                    [(
-                        axum::http::header::CONTENT_TYPE,
-                        "text/plain; version=0.0.4; charset=utf-8",
-                    )],
-                    metrics.render(),
-                )
-            }
+        get(move |headers: axum::http::HeaderMap| {
+            let (metrics, auth) = (Arc::clone(&metrics), auth.clone());
+            async move { auth.respond(&metrics, &headers) }
         }),
     );
     let slots = crate::server::connections::ConnectionSlots::new(MAX_SCRAPE_CONNECTIONS, "the metrics endpoint");
