@@ -63,17 +63,6 @@ fn config_file(dir: &Path, top: &str, server: &str, metrics: &str, rest: &str) -
     path
 }
 
-/// A fresh directory for a `serve` process, with copies of `plugins` in `plugins/`.
-fn process_dir(test: &str, plugins: &[PathBuf]) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fences").join(test);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("plugins")).expect("plugins dir");
-    for p in plugins {
-        std::fs::copy(p, dir.join("plugins").join(p.file_name().expect("name"))).expect("copy");
-    }
-    dir
-}
-
 fn series_of(metrics: &str, needle: &str) -> usize {
     metrics
         .lines()
@@ -431,7 +420,7 @@ async fn start_body(
 /// every quota.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_stream_to_disk_and_hold_the_tenants_slots() {
-    let dir = process_dir("upload-memory", &[plugin("echo")]);
+    let dir = plugins_dir("fences-upload-memory", &[plugin("echo")]);
     let config = config_file(
         &dir,
         "",
@@ -598,7 +587,7 @@ async fn uploads_describe_under_the_tenants_quotas_and_errors_show_no_host_path(
 /// set; a client-supplied `traceparent` is logged cut to size.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_need_the_scrape_credential_and_client_values_are_logged_bounded() {
-    let dir = process_dir("scrape", &[plugin("echo")]);
+    let dir = plugins_dir("fences-scrape", &[plugin("echo")]);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -682,7 +671,7 @@ async fn a_hostile_tenant_and_an_anonymous_client_cannot_harm_a_victim() {
     const ROUNDS: usize = 10;
     const QUIET: Duration = Duration::from_millis(300);
     const ATTACK: Duration = Duration::from_millis(600);
-    let dir = process_dir("hostile", &[plugin("echo"), fixture("telemetry-flood")]);
+    let dir = plugins_dir("fences-hostile", &[plugin("echo"), fixture("telemetry-flood")]);
     let cache_max: u64 = 8 << 20;
     let max_upload: u64 = 4 << 20;
     let config = config_file(

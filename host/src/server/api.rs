@@ -139,9 +139,9 @@ struct TenantId(String);
 
 /// A request admitted by its tenant's quotas: the tenant and the slot it holds until the
 /// response is done. The host's slot is taken once the body has arrived ([`capacity`]).
-pub(super) struct Admitted {
-    pub(super) tenant: Arc<Tenant>,
-    pub(super) _quota: Permit,
+struct Admitted {
+    tenant: Arc<Tenant>,
+    _quota: Permit,
 }
 
 /// Authenticates a request: the tenant its bearer key belongs to, or 401.

@@ -396,7 +396,7 @@ impl Metrics {
             http_rejected: counter(
                 &r,
                 "http_server_rejected_total",
-                "HTTP API requests refused before any work: unauthorized, rate_limited, concurrency_limited, overloaded, payload_too_large, too_many_connections (a connection refused whole).",
+                "HTTP API requests refused before any work: unauthorized, rate_limited, upload_rate_limited, concurrency_limited, overloaded, payload_too_large, too_many_connections (a connection refused whole).",
                 &["reason", "tenant"],
             ),
             http_client_requests: counter(
