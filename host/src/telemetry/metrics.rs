@@ -462,7 +462,12 @@ impl Metrics {
     /// Removes every series of `primitive` for `tenant`: the call series, errors, dropped
     /// telemetry, guest metrics, `llm.*` and outgoing HTTP. What a deleted upload leaves.
     pub fn forget(&self, primitive: &str, tenant: &str) {
-        let tenant = self.tenant_label(tenant);
+        let label = self.tenant_label(tenant);
+        if label != tenant {
+            // Past the tenant cap the series are shared with every other tenant there.
+            return;
+        }
+        let tenant = label;
         self.calls.remove(primitive, &tenant);
         let labels = [("primitive_name", primitive), ("tenant", tenant.as_str())];
         remove_matching(&self.errors, &labels);
