@@ -10,6 +10,7 @@ pub mod bindings;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod credentials;
 pub mod engine;
 pub mod error;
 pub mod guest_api;

@@ -200,19 +200,18 @@ impl Registry {
 
 /// Loads and validates the component at `path`.
 pub(crate) async fn load(shared: &Arc<Shared>, path: &Path) -> Result<Plugin, LoadError> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(LoadError::NotFound { path: path.to_owned() });
-        }
-        Err(source) => {
-            return Err(LoadError::Io {
-                path: path.to_owned(),
-                source,
-            });
-        }
-    };
-    from_bytes(shared, path, bytes, None).await
+    from_bytes(shared, path, read(path)?, None).await
+}
+
+/// The bytes of the component file at `path`.
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>, LoadError> {
+    std::fs::read(path).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => LoadError::NotFound { path: path.to_owned() },
+        _ => LoadError::Io {
+            path: path.to_owned(),
+            source,
+        },
+    })
 }
 
 /// Validates and compiles `bytes` as the component at `path` (which need not exist yet: an

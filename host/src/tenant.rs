@@ -12,13 +12,12 @@
 //! concurrent uploads cannot pass the quota), and compiles one at a time per tenant.
 
 use crate::config::Limits;
+use crate::credentials;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
-use subtle::ConstantTimeEq;
 
 /// One tenant as the config file declares it (`[[tenants]]`).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -268,7 +267,7 @@ pub struct Tenant {
     pub max_uploads: usize,
     /// Calls and uploads it may have in flight at once.
     pub max_concurrent: u32,
-    key_hashes: Vec<[u8; 32]>,
+    key_hashes: Vec<credentials::KeyHash>,
     in_flight: AtomicU32,
     bucket: Option<Mutex<Bucket>>,
     upload_bucket: Mutex<Bucket>,
@@ -387,7 +386,11 @@ impl Tenant {
             max_response_bytes,
             uploads: config.uploads,
             max_uploads: config.max_uploads,
-            key_hashes: config.api_key_sha256.iter().filter_map(|h| parse_hash(h)).collect(),
+            key_hashes: config
+                .api_key_sha256
+                .iter()
+                .filter_map(|h| credentials::parse_hash(h))
+                .collect(),
             max_concurrent: q.max_concurrent.unwrap_or(fair_share.max(1)),
             in_flight: AtomicU32::new(0),
             bucket,
@@ -494,13 +497,11 @@ impl Tenants {
     /// The tenant whose key this is. Every stored hash is compared, in constant time, so
     /// the time taken says nothing about which key (if any) matched.
     pub fn authenticate(&self, key: &str) -> Option<Arc<Tenant>> {
-        let hash: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        let hash = credentials::hash(key);
         let mut found = None;
         for tenant in &self.tenants {
-            for stored in &tenant.key_hashes {
-                if bool::from(stored.ct_eq(&hash)) {
-                    found = Some(Arc::clone(tenant));
-                }
+            if credentials::matches(&tenant.key_hashes, &hash) {
+                found = Some(Arc::clone(tenant));
             }
         }
         found
@@ -519,19 +520,13 @@ impl Tenants {
 
 /// The SHA-256 of an API key, hex: what the config stores.
 pub fn hash_key(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
+    hex::encode(credentials::hash(key))
 }
 
 /// A new random API key: 32 bytes, hex, prefixed so it is recognisable in a leak scan.
 pub fn generate_key() -> String {
     let bytes: [u8; 32] = rand::random();
     format!("tta_{}", hex::encode(bytes))
-}
-
-fn parse_hash(text: &str) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
-    hex::decode_to_slice(text, &mut out).ok()?;
-    Some(out)
 }
 
 /// Whether `id` is a valid tenant id: 1–64 of `a-z0-9-_`.
@@ -562,7 +557,7 @@ pub fn check_tenants(tenants: &[TenantConfig], host_limits: &Limits) -> Vec<Stri
             ));
         }
         for hash in &t.api_key_sha256 {
-            if parse_hash(hash).is_none() {
+            if credentials::parse_hash(hash).is_none() {
                 problems.push(format!(
                     "{at}: api_key_sha256 `{}` is not 64 hex digits; store the key's SHA-256 (`tta-host keygen`), never the key",
                     hash.chars().take(80).collect::<String>()

@@ -4,7 +4,7 @@
 //! hostile tenant running every attack at once while a victim calls `echo`.
 
 use crate::generated::{Execute, Shape, component, component_shaped};
-use crate::process::ServeProcess;
+use crate::process::{ServeProcess, write_config_with};
 use crate::serve::{
     KEY_ACME, KEY_BETA, Reply, TestServer, execute, get, plugins_dir, send, server_config, tenant, wait_for,
     with_custom_section,
@@ -43,24 +43,6 @@ async fn raw_status(addr: std::net::SocketAddr, request: &[u8]) -> String {
             .to_owned(),
         _ => String::new(),
     }
-}
-
-/// A config file for `serve` in `dir` (as `process::write_config` writes, with room for
-/// top-level keys, more `[server]` keys and the `[telemetry.metrics]` section's).
-fn config_file(dir: &Path, top: &str, server: &str, metrics: &str, rest: &str) -> PathBuf {
-    let path = dir.join("tta.toml");
-    let metrics = if metrics.is_empty() {
-        "listen = \"off\""
-    } else {
-        metrics
-    };
-    let text = format!(
-        "{top}\n[server]\nlisten = \"127.0.0.1:0\"\nplugins_dir = \"plugins\"\nuploads_dir = \"uploads\"\n\
-         reload_interval_ms = 100\nshutdown_grace_ms = 5000\nmetrics = true\n{server}\n\n\
-         [telemetry.metrics]\n{metrics}\n\n{rest}"
-    );
-    std::fs::write(&path, text).expect("write the config");
-    path
 }
 
 fn series_of(metrics: &str, needle: &str) -> usize {
@@ -421,7 +403,7 @@ async fn start_body(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_stream_to_disk_and_hold_the_tenants_slots() {
     let dir = plugins_dir("fences-upload-memory", &[plugin("echo")]);
-    let config = config_file(
+    let config = write_config_with(
         &dir,
         "",
         "max_upload_bytes = 41943040\n[server.default_quotas]\nmax_concurrent = 4",
@@ -593,7 +575,7 @@ async fn metrics_need_the_scrape_credential_and_client_values_are_logged_bounded
         .expect("a free port")
         .port();
     let token = "scrape-token-0123456789";
-    let config = config_file(
+    let config = write_config_with(
         &dir,
         "",
         "",
@@ -674,7 +656,7 @@ async fn a_hostile_tenant_and_an_anonymous_client_cannot_harm_a_victim() {
     let dir = plugins_dir("fences-hostile", &[plugin("echo"), fixture("telemetry-flood")]);
     let cache_max: u64 = 8 << 20;
     let max_upload: u64 = 4 << 20;
-    let config = config_file(
+    let config = write_config_with(
         &dir,
         &format!("cache_dir = \"cache\"\ncache_max_bytes = {cache_max}"),
         &format!("max_upload_bytes = {max_upload}\nmax_in_flight = 32"),

@@ -134,10 +134,22 @@ pub struct Usage {
 /// A config file for `serve` in `dir`: loopback on an ephemeral port, no metrics port,
 /// `/metrics` on the API, `plugins/` and `uploads/` under `dir`, and `extra` (tenants, limits) appended.
 pub fn write_config(dir: &Path, extra: &str) -> std::path::PathBuf {
+    write_config_with(dir, "", "", "", extra)
+}
+
+/// [`write_config`] with room for top-level keys (`top`), more `[server]` keys (`server`)
+/// and the `[telemetry.metrics]` section's (`metrics`, `listen = "off"` when empty).
+pub fn write_config_with(dir: &Path, top: &str, server: &str, metrics: &str, extra: &str) -> std::path::PathBuf {
     let path = dir.join("tta.toml");
+    let metrics = if metrics.is_empty() {
+        "listen = \"off\""
+    } else {
+        metrics
+    };
     let text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nplugins_dir = \"plugins\"\nuploads_dir = \"uploads\"\n\
-         reload_interval_ms = 100\nshutdown_grace_ms = 5000\nmetrics = true\n\n[telemetry.metrics]\nlisten = \"off\"\n\n{extra}"
+        "{top}\n[server]\nlisten = \"127.0.0.1:0\"\nplugins_dir = \"plugins\"\nuploads_dir = \"uploads\"\n\
+         reload_interval_ms = 100\nshutdown_grace_ms = 5000\nmetrics = true\n{server}\n\n\
+         [telemetry.metrics]\n{metrics}\n\n{extra}"
     );
     std::fs::write(&path, text).expect("write the config");
     path

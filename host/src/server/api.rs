@@ -13,6 +13,7 @@
 
 use super::problem::Problem;
 use super::{App, uploads};
+use crate::credentials::{self, BearerError};
 use crate::host::CallOptions;
 use crate::plugin::Plugin;
 use crate::report::{SpanIds, parse_traceparent};
@@ -159,24 +160,22 @@ pub(super) fn authenticate(app: &App, headers: &HeaderMap, ids: &RequestIds) -> 
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         response
     };
-    let mut values = headers.get_all(header::AUTHORIZATION).iter();
-    let Some(value) = values.next() else {
-        return Err(unauthorized(
-            "missing `Authorization: Bearer <key>` header; ask the operator for an API key",
-        ));
-    };
     // Two keys are ambiguous: a proxy and the host could each believe a different one
     // (the fuzzer found that the first was used and the second ignored).
-    if values.next().is_some() {
-        return Err(unauthorized(
-            "more than one `Authorization` header; send exactly one `Authorization: Bearer <key>`",
-        ));
-    }
-    let key = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim);
+    let key = match credentials::bearer(headers) {
+        Ok(key) => Some(key),
+        Err(BearerError::Missing) => {
+            return Err(unauthorized(
+                "missing `Authorization: Bearer <key>` header; ask the operator for an API key",
+            ));
+        }
+        Err(BearerError::Several) => {
+            return Err(unauthorized(
+                "more than one `Authorization` header; send exactly one `Authorization: Bearer <key>`",
+            ));
+        }
+        Err(BearerError::NotBearer) => None,
+    };
     match key.and_then(|key| app.tenants.authenticate(key)) {
         Some(tenant) => Ok(tenant),
         None => Err(unauthorized("the API key is not valid")),

@@ -84,12 +84,9 @@ impl Watcher {
                     continue;
                 }
                 self.uploads.insert(path.clone(), fp);
-                let loaded = match std::fs::read(&path) {
+                let loaded = match crate::plugin::read(&path) {
                     Ok(bytes) => app.host.inspect_upload(&path, bytes, &tenant.limits).await,
-                    Err(source) => Err(crate::error::LoadError::Io {
-                        path: path.clone(),
-                        source,
-                    }),
+                    Err(e) => Err(e),
                 };
                 match loaded {
                     Ok(plugin) => {

@@ -371,7 +371,7 @@ impl ObservabilityConfig {
             )
         })?;
         for hash in &self.metrics.bearer_sha256 {
-            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if crate::credentials::parse_hash(hash).is_none() {
                 return Err(bad(
                     "telemetry.metrics.bearer_sha256",
                     format!(

@@ -4,17 +4,16 @@
 //! Prometheus sends with its `authorization` scrape setting. Without one the endpoint is
 //! open, as Prometheus exporters are on a private network.
 
+use crate::credentials::{self, KeyHash};
 use crate::telemetry::Metrics;
 use crate::telemetry::config::MetricsConfig;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 /// The scrape credentials of a host: none (open) or the SHA-256 of each accepted token.
 #[derive(Debug, Clone, Default)]
 pub struct ScrapeAuth {
-    hashes: Vec<[u8; 32]>,
+    hashes: Vec<KeyHash>,
 }
 
 impl ScrapeAuth {
@@ -23,10 +22,7 @@ impl ScrapeAuth {
         let hashes = config
             .bearer_sha256
             .iter()
-            .filter_map(|h| {
-                let mut out = [0u8; 32];
-                hex::decode_to_slice(h, &mut out).ok().map(|()| out)
-            })
+            .filter_map(|h| credentials::parse_hash(h))
             .collect();
         ScrapeAuth { hashes }
     }
@@ -38,23 +34,7 @@ impl ScrapeAuth {
         if self.hashes.is_empty() {
             return true;
         }
-        let mut values = headers.get_all(header::AUTHORIZATION).iter();
-        let (Some(value), None) = (values.next(), values.next()) else {
-            return false;
-        };
-        let Some(token) = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        else {
-            return false;
-        };
-        let hash: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
-        let mut found = false;
-        for stored in &self.hashes {
-            found |= bool::from(stored.ct_eq(&hash));
-        }
-        found
+        credentials::bearer(headers).is_ok_and(|token| credentials::matches(&self.hashes, &credentials::hash(token)))
     }
 
     /// The answer to a scrape: the exposition, or 401 without a valid credential.
