@@ -231,7 +231,7 @@ pub fn workflow_config(data: &[u8]) {
     if let Ok(config) = toml::from_str::<HostConfig>(text)
         && config.validate().is_ok()
     {
-        let _ = tta_host::server::check(&config);
+        let _ = tta_host::config::server::check(&config);
     }
 }
 
@@ -297,7 +297,7 @@ max_uploads = 4"#,
     })
 }
 
-fn tenant(id: &str, key: &str, access: &str) -> tta_host::tenant::TenantConfig {
+fn tenant(id: &str, key: &str, access: &str) -> tta_host::config::TenantConfig {
     use sha2::Digest;
     let hash = hex::encode(sha2::Sha256::digest(key.as_bytes()));
     toml::from_str(&format!("id = \"{id}\"\napi_key_sha256 = [\"{hash}\"]\n{access}")).expect("a valid tenant")

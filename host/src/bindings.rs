@@ -1,6 +1,7 @@
 //! The host side of the WIT contract `tta:primitives@0.1.0`, generated in this one place.
 //!
-//! Everything else in the host uses these types; nothing else runs `bindgen!`. The
+//! Everything else in the host uses these types; nothing else runs `bindgen!`. The host
+//! side of each import is a capability module under `imports/`. The
 //! `invoke.call` import is async because it runs another guest; the telemetry imports
 //! are synchronous and never fail, so a guest cannot trap the host through them.
 //!
@@ -28,12 +29,16 @@ wasmtime::component::bindgen!({
     },
     exports: { default: async },
     with: {
-        "tta:primitives/telemetry.span": crate::guest_api::GuestSpan,
+        "tta:primitives/telemetry.span": crate::bindings::GuestSpan,
         "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
     },
 });
 
 pub use exports::tta::primitives::primitive::{Context, Error as WitError, Metadata};
+
+/// The host's type of a guest's `telemetry.span` resource; a handle's `rep` is an index
+/// into the call's spans (see `imports::telemetry`).
+pub struct GuestSpan;
 pub use tta::primitives::telemetry::{Level, Value};
 pub use tta::primitives::types::ErrorKind;
 
@@ -49,20 +54,16 @@ impl PartialEq for Value {
     }
 }
 
-/// Adds the imports of the world a host provides itself (ours and `wasi:otel`) to `linker`;
-/// its `wasi:clocks` come with wasmtime-wasi's, added beside these.
-pub fn add_to_linker(linker: &mut wasmtime::component::Linker<crate::sandbox::CallState>) -> wasmtime::Result<()> {
-    use crate::sandbox::CallState;
-    use wasmtime::component::HasSelf;
-    fn state(state: &mut CallState) -> &mut CallState {
-        state
+impl Level {
+    /// The level named `name` (`trace`, `debug`, `info`, `warn` or `warning`, `error`; any case).
+    pub fn parse(name: &str) -> Option<Level> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "trace" => Level::Trace,
+            "debug" => Level::Debug,
+            "info" => Level::Info,
+            "warn" | "warning" => Level::Warn,
+            "error" => Level::Error,
+            _ => return None,
+        })
     }
-    tta::primitives::types::add_to_linker::<CallState, HasSelf<CallState>>(linker, state)?;
-    tta::primitives::telemetry::add_to_linker::<CallState, HasSelf<CallState>>(linker, state)?;
-    tta::primitives::invoke::add_to_linker::<CallState, HasSelf<CallState>>(linker, state)?;
-    wasi::otel::types::add_to_linker::<CallState, HasSelf<CallState>>(linker, state)?;
-    wasi::otel::tracing::add_to_linker::<CallState, HasSelf<CallState>>(linker, state)?;
-    wasi::otel::logs::add_to_linker::<CallState, HasSelf<CallState>>(linker, state)?;
-    wasi::otel::metrics::add_to_linker::<CallState, HasSelf<CallState>>(linker, state)?;
-    Ok(())
 }

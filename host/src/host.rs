@@ -4,19 +4,24 @@
 //! registry is swapped atomically, so lookups on the call path take no lock.
 
 use crate::cache::ArtifactCache;
+use crate::compile::Compiler;
 use crate::config::{HostConfig, Limits};
 use crate::engine::{EpochTicker, build_engine};
 use crate::error::{CallError, LoadError};
-use crate::plugin::{self, Plugin, Registry};
-use crate::report::{CallReport, parse_traceparent};
-use crate::sandbox::{self, CallState, Invocation};
+use crate::imports::invoke::{Invoke, Nested};
+use crate::invocation::Invocation;
+use crate::plugin::Plugin;
+use crate::registry::Registry;
+use crate::report::CallReport;
+use crate::sandbox::{self, CallEnv, CallState};
 use crate::telemetry::Telemetry;
 use crate::tenant::Access;
+use crate::trace_context::{self, parse_traceparent};
 use arc_swap::ArcSwap;
+use futures_util::future::BoxFuture;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
-use wasmtime::Engine;
 use wasmtime::component::Linker;
 
 /// Why a host could not start.
@@ -33,16 +38,70 @@ pub enum HostError {
     Ticker(std::io::Error),
 }
 
-pub(crate) struct Shared {
-    pub(crate) engine: Engine,
-    pub(crate) linker: Linker<CallState>,
-    pub(crate) config: HostConfig,
-    pub(crate) registry: ArcSwap<Registry>,
+struct Shared {
+    env: Arc<CallEnv>,
+    linker: Linker<CallState>,
+    config: HostConfig,
+    registry: ArcSwap<Registry>,
     /// Serializes changes to the registry; readers never take it.
     registry_writer: std::sync::Mutex<()>,
-    pub(crate) cache: Option<ArtifactCache>,
-    pub(crate) telemetry: Telemetry,
+    cache: Option<Arc<ArtifactCache>>,
+    telemetry: Telemetry,
     _ticker: EpochTicker,
+}
+
+impl Shared {
+    /// Runs `plugin` once and records its metrics: the one metered path of every call.
+    async fn execute(
+        &self,
+        plugin: &Arc<Plugin>,
+        invocation: Invocation,
+        input: &[u8],
+    ) -> (Result<Vec<u8>, CallError>, CallReport) {
+        let (result, report) = sandbox::execute(&self.env, plugin, invocation, input).await;
+        self.telemetry.metrics().record_call(&plugin.metrics, &report);
+        (result, report)
+    }
+
+    fn compiler(&self) -> Compiler<'_> {
+        Compiler {
+            env: &self.env,
+            linker: &self.linker,
+            cache: self.cache.as_ref(),
+            metrics: self.telemetry.metrics(),
+            limits: &self.config.limits,
+        }
+    }
+}
+
+/// Runs guests' nested calls: resolves the name for the caller's tenant in the current
+/// registry and runs it through the metered path. Holds the host weakly, as the host holds it.
+struct Invoker {
+    shared: Weak<Shared>,
+}
+
+impl Invoke for Invoker {
+    fn invoke(&self, invocation: Invocation, primitive: String, input: Vec<u8>) -> BoxFuture<'static, Nested> {
+        let shared = self.shared.upgrade();
+        Box::pin(async move {
+            let Some(shared) = shared else {
+                return Err(CallError::Host("the host is shutting down".into()));
+            };
+            let found = {
+                let registry = shared.registry.load();
+                registry
+                    .resolve(invocation.access.as_deref(), &primitive)
+                    .ok_or_else(|| registry.visible_names(invocation.access.as_deref()))
+            };
+            match found {
+                Ok(plugin) => Ok(shared.execute(&plugin, invocation, &input).await),
+                Err(available) => Err(CallError::UnknownPrimitive {
+                    name: primitive,
+                    available,
+                }),
+            }
+        })
+    }
 }
 
 /// What the caller decides about one call; everything is optional.
@@ -91,7 +150,7 @@ impl std::fmt::Debug for Host {
 impl Host {
     /// Starts a host: engine, linker, cache and deadline ticker. Needs a tokio runtime for
     /// calls. Calls are metered in memory but nothing is exported: use [`Host::with_telemetry`]
-    /// with [`crate::initialize_observability`] for that.
+    /// with [`crate::telemetry::initialize_observability`] for that.
     pub fn new(config: HostConfig) -> Result<Self, HostError> {
         let telemetry = Telemetry::disabled(&config.telemetry);
         Self::with_telemetry(config, telemetry)
@@ -102,16 +161,13 @@ impl Host {
         config.validate()?;
         let engine = build_engine(&config).map_err(|e| HostError::Engine(format!("{e:#}")))?;
         let mut linker = Linker::<CallState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| HostError::Engine(format!("{e:#}")))?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
-            .map_err(|e| HostError::Engine(format!("{e:#}")))?;
-        crate::bindings::add_to_linker(&mut linker).map_err(|e| HostError::Engine(format!("{e:#}")))?;
+        crate::imports::add_to_linker(&mut linker).map_err(|e| HostError::Engine(format!("{e:#}")))?;
         let cache = config.cache_dir.as_deref().and_then(|dir| match ArtifactCache::open(dir, &engine, config.cache_max_bytes) {
             Ok(cache) => {
                 if let Err(e) = telemetry.metrics().registry().register(Box::new(cache.gauges())) {
                     tracing::debug!(error = %e, "compile cache gauges already registered");
                 }
-                Some(cache)
+                Some(Arc::new(cache))
             }
             Err(e) => {
                 tracing::warn!(dir = %dir.display(), error = %e, "compiled-component cache is off: cannot open its directory");
@@ -120,27 +176,26 @@ impl Host {
         });
         let ticker = EpochTicker::start(engine.clone(), Duration::from_millis(config.epoch_tick_ms))
             .map_err(HostError::Ticker)?;
-        Ok(Host {
-            shared: Arc::new(Shared {
+        let shared = Arc::new_cyclic(|weak| Shared {
+            env: Arc::new(CallEnv {
                 engine,
-                linker,
-                config,
-                registry: ArcSwap::from_pointee(Registry::default()),
-                registry_writer: std::sync::Mutex::new(()),
-                cache,
-                telemetry,
-                _ticker: ticker,
+                metrics: Arc::clone(telemetry.metrics()),
+                invoker: Arc::new(Invoker { shared: weak.clone() }),
             }),
-        })
+            linker,
+            config,
+            registry: ArcSwap::from_pointee(Registry::default()),
+            registry_writer: std::sync::Mutex::new(()),
+            cache,
+            telemetry,
+            _ticker: ticker,
+        });
+        Ok(Host { shared })
     }
 
     /// The configuration the host runs with.
     pub fn config(&self) -> &HostConfig {
         &self.shared.config
-    }
-
-    pub(crate) fn shared(&self) -> &Arc<Shared> {
-        &self.shared
     }
 
     /// The host's telemetry: metrics, exporters, sampler.
@@ -157,19 +212,21 @@ impl Host {
 
     /// Loads and validates the component at `path` without registering it.
     pub async fn inspect(&self, path: &Path) -> Result<Arc<Plugin>, LoadError> {
-        plugin::load(&self.shared, path).await.map(Arc::new)
+        self.shared.compiler().load(path).await.map(Arc::new)
     }
 
     /// Validates and compiles `bytes` as if they were the file at `path`, without registering
     /// them: how uploads are checked before they are written.
     pub async fn inspect_bytes(&self, path: &Path, bytes: Vec<u8>) -> Result<Arc<Plugin>, LoadError> {
-        plugin::from_bytes(&self.shared, path, bytes, None).await.map(Arc::new)
+        self.shared.compiler().from_bytes(path, bytes, None).await.map(Arc::new)
     }
 
     /// Validates and compiles a tenant's upload: its `describe()` runs under the tenant's
     /// `limits`, and its metrics are its own, removed when it is deleted.
     pub async fn inspect_upload(&self, path: &Path, bytes: Vec<u8>, limits: &Limits) -> Result<Arc<Plugin>, LoadError> {
-        plugin::from_bytes(&self.shared, path, bytes, Some(limits))
+        self.shared
+            .compiler()
+            .from_bytes(path, bytes, Some(limits))
             .await
             .map(Arc::new)
     }
@@ -195,7 +252,7 @@ impl Host {
 
     /// Bytes the compiled-component cache holds on disk (0 without a cache).
     pub fn cache_size_bytes(&self) -> u64 {
-        self.shared.cache.as_ref().map_or(0, ArtifactCache::size_bytes)
+        self.shared.cache.as_ref().map_or(0, |c| c.size_bytes())
     }
 
     /// Registers a loaded plugin under its name.
@@ -239,7 +296,7 @@ impl Host {
                     available,
                 };
                 let invocation = self.invocation(options);
-                let mut report = CallReport::new(name, "", &invocation);
+                let mut report = invocation.report(name, "");
                 report.error = Some(error.clone());
                 CallOutcome {
                     output: Err(error),
@@ -252,7 +309,7 @@ impl Host {
     /// Calls `plugin` once on `input`.
     pub async fn call_plugin(&self, plugin: &Arc<Plugin>, input: &[u8], options: CallOptions) -> CallOutcome {
         let invocation = self.invocation(options);
-        let (output, report) = sandbox::execute(&self.shared, plugin, invocation, input).await;
+        let (output, report) = self.execute(plugin, invocation, input).await;
         let report = Arc::new(report);
         self.shared.telemetry.export(&report);
         CallOutcome { output, report }
@@ -268,19 +325,29 @@ impl Host {
         options: CallOptions,
     ) -> CallOutcome {
         let invocation = self.invocation(options);
-        let (output, report) = sandbox::execute_unmetered(&self.shared, plugin, invocation, input).await;
+        let (output, report) = sandbox::execute(&self.shared.env, plugin, invocation, input).await;
         CallOutcome {
             output,
             report: Arc::new(report),
         }
     }
 
+    /// Runs `plugin` once under `invocation` and records its metrics; the report is returned,
+    /// not exported (a top-level call exports it alone, a workflow with its run). The one
+    /// metered entry of every call: `run`, the server, `invoke` and workflow leaves alike.
+    pub async fn execute(
+        &self,
+        plugin: &Arc<Plugin>,
+        invocation: Invocation,
+        input: &[u8],
+    ) -> (Result<Vec<u8>, CallError>, CallReport) {
+        self.shared.execute(plugin, invocation, input).await
+    }
+
     /// The invocation of a top-level call. An invalid `traceparent` is ignored, as W3C asks,
     /// and the call starts a new trace.
-    pub(crate) fn invocation(&self, options: CallOptions) -> Invocation {
-        let correlation_id = options
-            .correlation_id
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    pub fn invocation(&self, options: CallOptions) -> Invocation {
+        let correlation_id = options.correlation_id.unwrap_or_else(trace_context::new_correlation_id);
         let tenant = options.tenant.unwrap_or_else(|| "default".to_owned());
         let parent = options
             .traceparent
@@ -299,7 +366,7 @@ impl Host {
             .shared
             .telemetry
             .sampler()
-            .sample(invocation.ids.trace_id, parent.map(|(_, _, sampled)| sampled));
+            .sample(invocation.ids.trace_id, parent.map(|p| p.sampled));
         invocation.tracestate = options.tracestate.unwrap_or_default();
         invocation.data = options.data;
         invocation

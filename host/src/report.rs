@@ -5,57 +5,8 @@
 
 use crate::bindings::{Level, Value};
 use crate::error::CallError;
+pub use crate::trace_context::SpanIds;
 use std::time::{Duration, SystemTime};
-
-/// The W3C identity of the host span wrapping one call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SpanIds {
-    /// The trace this call belongs to.
-    pub trace_id: u128,
-    /// The host span of this call.
-    pub span_id: u64,
-    /// The span this call's span is a child of, if any.
-    pub parent_span_id: Option<u64>,
-    /// Whether the trace is sampled (W3C flag `01`).
-    pub sampled: bool,
-}
-
-impl SpanIds {
-    /// The W3C `traceparent` header naming this span.
-    pub fn traceparent(&self) -> String {
-        traceparent(self.trace_id, self.span_id, self.sampled)
-    }
-}
-
-/// The W3C `traceparent` header naming span `span_id` of trace `trace_id`.
-pub fn traceparent(trace_id: u128, span_id: u64, sampled: bool) -> String {
-    format!("00-{trace_id:032x}-{span_id:016x}-{:02x}", u8::from(sampled))
-}
-
-/// Parses a W3C `traceparent` header into (trace id, parent span id, sampled).
-pub fn parse_traceparent(header: &str) -> Result<(u128, u64, bool), String> {
-    // The header is the client's: its error shows no more than a valid one's length.
-    let shown = |header: &str| crate::text::bounded(header, 64).into_owned();
-    let parts: Vec<&str> = header.trim().split('-').collect();
-    let [version, trace, span, flags] = parts.as_slice() else {
-        return Err(format!("{:?} is not `00-<32 hex>-<16 hex>-<2 hex>`", shown(header)));
-    };
-    let hex =
-        |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    if !hex(version, 2) || *version == "ff" || !hex(trace, 32) || !hex(span, 16) || !hex(flags, 2) {
-        return Err(format!(
-            "{:?} is not `00-<32 lowercase hex>-<16 lowercase hex>-<2 hex>`",
-            shown(header)
-        ));
-    }
-    let trace_id = u128::from_str_radix(trace, 16).map_err(|e| e.to_string())?;
-    let span_id = u64::from_str_radix(span, 16).map_err(|e| e.to_string())?;
-    let flags = u8::from_str_radix(flags, 16).map_err(|e| e.to_string())?;
-    if trace_id == 0 || span_id == 0 {
-        return Err(format!("{:?} has an all-zero trace or span id", shown(header)));
-    }
-    Ok((trace_id, span_id, flags & 1 == 1))
-}
 
 /// Measurements of one call.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -212,29 +163,6 @@ pub struct CallReport {
 }
 
 impl CallReport {
-    /// An empty report for a call of `primitive` under `invocation`, starting now.
-    pub(crate) fn new(primitive: &str, version: &str, invocation: &crate::sandbox::Invocation) -> Self {
-        CallReport {
-            primitive: primitive.to_owned(),
-            version: version.to_owned(),
-            correlation_id: invocation.correlation_id.clone(),
-            tenant: invocation.tenant.clone(),
-            ids: invocation.ids,
-            tracestate: invocation.tracestate.clone(),
-            instantiate_span_id: crate::guest_api::new_span_id(),
-            nested_depth: invocation.depth,
-            remote_parent: invocation.remote_parent,
-            start: SystemTime::now(),
-            stats: CallStats::default(),
-            error: None,
-            logs: Vec::new(),
-            spans: Vec::new(),
-            metrics: Vec::new(),
-            nested: Vec::new(),
-            dropped: Dropped::default(),
-        }
-    }
-
     /// `success` or `error`, the status label of the TTA.dev metrics.
     pub fn status(&self) -> &'static str {
         if self.error.is_none() { "success" } else { "error" }
@@ -261,7 +189,7 @@ pub struct WorkflowReport {
     /// How long it took.
     pub wall: std::time::Duration,
     /// `None` on success.
-    pub error: Option<crate::workflow::StepError>,
+    pub error: Option<crate::error::StepError>,
     /// One span per combinator step (and per retry attempt, compensation), in order ended.
     pub spans: Vec<GuestSpanRecord>,
     /// The primitive calls, each under the span of the step that made it, in order ended.
@@ -272,36 +200,5 @@ impl WorkflowReport {
     /// `success` or `error`.
     pub fn status(&self) -> &'static str {
         if self.error.is_none() { "success" } else { "error" }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn traceparent_round_trips() {
-        let ids = SpanIds {
-            trace_id: 0x0af7651916cd43dd8448eb211c80319c,
-            span_id: 0xb7ad6b7169203331,
-            parent_span_id: None,
-            sampled: true,
-        };
-        let header = ids.traceparent();
-        assert_eq!(header, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
-        assert_eq!(parse_traceparent(&header), Ok((ids.trace_id, ids.span_id, true)));
-    }
-
-    #[test]
-    fn bad_traceparents_are_refused() {
-        for bad in [
-            "",
-            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331",
-            "00-00000000000000000000000000000000-b7ad6b7169203331-01",
-            "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01",
-            "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-        ] {
-            assert!(parse_traceparent(bad).is_err(), "{bad:?} accepted");
-        }
     }
 }

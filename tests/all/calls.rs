@@ -2,7 +2,8 @@
 
 use crate::{call, config, fixture, host_with, json_output, plugin};
 use tta_host::bindings::{ErrorKind, Level, Value};
-use tta_host::report::{LogSource, MetricKind, parse_traceparent};
+use tta_host::report::{LogSource, MetricKind};
+use tta_host::trace_context::{Parent, parse_traceparent};
 use tta_host::{CallError, CallOptions};
 
 #[tokio::test]
@@ -154,7 +155,11 @@ async fn the_guest_sees_the_traceparent_of_its_own_call_span() {
     let outcome = call(&host, "orchestrator", r#"{"text":"x"}"#).await;
     let report = &outcome.report;
     let traceparent = report.ids.traceparent();
-    let (trace, span, sampled) = parse_traceparent(&traceparent).expect("valid");
+    let Parent {
+        trace_id: trace,
+        span_id: span,
+        sampled,
+    } = parse_traceparent(&traceparent).expect("valid");
     assert_eq!((trace, span, sampled), (report.ids.trace_id, report.ids.span_id, true));
 }
 

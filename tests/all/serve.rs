@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use tta_host::config::TenantConfig;
 use tta_host::server::Server;
 use tta_host::telemetry::{ObservabilityConfig, Telemetry};
-use tta_host::tenant::{TenantConfig, hash_key};
+use tta_host::tenant::hash_key;
 use tta_host::{Host, HostConfig};
 
 pub const KEY_ACME: &str = "acme-secret-key";

@@ -186,7 +186,11 @@ async fn a_three_level_invoke_chain_is_one_trace_and_each_guest_saw_its_own_span
     let mut expected_parent = SpanId::from(0xb7ad6b7169203331u64);
     for depth in 0..3 {
         let traceparent = level["traceparent"].as_str().expect("traceparent");
-        let (trace, span_id, sampled) = tta_host::report::parse_traceparent(traceparent).expect("valid");
+        let tta_host::trace_context::Parent {
+            trace_id: trace,
+            span_id,
+            sampled,
+        } = tta_host::trace_context::parse_traceparent(traceparent).expect("valid");
         assert_eq!(
             trace, 0x0af7651916cd43dd8448eb211c80319c,
             "level {depth} is in the caller's trace"
@@ -640,8 +644,9 @@ async fn check_otlp_chain(protocol: OtlpProtocol) {
     // Each level's traceparent names its span; each span's parent is a span of the same trace.
     let mut level = &output;
     while !level.is_null() {
-        let (_, span_id, _) =
-            tta_host::report::parse_traceparent(level["traceparent"].as_str().expect("tp")).expect("valid");
+        let span_id = tta_host::trace_context::parse_traceparent(level["traceparent"].as_str().expect("tp"))
+            .expect("valid")
+            .span_id;
         let span = calls
             .iter()
             .find(|s| id64(&s.span_id) == span_id)

@@ -130,8 +130,9 @@ primitive = "context-probe"
             .iter()
             .all(|c| c.ids.parent_span_id == Some(main.span_id) && c.ids.trace_id == report.ids.trace_id)
     );
-    let (_, seen_span, _) =
-        tta_host::report::parse_traceparent(out["traceparent"].as_str().expect("tp")).expect("valid");
+    let seen_span = tta_host::trace_context::parse_traceparent(out["traceparent"].as_str().expect("tp"))
+        .expect("valid")
+        .span_id;
     assert_eq!(
         seen_span, report.calls[1].ids.span_id,
         "the guest saw its own call span"
@@ -198,7 +199,7 @@ primitive = "echo"
     };
     let fast = run(&compile(&host, &failing("fail_fast")), "x").await;
     let error = fast.output.expect_err("a branch traps");
-    assert_eq!(error.error_type, "trap");
+    assert_eq!(error.error_type(), "trap");
     let cancelled: u32 = attr(span(&fast.report, "main"), "parallel.cancelled")
         .expect("cancelled")
         .parse()
@@ -322,7 +323,7 @@ primitive = "word-count"
     assert_eq!(output(&through)["text"], "same");
     assert!(through.report.calls.is_empty());
     let not_json = run(&wf, "not json").await;
-    assert_eq!(not_json.output.expect_err("not JSON").error_type, "not_json");
+    assert_eq!(not_json.output.expect_err("not JSON").error_type(), "not_json");
 }
 
 #[tokio::test]
@@ -373,7 +374,7 @@ primitive = "echo"
     assert_eq!(outcome.report.calls.len(), 2, "classifier and route");
     let lost = run(&classified, r#""nowhere""#).await;
     let error = lost.output.expect_err("no route and no default");
-    assert_eq!(error.error_type, "no_route");
+    assert_eq!(error.error_type(), "no_route");
     assert!(error.message.contains("`nowhere`"), "{}", error.message);
 }
 
@@ -462,7 +463,7 @@ primitive = "echo"
         "name = \"fb2\"\n[steps.main]\nfallback = [\"a\", \"b\"]\n[steps.a]\nprimitive = \"flaky\"\n[steps.b]\nprimitive = \"trap\"\n",
     );
     let error = run(&all, r#"{"fail":"permanent"}"#).await.output.expect_err("all fail");
-    assert_eq!(error.error_type, "all_failed");
+    assert_eq!(error.error_type(), "all_failed");
     assert!(
         error.message.starts_with("all 2 alternatives failed"),
         "{}",
@@ -556,7 +557,7 @@ primitive = "json-validate"
             .any(|e| e.name == "circuit_breaker.open")
     );
     let rejected = run(&wf, good).await;
-    assert_eq!(rejected.output.expect_err("open").error_type, "circuit_open");
+    assert_eq!(rejected.output.expect_err("open").error_type(), "circuit_open");
     assert!(rejected.report.calls.is_empty(), "an open breaker calls nothing");
     tokio::time::sleep(Duration::from_millis(80)).await;
     let trial = run(&wf, good).await;

@@ -66,13 +66,19 @@ pub fn bench(c: &mut Criterion) {
             .map(|_| {
                 let (stop, scrapes, slow) = (Arc::clone(&stop), Arc::clone(&scrapes), id == "scraped_slowly");
                 std::thread::spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        if slow {
-                            slow_scrape(addr, &stop);
+                    // At least one scrape each, however soon the calls are done (test mode).
+                    loop {
+                        let answered = if slow {
+                            slow_scrape(addr, &stop)
                         } else {
-                            http_get_metrics(addr);
+                            http_get_metrics(addr) > 0
+                        };
+                        if answered {
+                            scrapes.fetch_add(1, Ordering::Relaxed);
                         }
-                        scrapes.fetch_add(1, Ordering::Relaxed);
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
                     }
                 })
             })
@@ -110,14 +116,20 @@ fn telemetry(endpoint: Option<SocketAddr>, metrics: bool) -> Telemetry {
     .expect("telemetry starts")
 }
 
-/// One scrape read a byte at a time, a millisecond apart: a scraper on a bad link.
-fn slow_scrape(addr: SocketAddr, stop: &AtomicBool) {
+/// One scrape read a byte at a time, a millisecond apart (a scraper on a bad link); whether
+/// it was answered `200`.
+fn slow_scrape(addr: SocketAddr, stop: &AtomicBool) -> bool {
     let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
-        return;
+        return false;
     };
     let _ = stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n");
+    let mut status = Vec::new();
     let mut byte = [0u8; 1];
-    while !stop.load(Ordering::Relaxed) && matches!(stream.read(&mut byte), Ok(1)) {
+    while (status.len() < 12 || !stop.load(Ordering::Relaxed)) && matches!(stream.read(&mut byte), Ok(1)) {
+        if status.len() < 12 {
+            status.push(byte[0]);
+        }
         std::thread::sleep(Duration::from_millis(1));
     }
+    status.starts_with(b"HTTP/1.1 200")
 }

@@ -1,144 +1,30 @@
 //! `tta-host serve`: the HTTP API that runs tenants' primitives and workflows.
 //!
 //! One listener (hyper HTTP/1 with a header-read timeout and a cap on open connections,
-//! so slow clients cannot hold workers or descriptors: `connections`), an axum router
+//! so slow clients cannot hold workers or descriptors: `listener`), an axum router
 //! ([`api`]), the directories watched for plugins and workflows ([`reload`]), and graceful
 //! shutdown: stop accepting, let in-flight requests finish within a bound, flush telemetry.
 //! Nothing queues without bound: a tenant over its quota gets 429, a host out of capacity
 //! gets 503.
 
 pub mod api;
-pub(crate) mod connections;
 pub mod problem;
 pub mod reload;
+pub mod request;
 pub mod uploads;
 
+use crate::config::ServerConfig;
 use crate::host::Host;
-use crate::tenant::{Quotas, Tenants, check_quotas, check_tenants};
+use crate::listener;
+use crate::tenant::Tenants;
 use crate::workflow::Workflow;
 use arc_swap::ArcSwap;
-use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::Semaphore;
-
-/// The `[server]` section of the config.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct ServerConfig {
-    /// Where the HTTP API listens.
-    pub listen: SocketAddr,
-    /// Shared primitives (`*.wasm`), loaded at start and reloaded when files change.
-    pub plugins_dir: Option<PathBuf>,
-    /// Workflows (`*.toml`), loaded at start and reloaded when files change.
-    pub workflows_dir: Option<PathBuf>,
-    /// Where tenants' uploads are kept (`<dir>/<tenant>/<name>.wasm`); uploads are off without it.
-    pub uploads_dir: Option<PathBuf>,
-    /// How often the directories are checked for changes, in milliseconds; 0 turns reload off.
-    pub reload_interval_ms: u64,
-    /// Requests served at once across all tenants; more get 503. Default: `max_instances`.
-    pub max_in_flight: Option<u32>,
-    /// Largest component upload, in bytes.
-    pub max_upload_bytes: usize,
-    /// Uploads compiled at once; more wait up to `compile_timeout_ms`.
-    pub compile_workers: u32,
-    /// Longest an upload may take to validate and compile, in milliseconds.
-    pub compile_timeout_ms: u64,
-    /// How long in-flight requests may take to finish after a shutdown signal, in milliseconds.
-    pub shutdown_grace_ms: u64,
-    /// How long a client may take to send its request headers, in milliseconds; also how
-    /// long a keep-alive connection may wait for its next request.
-    pub header_timeout_ms: u64,
-    /// Connections open at once; past it a new one gets 503 and is closed. Keep it under
-    /// the process's file-descriptor limit (`ulimit -n`).
-    pub max_connections: u32,
-    /// How long a client may take to send its request body, in milliseconds (408 after).
-    pub body_timeout_ms: u64,
-    /// Also serve `/metrics` on the API listener, behind the same scrape credential as the
-    /// metrics port (`telemetry.metrics.bearer_sha256`).
-    pub metrics: bool,
-    /// Quotas of every tenant that does not set its own (`[server.default_quotas]`). A
-    /// `max_concurrent` set nowhere is half of `max_in_flight`, so that no tenant can take
-    /// every slot of the host.
-    pub default_quotas: Quotas,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig {
-            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
-            plugins_dir: None,
-            workflows_dir: None,
-            uploads_dir: None,
-            reload_interval_ms: 1_000,
-            max_in_flight: None,
-            max_upload_bytes: 64 << 20,
-            compile_workers: 1,
-            compile_timeout_ms: 60_000,
-            shutdown_grace_ms: 10_000,
-            header_timeout_ms: 10_000,
-            max_connections: 1_024,
-            body_timeout_ms: 30_000,
-            metrics: false,
-            default_quotas: Quotas::default(),
-        }
-    }
-}
-
-/// Every problem with a config for `serve`, each naming its key; empty when it can serve.
-pub fn check(config: &crate::HostConfig) -> Vec<String> {
-    let mut problems = Vec::new();
-    if let Err(e) = config.validate() {
-        problems.push(e.to_string());
-    }
-    let s = &config.server;
-    for (key, dir) in [
-        ("server.plugins_dir", &s.plugins_dir),
-        ("server.workflows_dir", &s.workflows_dir),
-    ] {
-        if let Some(dir) = dir
-            && !dir.is_dir()
-        {
-            problems.push(format!("{key}: {} is not a directory", dir.display()));
-        }
-    }
-    if let Some(dir) = &s.uploads_dir
-        && dir.exists()
-        && !dir.is_dir()
-    {
-        problems.push(format!(
-            "server.uploads_dir: {} exists and is not a directory",
-            dir.display()
-        ));
-    }
-    let positive: [(&str, u64); 7] = [
-        ("server.body_timeout_ms", s.body_timeout_ms),
-        ("server.max_connections", u64::from(s.max_connections)),
-        ("server.max_upload_bytes", s.max_upload_bytes as u64),
-        ("server.compile_workers", u64::from(s.compile_workers)),
-        ("server.compile_timeout_ms", s.compile_timeout_ms),
-        ("server.header_timeout_ms", s.header_timeout_ms),
-        ("server.max_in_flight", s.max_in_flight.map_or(1, u64::from)),
-    ];
-    for (key, value) in positive {
-        if value == 0 {
-            problems.push(format!("{key} must be greater than 0"));
-        }
-    }
-    problems.extend(check_quotas("server.default_quotas", &s.default_quotas, &config.limits));
-    if config.tenants.is_empty() {
-        problems.push(
-            "no [[tenants]]: every request would be refused; declare at least one tenant with an api_key_sha256 (`tta-host keygen`)"
-                .to_owned(),
-        );
-    }
-    problems.extend(check_tenants(&config.tenants, &config.limits));
-    problems
-}
 
 /// Loads every plugin and compiles every workflow of the configured directories, reporting
 /// each failure on stderr; returns how many plugins were rejected and workflows invalid.
@@ -246,7 +132,7 @@ impl Server {
     }
 
     /// The address the API listens on.
-    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
         self.listener.local_addr()
     }
 
@@ -268,7 +154,7 @@ impl Server {
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let router = api::router(Arc::clone(&self.app));
-        let connection = connections::connection(router, io, Duration::from_millis(self.app.config.header_timeout_ms));
+        let connection = listener::connection(router, io, Duration::from_millis(self.app.config.header_timeout_ms));
         async move {
             let _ = connection.await;
         }
@@ -281,12 +167,12 @@ impl Server {
         let router = api::router(Arc::clone(&app));
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let header_timeout = Duration::from_millis(app.config.header_timeout_ms);
-        let slots = connections::ConnectionSlots::new(app.config.max_connections as usize, "the API");
+        let slots = listener::ConnectionSlots::new(app.config.max_connections as usize, "the API");
         let reload = reload::spawn(Arc::clone(&app));
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
-                stream = connections::accept(&listener, "the API") => {
+                stream = listener::accept(&listener, "the API") => {
                     let Some(slot) = slots.admit(&stream) else {
                         app.host
                             .telemetry()
@@ -296,7 +182,7 @@ impl Server {
                             .inc();
                         continue;
                     };
-                    let connection = graceful.watch(connections::connection(router.clone(), stream, header_timeout));
+                    let connection = graceful.watch(listener::connection(router.clone(), stream, header_timeout));
                     tokio::spawn(async move {
                         let _ = connection.await;
                         drop(slot);

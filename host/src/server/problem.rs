@@ -2,7 +2,7 @@
 //! `detail`, and the ids that find the request in logs and traces.
 
 use crate::error::CallError;
-use crate::workflow::StepError;
+use crate::error::StepError;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -58,7 +58,11 @@ impl Problem {
 
     /// The problem for a failed workflow run.
     pub fn from_step(error: &StepError) -> Self {
-        let mut problem = Problem::new(status_for_type(&error.error_type), &error.error_type, error.to_string());
+        let mut problem = Problem::new(
+            status_for_type(error.error_type()),
+            error.error_type(),
+            error.to_string(),
+        );
         problem.retryable = error.retryable;
         problem.step = Some(error.step.clone());
         problem

@@ -11,7 +11,7 @@
 //! API: its `describe()` runs under its tenant's limits, and its series and artifact go
 //! when its file does.
 
-use super::{App, LoadedWorkflow};
+use super::{App, LoadedWorkflow, uploads};
 use crate::workflow::Workflow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -84,7 +84,7 @@ impl Watcher {
                     continue;
                 }
                 self.uploads.insert(path.clone(), fp);
-                let loaded = match crate::plugin::read(&path) {
+                let loaded = match crate::compile::read(&path) {
                     Ok(bytes) => app.host.inspect_upload(&path, bytes, &tenant.limits).await,
                     Err(e) => Err(e),
                 };
@@ -291,11 +291,6 @@ pub(crate) fn spawn(app: Arc<App>) -> Option<tokio::task::JoinHandle<()>> {
     }))
 }
 
-/// Where the tenant's upload `name` is kept.
-pub(crate) fn upload_path(root: &Path, tenant: &str, name: &str) -> PathBuf {
-    root.join(tenant).join(format!("{name}.wasm"))
-}
-
 /// A temporary upload file older than this was left by a host that died writing it (an
 /// upload is written in well under a second); younger ones may be another replica's.
 const STALE_TEMPORARY: Duration = Duration::from_secs(60);
@@ -308,7 +303,7 @@ fn remove_stale_temporaries(dir: &Path) {
     };
     for path in entries.filter_map(Result::ok).map(|e| e.path()) {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        if !(name.starts_with(super::uploads::TEMPORARY_PREFIX) && name.ends_with(".tmp")) {
+        if !(name.starts_with(uploads::TEMPORARY_PREFIX) && name.ends_with(".tmp")) {
             continue;
         }
         let age = std::fs::metadata(&path)
@@ -319,15 +314,4 @@ fn remove_stale_temporaries(dir: &Path) {
             tracing::info!(file = %path.display(), "removed the temporary file of an unfinished upload");
         }
     }
-}
-
-/// Puts a received upload in place atomically: its temporary file (in the same directory)
-/// synced, renamed over `path`, and the directory synced so the rename survives a crash.
-pub(crate) fn persist(file: tempfile::NamedTempFile, path: &Path) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    file.as_file().sync_all()?;
-    file.persist(path).map_err(|e| e.error)?;
-    #[cfg(unix)]
-    std::fs::File::open(dir)?.sync_all()?;
-    Ok(())
 }

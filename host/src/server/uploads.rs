@@ -18,9 +18,8 @@
 )]
 
 use super::App;
-use super::api::{self, RequestIds};
 use super::problem::Problem;
-use super::reload;
+use super::request::{self as api, RequestIds};
 use crate::plugin::Plugin;
 use crate::tenant::{Tenant, UploadRefusal};
 use axum::body::Body;
@@ -134,7 +133,7 @@ async fn store(
                 ))
             })?
     };
-    let path = reload::upload_path(&root, &tenant.id, name);
+    let path = upload_path(&root, &tenant.id, name);
     let shown = PathBuf::from(format!("{name}.wasm"));
     let received = receive(app, &path, headers, body).await.map_err(fail)?;
     let _capacity = api::capacity(app, tenant, ids)?;
@@ -158,7 +157,7 @@ async fn store(
     let stored = {
         let path = path.clone();
         // The fsyncs take milliseconds per megabyte: off the workers that serve requests.
-        tokio::task::spawn_blocking(move || reload::persist(received.file, &path)).await
+        tokio::task::spawn_blocking(move || persist(received.file, &path)).await
     };
     stored.map_err(|e| fail(storage(&e)))?.map_err(|e| fail(storage(&e)))?;
     watcher.note_upload(&path);
@@ -351,7 +350,7 @@ pub(super) async fn remove(State(app): State<Arc<App>>, Path(name): Path<String>
         let Some(removed) = removed else {
             return Err(api::not_found("primitive", &name));
         };
-        let path = reload::upload_path(&root, &tenant.id, &name);
+        let path = upload_path(&root, &tenant.id, &name);
         if let Err(e) = std::fs::remove_file(&path)
             && e.kind() != std::io::ErrorKind::NotFound
         {
@@ -374,4 +373,20 @@ pub(super) async fn remove(State(app): State<Arc<App>>, Path(name): Path<String>
         Err(problem) => ids.problem(problem),
     };
     api::with_tenant(response, &tenant)
+}
+
+/// Where the tenant's upload `name` is kept.
+pub(crate) fn upload_path(root: &std::path::Path, tenant: &str, name: &str) -> PathBuf {
+    root.join(tenant).join(format!("{name}.wasm"))
+}
+
+/// Puts a received upload in place atomically: its temporary file (in the same directory)
+/// synced, renamed over `path`, and the directory synced so the rename survives a crash.
+pub(crate) fn persist(file: tempfile::NamedTempFile, path: &std::path::Path) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|e| e.error)?;
+    #[cfg(unix)]
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
 }

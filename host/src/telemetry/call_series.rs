@@ -8,7 +8,7 @@
 //! so they are exact. Each histogram's `_count` is the sum of its buckets, so a scrape
 //! racing a call never shows a count that disagrees with `le="+Inf"`.
 
-use crate::telemetry::metrics::{DURATION_BUCKETS, FUEL_BUCKETS, MEMORY_BUCKETS};
+use crate::telemetry::buckets::{DURATION_BUCKETS, FUEL_BUCKETS, MEMORY_BUCKETS};
 use prometheus::core::{Collector, Desc};
 use prometheus::proto;
 use std::collections::HashMap;

@@ -9,8 +9,8 @@
 //! the `/metrics` server, so nothing of telemetry runs on a caller's threads.
 
 use crate::bindings::Level;
+use crate::config::telemetry::LogFormat;
 use crate::report::{CallReport, WorkflowReport};
-use crate::telemetry::config::LogFormat;
 use crate::telemetry::logs::{LogLine, call_logs, workflow_logs};
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::otlp_metrics::{MetricsPusher, to_request};

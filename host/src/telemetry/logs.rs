@@ -6,8 +6,8 @@
 //! `duration_ms`, `status`, …). Guest fields never overwrite those.
 
 use crate::bindings::{Level, Value};
+use crate::config::telemetry::LogFormat;
 use crate::report::{CallReport, LogSource, WorkflowReport};
-use crate::telemetry::config::LogFormat;
 use serde_json::Value as Json;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -39,18 +39,6 @@ const RESERVED: &[&str] = &[
     "span_id",
     "service",
 ];
-
-/// Parses a level name.
-pub fn parse_level(name: &str) -> Option<Level> {
-    Some(match name.to_ascii_lowercase().as_str() {
-        "trace" => Level::Trace,
-        "debug" => Level::Debug,
-        "info" => Level::Info,
-        "warn" | "warning" => Level::Warn,
-        "error" => Level::Error,
-        _ => return None,
-    })
-}
 
 /// The upper-case name of a level, as the TTA.dev format writes it.
 pub fn level_name(level: Level) -> &'static str {
@@ -179,7 +167,7 @@ pub fn workflow_logs(report: &WorkflowReport, min: Level, out: &mut Vec<LogLine>
         ("calls".to_owned(), Json::from(report.calls.len())),
     ];
     if let Some(error) = &report.error {
-        fields.push(("error_type".into(), Json::String(error.error_type.clone())));
+        fields.push(("error_type".into(), Json::String(error.error_type().to_owned())));
         fields.push(("error".into(), Json::String(error.to_string())));
     }
     out.push(LogLine {

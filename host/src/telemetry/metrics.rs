@@ -13,9 +13,10 @@
 //! are removed with the upload ([`Metrics::forget`]).
 
 use crate::bindings::Value;
+use crate::config::telemetry::MetricsConfig;
 use crate::report::{CallReport, GuestMetric, MetricKind};
+use crate::telemetry::buckets::DURATION_BUCKETS;
 use crate::telemetry::call_series::{CallCollector, CallSample, CallSeries};
-use crate::telemetry::config::MetricsConfig;
 use arc_swap::ArcSwap;
 use prometheus::{
     CounterVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
@@ -24,23 +25,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// Seconds, from 10 µs (a warm call) to 10 s. Includes the TTA.dev buckets 0.001, 0.01, 0.1, 0.5, 1, 5.
-pub const DURATION_BUCKETS: &[f64] = &[
-    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-    0.5, 1.0, 2.5, 5.0, 10.0,
-];
-pub(crate) const FUEL_BUCKETS: &[f64] = &[1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10];
-pub(crate) const MEMORY_BUCKETS: &[f64] = &[
-    65_536.0,
-    262_144.0,
-    1_048_576.0,
-    4_194_304.0,
-    16_777_216.0,
-    67_108_864.0,
-    268_435_456.0,
-    1_073_741_824.0,
-    4_294_967_296.0,
-];
 const GUEST_BUCKETS: &[f64] = &[
     0.001,
     0.01,

@@ -7,8 +7,8 @@
 //! [`Telemetry::export`] (a non-blocking hand-over of the finished report). Everything
 //! else (spans, log records, pushes, the `/metrics` server) runs on the export thread.
 
+pub mod buckets;
 pub mod call_series;
-pub mod config;
 pub mod export;
 pub mod file;
 pub mod logs;
@@ -19,7 +19,9 @@ pub mod scrape;
 pub mod spans;
 pub mod tree;
 
-pub use config::{Exporter, LogFormat, ObservabilityConfig, OtlpProtocol, SamplerKind, TelemetryConfigError};
+pub use crate::config::telemetry::{
+    Exporter, LogFormat, ObservabilityConfig, OtlpProtocol, SamplerKind, TelemetryConfigError,
+};
 pub use file::JsonFileSpanExporter;
 pub use metrics::{Metrics, PrimitiveMetrics};
 pub use sampler::Sampler;
@@ -280,7 +282,8 @@ impl TelemetryBuilder {
                         spans,
                         console_traces,
                         logs,
-                        log_level: logs::parse_level(&thread_config.logs.level).unwrap_or(crate::bindings::Level::Info),
+                        log_level: crate::bindings::Level::parse(&thread_config.logs.level)
+                            .unwrap_or(crate::bindings::Level::Info),
                         metrics_pusher: pusher,
                         metrics_interval: Duration::from_millis(thread_config.metrics.export_interval_ms.max(100)),
                         batch_size: thread_config.export.batch_size,
@@ -498,13 +501,13 @@ async fn serve_metrics(listener: std::net::TcpListener, metrics: Arc<Metrics>, a
             async move { auth.respond(&metrics, &headers) }
         }),
     );
-    let slots = crate::server::connections::ConnectionSlots::new(MAX_SCRAPE_CONNECTIONS, "the metrics endpoint");
+    let slots = crate::listener::ConnectionSlots::new(MAX_SCRAPE_CONNECTIONS, "the metrics endpoint");
     loop {
-        let stream = crate::server::connections::accept(&listener, "the metrics endpoint").await;
+        let stream = crate::listener::accept(&listener, "the metrics endpoint").await;
         let Some(slot) = slots.admit(&stream) else {
             continue;
         };
-        let connection = crate::server::connections::connection(app.clone(), stream, SCRAPE_HEADER_TIMEOUT);
+        let connection = crate::listener::connection(app.clone(), stream, SCRAPE_HEADER_TIMEOUT);
         tokio::spawn(async move {
             let _ = connection.await;
             drop(slot);

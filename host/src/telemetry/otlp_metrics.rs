@@ -5,7 +5,7 @@
 //! histograms, following the OpenTelemetry ↔ Prometheus mapping (`_total` is dropped
 //! from counter names, units come from `_seconds`/`_bytes`).
 
-use crate::telemetry::config::{OtlpConfig, OtlpProtocol};
+use crate::config::telemetry::{OtlpConfig, OtlpProtocol};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};

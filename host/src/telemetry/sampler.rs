@@ -3,7 +3,7 @@
 //! It runs once per top-level call, before the call, because the guest's `traceparent`
 //! carries the decision; calls made through `invoke` inherit it.
 
-use crate::telemetry::config::SamplerKind;
+use crate::config::telemetry::SamplerKind;
 
 /// The sampling decision for new traces, as configured.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -4,9 +4,9 @@
 //! Prometheus sends with its `authorization` scrape setting. Without one the endpoint is
 //! open, as Prometheus exporters are on a private network.
 
+use crate::config::telemetry::MetricsConfig;
 use crate::credentials::{self, KeyHash};
 use crate::telemetry::Metrics;
-use crate::telemetry::config::MetricsConfig;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 

@@ -212,12 +212,12 @@ pub fn workflow_spans(report: &WorkflowReport, scopes: &Scopes, out: &mut Vec<Sp
     let status = match &report.error {
         None => Status::Ok,
         Some(error) => {
-            attributes.push(KeyValue::new("error.type", error.error_type.clone()));
+            attributes.push(KeyValue::new("error.type", error.error_type()));
             events.events.push(Event::new(
                 "exception",
                 end,
                 vec![
-                    KeyValue::new("exception.type", error.error_type.clone()),
+                    KeyValue::new("exception.type", error.error_type()),
                     KeyValue::new("exception.message", error.to_string()),
                 ],
                 0,

@@ -40,7 +40,7 @@ pub fn render_workflow(report: &WorkflowReport) -> String {
         None => "ok".to_owned(),
         Some(e) => format!(
             "ERROR {}: {}",
-            e.error_type,
+            e.error_type(),
             e.message.lines().next().unwrap_or_default()
         ),
     };

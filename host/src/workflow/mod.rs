@@ -10,9 +10,10 @@ pub mod plan;
 pub mod run;
 pub mod validate;
 
+pub use crate::error::StepError;
 pub use definition::WorkflowFile;
 pub use plan::{CompileError, Workflow};
-pub use run::{StepError, WorkflowOutcome};
+pub use run::WorkflowOutcome;
 pub use validate::{Problem, parse, validate};
 
 /// The JSON Schema of the workflow file, as `workflows/workflow.schema.json` holds it.

@@ -4,14 +4,12 @@
 //! depth costs heap, not stack.
 
 use crate::bindings::Value;
-use crate::config::Limits;
-use crate::error::CallError;
-use crate::guest_api::new_span_id;
+use crate::error::{ErrorClass, StepError, StepErrorKind};
 use crate::host::CallOptions;
+use crate::invocation::Invocation;
 use crate::plugin::Plugin;
-use crate::report::{CallReport, GuestSpanRecord, SpanEvent, SpanIds, WorkflowReport};
-use crate::sandbox::{self, Invocation};
-use crate::tenant::Access;
+use crate::report::{CallReport, GuestSpanRecord, SpanEvent, WorkflowReport};
+use crate::trace_context::{new_span_id, traceparent};
 use crate::workflow::definition::Comparison;
 use crate::workflow::plan::{BreakerPhase, Kind, RouteBy, Workflow};
 use futures_util::future::BoxFuture;
@@ -20,49 +18,6 @@ use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
-
-/// Why a step failed.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("step `{step}` failed ({error_type}): {message}")]
-pub struct StepError {
-    /// The step that failed (for a combinator, the one whose failure it reports).
-    pub step: String,
-    /// The error type, as in `primitive_errors_total` (`invalid_input`, `trap`, `deadline_exceeded`, …),
-    /// or a combinator's own (`no_route`, `circuit_open`, `all_failed`, `not_json`).
-    pub error_type: String,
-    /// What happened.
-    pub message: String,
-    /// Whether trying again may succeed.
-    pub retryable: bool,
-    /// Whether the guest trapped.
-    pub trap: bool,
-}
-
-impl StepError {
-    fn new(step: &str, error_type: &str, message: impl Into<String>) -> Self {
-        StepError {
-            step: step.to_owned(),
-            error_type: error_type.to_owned(),
-            message: message.into(),
-            retryable: false,
-            trap: false,
-        }
-    }
-
-    fn from_call(step: &str, error: &CallError) -> Self {
-        StepError {
-            step: step.to_owned(),
-            error_type: error.error_type().to_owned(),
-            message: error.to_string(),
-            retryable: match error {
-                CallError::Guest(e) => e.retryable,
-                CallError::DeadlineExceeded { .. } => true,
-                _ => false,
-            },
-            trap: matches!(error, CallError::Trap { .. }),
-        }
-    }
-}
 
 /// The result of one run and its report.
 #[derive(Debug)]
@@ -92,15 +47,10 @@ struct Collected {
 
 struct Run<'w> {
     wf: &'w Workflow,
-    correlation_id: String,
-    tenant: String,
-    trace_id: u128,
-    sampled: bool,
-    tracestate: String,
+    /// The run's own invocation: its ids, tenant and limits; each leaf's is a step of it.
+    invocation: Invocation,
     /// The tenant as a metric label (bounded), looked up once per run.
     tenant_label: String,
-    limits: Limits,
-    access: Option<Arc<Access>>,
     collected: Mutex<Collected>,
 }
 
@@ -175,14 +125,8 @@ impl Workflow {
         let tenant_label = metrics.tenant_label(&invocation.tenant);
         let run = Run {
             wf: self,
-            correlation_id: invocation.correlation_id.clone(),
-            tenant: invocation.tenant.clone(),
-            trace_id: invocation.ids.trace_id,
-            sampled: invocation.ids.sampled,
-            tracestate: invocation.tracestate.clone(),
+            invocation: invocation.clone(),
             tenant_label: tenant_label.clone(),
-            limits: invocation.limits,
-            access: invocation.access.clone(),
             collected: Mutex::new(Collected::default()),
         };
         let active = metrics.active_workflows.with_label_values(&[&tenant_label]);
@@ -236,7 +180,7 @@ impl Run<'_> {
         span.record.end = Some(SystemTime::now());
         if let Err(e) = result {
             span.record.error = Some(e.to_string());
-            span.attr("error.type", text(&e.error_type));
+            span.attr("error.type", text(e.error_type()));
         }
         self.collected
             .lock()
@@ -252,33 +196,8 @@ impl Run<'_> {
 
     /// Calls `plugin` on `input` as step `step` under `scope`.
     async fn call(&self, step: &str, plugin: &Arc<Plugin>, input: &[u8], scope: &Scope) -> Result<Vec<u8>, StepError> {
-        let shared = self.wf.host.shared();
-        let limits = &self.limits;
-        let now = Instant::now();
-        let deadline = match scope.deadline {
-            Some(d) => d.min(now + limits.timeout()),
-            None => now + limits.timeout(),
-        };
-        let invocation = Invocation {
-            correlation_id: self.correlation_id.clone(),
-            tenant: self.tenant.clone(),
-            ids: SpanIds {
-                trace_id: self.trace_id,
-                span_id: new_span_id(),
-                parent_span_id: Some(scope.parent),
-                sampled: self.sampled,
-            },
-            tracestate: self.tracestate.clone(),
-            data: scope.data.clone(),
-            deadline,
-            timeout: deadline.saturating_duration_since(now),
-            fuel: limits.fuel,
-            depth: 0,
-            remote_parent: false,
-            limits: *limits,
-            access: self.access.clone(),
-        };
-        let (result, report) = sandbox::execute(shared, plugin, invocation, input).await;
+        let invocation = self.invocation.step(scope.parent, scope.data.clone(), scope.deadline);
+        let (result, report) = self.wf.host.execute(plugin, invocation, input).await;
         self.collected
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -299,31 +218,31 @@ impl Run<'_> {
         span: &mut StepSpan,
     ) -> Result<Vec<u8>, StepError> {
         let now = Instant::now();
-        let deadline = scope
-            .deadline
-            .map_or(now + self.limits.timeout(), |d| d.min(now + self.limits.timeout()));
+        let deadline = scope.deadline.map_or(now + self.invocation.limits.timeout(), |d| {
+            d.min(now + self.invocation.limits.timeout())
+        });
         span.attr("http.request.method", text("POST"));
         span.attr("url.full", text(url));
-        let traceparent = crate::report::traceparent(self.trace_id, span.id(), self.sampled);
+        let traceparent = traceparent(self.invocation.ids.trace_id, span.id(), self.invocation.ids.sampled);
         let mut request = remote_client()
             .post(url)
             .timeout(deadline.saturating_duration_since(now))
             .header("traceparent", traceparent)
-            .header("x-correlation-id", &self.correlation_id)
+            .header("x-correlation-id", &self.invocation.correlation_id)
             .header("content-type", "application/json")
             .body(input);
-        if !self.tracestate.is_empty() {
-            request = request.header("tracestate", &self.tracestate);
+        if !self.invocation.tracestate.is_empty() {
+            request = request.header("tracestate", &self.invocation.tracestate);
         }
         if let Some(key) = api_key {
             request = request.header("authorization", format!("Bearer {key}"));
         }
         let unreachable = |e: reqwest::Error| {
-            let kind = if e.is_timeout() {
-                "deadline_exceeded"
+            let kind = StepErrorKind::Call(if e.is_timeout() {
+                ErrorClass::DeadlineExceeded
             } else {
-                "unavailable"
-            };
+                ErrorClass::Unavailable
+            });
             let mut error = StepError::new(step, kind, format!("remote primitive {url}: {e}"));
             error.retryable = true;
             error
@@ -331,13 +250,13 @@ impl Run<'_> {
         let mut response = request.send().await.map_err(unreachable)?;
         let status = response.status();
         span.attr("http.response.status_code", Value::Int(i64::from(status.as_u16())));
-        let limit = self.limits.max_output_bytes;
+        let limit = self.invocation.limits.max_output_bytes;
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(unreachable)? {
             if body.len() + chunk.len() > limit {
                 return Err(StepError::new(
                     step,
-                    "payload_too_large",
+                    StepErrorKind::Call(ErrorClass::PayloadTooLarge),
                     format!("remote primitive {url} answered more than {limit} bytes"),
                 ));
             }
@@ -351,7 +270,7 @@ impl Run<'_> {
         let field = |key: &str| problem.get(key).and_then(Json::as_str).map(str::to_owned);
         let mut error = StepError::new(
             step,
-            &field("type").unwrap_or_else(|| "remote_error".to_owned()),
+            field("type").map_or(StepErrorKind::RemoteError, |t| StepErrorKind::from_name(&t)),
             format!(
                 "remote primitive {url} answered {status}: {}",
                 field("detail").unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(200).collect())
@@ -419,7 +338,7 @@ impl Run<'_> {
                 let document = serde_json::from_slice::<Json>(&input).map_err(|e| {
                     StepError::new(
                         name,
-                        "not_json",
+                        StepErrorKind::NotJson,
                         format!("the input is not JSON ({e}); a condition reads JSON"),
                     )
                 })?;
@@ -460,7 +379,7 @@ impl Run<'_> {
                             let known: Vec<&str> = routes.keys().map(String::as_str).collect();
                             return Err(StepError::new(
                                 name,
-                                "no_route",
+                                StepErrorKind::NoRoute,
                                 format!(
                                     "the {how} chose {}, which is not a route ({}), and there is no default",
                                     wanted.map_or("nothing".to_owned(), |w| format!("`{w}`")),
@@ -489,7 +408,7 @@ impl Run<'_> {
                     Some(&target) => self.step(target, input, scope).await,
                     None => Err(StepError::new(
                         name,
-                        "no_route",
+                        StepErrorKind::NoRoute,
                         format!("route `{route}` has no target"),
                     )),
                 }
@@ -574,7 +493,7 @@ impl Run<'_> {
                 let last = errors.last().cloned();
                 Err(StepError {
                     step: name.to_owned(),
-                    error_type: "all_failed".into(),
+                    kind: StepErrorKind::AllFailed,
                     message: format!(
                         "all {} alternatives failed: {}",
                         errors.len(),
@@ -602,13 +521,13 @@ impl Run<'_> {
                         retryable: true,
                         ..StepError::new(
                             name,
-                            "deadline_exceeded",
+                            StepErrorKind::Call(ErrorClass::DeadlineExceeded),
                             format!("took longer than {} ms", limit.as_millis()),
                         )
                     }),
                 };
                 if let Err(e) = &result
-                    && e.error_type == "deadline_exceeded"
+                    && e.kind == StepErrorKind::Call(ErrorClass::DeadlineExceeded)
                     && Instant::now() >= deadline
                 {
                     let (workflow, tenant) = self.labels();
@@ -631,7 +550,11 @@ impl Run<'_> {
             } => {
                 let started = Instant::now();
                 let mut hasher = Sha256::new();
-                for part in [self.wf.name.as_bytes(), name.as_bytes(), self.tenant.as_bytes()] {
+                for part in [
+                    self.wf.name.as_bytes(),
+                    name.as_bytes(),
+                    self.invocation.tenant.as_bytes(),
+                ] {
                     hasher.update((part.len() as u64).to_le_bytes());
                     hasher.update(part);
                 }
@@ -718,7 +641,7 @@ impl Run<'_> {
                                 .map_or(Duration::ZERO, |at| cooldown.saturating_sub(at.elapsed()));
                             return Err(StepError::new(
                                 name,
-                                "circuit_open",
+                                StepErrorKind::CircuitOpen,
                                 format!(
                                     "circuit breaker `{name}` is open after repeated failures; it lets a trial call through in {} ms",
                                     left.as_millis()
@@ -890,7 +813,7 @@ impl Run<'_> {
         if !errors.is_empty() {
             return Err(StepError {
                 step: name.to_owned(),
-                error_type: errors[0].error_type.clone(),
+                kind: errors[0].kind,
                 message: format!(
                     "{} of {} branches failed: {}",
                     errors.len(),
@@ -947,7 +870,7 @@ fn remote_client() -> &'static reqwest::Client {
 fn unreachable_primitive(step: &str) -> StepResult {
     Err(StepError::new(
         step,
-        "host",
+        StepErrorKind::Call(ErrorClass::Host),
         "a primitive step reached the combinator path",
     ))
 }

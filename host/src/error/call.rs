@@ -1,147 +1,8 @@
-//! The errors of the library boundary: why a component was not loaded, and why a call failed.
-//!
-//! Every message says what happened, where, and how to fix it, in one line. Traps are
-//! classified by downcasting wasmtime's error chain, never by matching its text.
+//! Why a call produced no output, and the closed set of classes a failure falls in.
 
 use crate::bindings::{ErrorKind, WitError};
 use std::fmt;
-use std::path::PathBuf;
 use std::time::Duration;
-
-/// The WIT world every primitive must fit.
-pub const WORLD: &str = "tta:primitives/primitive-plugin@0.1.0";
-
-/// Why a file was not accepted as a primitive.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    /// The file does not exist.
-    #[error("{}: no such file; check the path, or build the plugins with `cargo xtask plugins`", .path.display())]
-    NotFound {
-        /// The file.
-        path: PathBuf,
-    },
-    /// The file exists but could not be read.
-    #[error("{}: cannot read: {source}", .path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The I/O failure.
-        source: std::io::Error,
-    },
-    /// The bytes are not WebAssembly at all.
-    #[error("{}: not a WebAssembly file (it does not start with `\\0asm`); pass a `.wasm` component", .path.display())]
-    NotWasm {
-        /// The file.
-        path: PathBuf,
-    },
-    /// The file ends before a complete header.
-    #[error("{}: truncated: {len} bytes is too short for a WebAssembly header; rebuild or re-copy the file", .path.display())]
-    Truncated {
-        /// The file.
-        path: PathBuf,
-        /// Its length.
-        len: usize,
-    },
-    /// A core module where a component is needed.
-    #[error(
-        "{}: this is a core WebAssembly module, not a component; build it as a component: \
-         `cargo build --target wasm32-wasip2`, or `wasm-tools component new {} -o component.wasm`",
-        .path.display(), .path.display()
-    )]
-    CoreModule {
-        /// The file.
-        path: PathBuf,
-    },
-    /// The component failed validation or compilation (including truncation inside it).
-    #[error("{}: invalid component: {reason}", .path.display())]
-    Invalid {
-        /// The file.
-        path: PathBuf,
-        /// wasmtime's reason, with the byte offset where it applies.
-        reason: String,
-    },
-    /// A valid component that does not fit the `primitive-plugin` world.
-    #[error("{}: does not fit world `{WORLD}`: {reason}", .path.display())]
-    WrongWorld {
-        /// The file.
-        path: PathBuf,
-        /// The missing or mismatched import or export.
-        reason: String,
-    },
-    /// `describe()` failed or returned unusable metadata.
-    #[error("{}: describe() failed: {reason}", .path.display())]
-    Describe {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
-    /// Two files describe primitives with the same name.
-    #[error("{}: primitive name `{name}` is already taken by {}; rename one of them in describe()", .path.display(), .existing.display())]
-    Duplicate {
-        /// The file rejected.
-        path: PathBuf,
-        /// The name both use.
-        name: String,
-        /// The file loaded first.
-        existing: PathBuf,
-    },
-}
-
-impl LoadError {
-    /// A short, stable name of the kind of rejection, for APIs and metrics.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            LoadError::NotFound { .. } => "not_found",
-            LoadError::Io { .. } => "io",
-            LoadError::NotWasm { .. } => "not_wasm",
-            LoadError::Truncated { .. } => "truncated",
-            LoadError::CoreModule { .. } => "core_module",
-            LoadError::Invalid { .. } => "invalid_component",
-            LoadError::WrongWorld { .. } => "wrong_world",
-            LoadError::Describe { .. } => "describe_failed",
-            LoadError::Duplicate { .. } => "duplicate_name",
-        }
-    }
-
-    /// The file the error is about.
-    pub fn path(&self) -> &std::path::Path {
-        match self {
-            LoadError::NotFound { path }
-            | LoadError::Io { path, .. }
-            | LoadError::NotWasm { path }
-            | LoadError::Truncated { path, .. }
-            | LoadError::CoreModule { path }
-            | LoadError::Invalid { path, .. }
-            | LoadError::WrongWorld { path, .. }
-            | LoadError::Describe { path, .. }
-            | LoadError::Duplicate { path, .. } => path,
-        }
-    }
-
-    /// The same error about `shown` instead of its file: what a tenant is told about its
-    /// upload, which names the upload and never the host's directories.
-    #[must_use]
-    pub fn shown_as(mut self, shown: &std::path::Path) -> Self {
-        match &mut self {
-            LoadError::NotFound { path }
-            | LoadError::Io { path, .. }
-            | LoadError::NotWasm { path }
-            | LoadError::Truncated { path, .. }
-            | LoadError::CoreModule { path }
-            | LoadError::Invalid { path, .. }
-            | LoadError::WrongWorld { path, .. }
-            | LoadError::Describe { path, .. } => shown.clone_into(path),
-            LoadError::Duplicate { path, existing, .. } => {
-                shown.clone_into(path);
-                if let Some(name) = existing.file_name() {
-                    *existing = std::path::PathBuf::from(name);
-                }
-            }
-        }
-        self
-    }
-}
 
 /// An error a guest returned through the WIT `error` record.
 #[derive(Debug, Clone, PartialEq)]
@@ -312,41 +173,37 @@ fn backtrace_suffix(backtrace: &str) -> String {
 }
 
 impl CallError {
+    /// The class of this error, from a closed set.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            CallError::UnknownPrimitive { .. } => ErrorClass::NotFound,
+            CallError::InputTooLarge { .. } | CallError::OutputTooLarge { .. } => ErrorClass::PayloadTooLarge,
+            CallError::OutOfFuel { .. } => ErrorClass::FuelExhausted,
+            CallError::DeadlineExceeded { .. } => ErrorClass::DeadlineExceeded,
+            CallError::MemoryLimit { .. } => ErrorClass::MemoryLimit,
+            CallError::StackExhausted { .. } => ErrorClass::StackExhausted,
+            CallError::Trap { .. } => ErrorClass::Trap,
+            CallError::Guest(e) => match e.kind {
+                ErrorKind::InvalidInput => ErrorClass::InvalidInput,
+                ErrorKind::NotFound => ErrorClass::NotFound,
+                ErrorKind::Unavailable => ErrorClass::Unavailable,
+                ErrorKind::Timeout => ErrorClass::Timeout,
+                ErrorKind::Internal => ErrorClass::Internal,
+            },
+            CallError::InvokeDepth { .. } => ErrorClass::InvokeDepth,
+            CallError::Instantiate(_) => ErrorClass::Instantiate,
+            CallError::Host(_) => ErrorClass::Host,
+        }
+    }
+
     /// A short, stable name of the error class for metrics, logs and APIs.
     pub fn error_type(&self) -> &'static str {
-        match self {
-            CallError::UnknownPrimitive { .. } => "not_found",
-            CallError::InputTooLarge { .. } | CallError::OutputTooLarge { .. } => "payload_too_large",
-            CallError::OutOfFuel { .. } => "fuel_exhausted",
-            CallError::DeadlineExceeded { .. } => "deadline_exceeded",
-            CallError::MemoryLimit { .. } => "memory_limit",
-            CallError::StackExhausted { .. } => "stack_exhausted",
-            CallError::Trap { .. } => "trap",
-            CallError::Guest(e) => match e.kind {
-                ErrorKind::InvalidInput => "invalid_input",
-                ErrorKind::NotFound => "not_found",
-                ErrorKind::Unavailable => "unavailable",
-                ErrorKind::Timeout => "timeout",
-                ErrorKind::Internal => "internal",
-            },
-            CallError::InvokeDepth { .. } => "invoke_depth",
-            CallError::Instantiate(_) => "instantiate",
-            CallError::Host(_) => "host",
-        }
+        self.class().name()
     }
 
     /// Whether the call hit a resource limit (as opposed to failing on its own).
     pub fn is_limit(&self) -> bool {
-        matches!(
-            self,
-            CallError::InputTooLarge { .. }
-                | CallError::OutputTooLarge { .. }
-                | CallError::OutOfFuel { .. }
-                | CallError::DeadlineExceeded { .. }
-                | CallError::MemoryLimit { .. }
-                | CallError::StackExhausted { .. }
-                | CallError::InvokeDepth { .. }
-        )
+        self.class().is_limit()
     }
 
     /// How this error looks to a guest that called the failing primitive through `invoke`.
@@ -379,5 +236,97 @@ impl CallError {
                 retryable: false,
             },
         }
+    }
+}
+
+/// The class of a failed call: the `error_type` label of `primitive_errors_total`, the
+/// `type` of a problem document, the `error.type` of a span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorClass {
+    /// No such primitive, or the guest said `not-found`.
+    NotFound,
+    /// The input or the output is over its limit.
+    PayloadTooLarge,
+    /// The call burned its fuel.
+    FuelExhausted,
+    /// The call ran past its deadline.
+    DeadlineExceeded,
+    /// The guest grew memory past its limit.
+    MemoryLimit,
+    /// The guest exhausted its stack.
+    StackExhausted,
+    /// The guest trapped.
+    Trap,
+    /// The guest said `invalid-input`.
+    InvalidInput,
+    /// The guest said `unavailable`, or a remote primitive could not be reached.
+    Unavailable,
+    /// The guest said `timeout`.
+    Timeout,
+    /// The guest said `internal`.
+    Internal,
+    /// `invoke` nested too deep.
+    InvokeDepth,
+    /// The component could not be instantiated.
+    Instantiate,
+    /// The host failed.
+    Host,
+}
+
+impl ErrorClass {
+    /// Every class, for lookups by name.
+    pub const ALL: [ErrorClass; 14] = [
+        ErrorClass::NotFound,
+        ErrorClass::PayloadTooLarge,
+        ErrorClass::FuelExhausted,
+        ErrorClass::DeadlineExceeded,
+        ErrorClass::MemoryLimit,
+        ErrorClass::StackExhausted,
+        ErrorClass::Trap,
+        ErrorClass::InvalidInput,
+        ErrorClass::Unavailable,
+        ErrorClass::Timeout,
+        ErrorClass::Internal,
+        ErrorClass::InvokeDepth,
+        ErrorClass::Instantiate,
+        ErrorClass::Host,
+    ];
+
+    /// Its stable name, e.g. `fuel_exhausted`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorClass::NotFound => "not_found",
+            ErrorClass::PayloadTooLarge => "payload_too_large",
+            ErrorClass::FuelExhausted => "fuel_exhausted",
+            ErrorClass::DeadlineExceeded => "deadline_exceeded",
+            ErrorClass::MemoryLimit => "memory_limit",
+            ErrorClass::StackExhausted => "stack_exhausted",
+            ErrorClass::Trap => "trap",
+            ErrorClass::InvalidInput => "invalid_input",
+            ErrorClass::Unavailable => "unavailable",
+            ErrorClass::Timeout => "timeout",
+            ErrorClass::Internal => "internal",
+            ErrorClass::InvokeDepth => "invoke_depth",
+            ErrorClass::Instantiate => "instantiate",
+            ErrorClass::Host => "host",
+        }
+    }
+
+    /// The class named `name`, if it is one.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    /// Whether it is a resource limit (as opposed to a failure of the call's own).
+    pub fn is_limit(self) -> bool {
+        matches!(
+            self,
+            ErrorClass::PayloadTooLarge
+                | ErrorClass::FuelExhausted
+                | ErrorClass::DeadlineExceeded
+                | ErrorClass::MemoryLimit
+                | ErrorClass::StackExhausted
+                | ErrorClass::InvokeDepth
+        )
     }
 }

@@ -8,16 +8,17 @@
 //! that never call out pay nothing.
 
 use crate::bindings::Value;
-use crate::guest_api::new_span_id;
+use crate::config::HttpPolicy;
+use crate::invocation::Invocation;
 use crate::report::GuestSpanRecord;
-use crate::sandbox::Invocation;
 use crate::telemetry::Metrics;
-use crate::tenant::HttpPolicy;
+use crate::trace_context::{new_span_id, traceparent};
 use http_body_util::BodyExt as _;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
-use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpHooks};
+use wasmtime::component::Linker;
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpHooks, WasiHttpView};
 
 type SendFuture = Box<
     dyn Future<
@@ -27,6 +28,12 @@ type SendFuture = Box<
             )>,
         > + Send,
 >;
+
+/// Adds `wasi:http/outgoing-handler` and its types to `linker` (no incoming handler: a
+/// primitive is called through its export, never served).
+pub fn add_to_linker<T: WasiHttpView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)
+}
 
 /// The `wasi:http` state of one call.
 pub(crate) struct OutgoingHttp {
@@ -177,7 +184,7 @@ impl WasiHttpHooks for Hooks {
                 .to_owned();
             return refuse(record, reason, Error::HttpRequestDenied);
         }
-        let traceparent = crate::report::traceparent(self.trace_id, span_id, self.sampled);
+        let traceparent = traceparent(self.trace_id, span_id, self.sampled);
         let headers = request.headers_mut();
         if let Ok(value) = axum::http::HeaderValue::from_str(&traceparent) {
             headers.insert("traceparent", value);

@@ -1,70 +1,24 @@
-//! Host configuration: the limits every call runs under, and where things live.
+//! Host configuration as data: one module per section, each with its defaults and its
+//! checks. Runtime modules import these types; nothing here imports the runtime.
 //!
 //! The defaults are safe for untrusted guests. A config file (`tta.toml`) overrides
-//! them and CLI flags override the file; see the README for every key.
+//! them, `OTEL_*` variables override the file's telemetry, and CLI flags override both;
+//! see `docs/configuration.md` for every key.
+
+pub mod flags;
+pub mod limits;
+pub mod server;
+pub mod telemetry;
+pub mod tenants;
+
+pub use flags::{LimitFlags, ServerFlags, TelemetryFlags};
+pub use limits::Limits;
+pub use server::ServerConfig;
+pub use telemetry::{ObservabilityConfig, TelemetryConfigError};
+pub use tenants::{HttpPolicy, Quotas, TenantConfig};
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-/// Per-call limits: what one guest call may consume before the host stops it.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct Limits {
-    /// Fuel (roughly, wasm instructions) one call may burn, nested `invoke` calls included.
-    pub fuel: u64,
-    /// Wall-clock time one call may take, in milliseconds.
-    pub timeout_ms: u64,
-    /// Linear memory one instance may grow to, in bytes.
-    pub max_memory_bytes: usize,
-    /// Table elements one instance may hold.
-    pub max_table_elements: usize,
-    /// Bytes of native stack wasm code may use.
-    pub max_wasm_stack_bytes: usize,
-    /// Largest input accepted, in bytes.
-    pub max_input_bytes: usize,
-    /// Largest output accepted from a guest, in bytes.
-    pub max_output_bytes: usize,
-    /// Bytes of guest stdout and of stderr kept per call; the rest is counted and dropped.
-    pub max_stdio_bytes: usize,
-    /// Log records a call may emit; further ones are counted and dropped.
-    pub max_log_records: usize,
-    /// Spans a call may open; further ones are counted and dropped.
-    pub max_spans: usize,
-    /// Guest metric points a call may record; further ones are counted and dropped.
-    pub max_metric_points: usize,
-    /// Attributes and events kept per span.
-    pub max_span_items: usize,
-    /// How deep `invoke` calls may nest.
-    pub max_invoke_depth: u32,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            fuel: 2_000_000_000,
-            timeout_ms: 5_000,
-            max_memory_bytes: 256 << 20,
-            max_table_elements: 100_000,
-            max_wasm_stack_bytes: 1 << 20,
-            max_input_bytes: 8 << 20,
-            max_output_bytes: 8 << 20,
-            max_stdio_bytes: 64 << 10,
-            max_log_records: 1_000,
-            max_spans: 256,
-            max_metric_points: 1_000,
-            max_span_items: 128,
-            max_invoke_depth: 8,
-        }
-    }
-}
-
-impl Limits {
-    /// The wall-clock limit as a duration.
-    pub fn timeout(&self) -> Duration {
-        Duration::from_millis(self.timeout_ms)
-    }
-}
 
 /// Everything the host needs at start-up.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -86,11 +40,11 @@ pub struct HostConfig {
     /// How often the epoch ticker fires, in milliseconds; deadlines are this precise.
     pub epoch_tick_ms: u64,
     /// Observability: exporters, sampling, metrics endpoint, log format.
-    pub telemetry: crate::telemetry::ObservabilityConfig,
+    pub telemetry: ObservabilityConfig,
     /// `tta-host serve`: listener, directories, upload and shutdown bounds.
-    pub server: crate::server::ServerConfig,
+    pub server: ServerConfig,
     /// The tenants `serve` authenticates, with their access and quotas (`[[tenants]]`).
-    pub tenants: Vec<crate::tenant::TenantConfig>,
+    pub tenants: Vec<TenantConfig>,
 }
 
 impl Default for HostConfig {
@@ -102,8 +56,8 @@ impl Default for HostConfig {
             max_instances: 128,
             keep_resident_bytes: 2 << 20,
             epoch_tick_ms: 5,
-            telemetry: crate::telemetry::ObservabilityConfig::default(),
-            server: crate::server::ServerConfig::default(),
+            telemetry: ObservabilityConfig::default(),
+            server: ServerConfig::default(),
             tenants: Vec::new(),
         }
     }
@@ -130,7 +84,7 @@ pub enum ConfigError {
     },
     /// A `[telemetry]` setting is invalid.
     #[error(transparent)]
-    Telemetry(#[from] crate::telemetry::TelemetryConfigError),
+    Telemetry(#[from] TelemetryConfigError),
     /// A value is out of range.
     #[error("config value `{key}` is invalid: {message}")]
     Value {
@@ -141,7 +95,41 @@ pub enum ConfigError {
     },
 }
 
+/// The layers a config is built from, lowest first: the file, the environment, the flags.
+pub struct Layers<'a> {
+    /// The config file, if any.
+    pub file: Option<&'a Path>,
+    /// Reads an environment variable (`OTEL_*`).
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+    /// Limit flags.
+    pub limits: &'a LimitFlags,
+    /// Telemetry flags.
+    pub telemetry: &'a TelemetryFlags,
+    /// `serve`'s flags, for `serve`.
+    pub server: Option<&'a ServerFlags>,
+    /// Whether a `/metrics` listener of the file or the environment stays on; a command
+    /// that ends at once serves one only when `--metrics-addr` asks.
+    pub metrics_port: bool,
+}
+
 impl HostConfig {
+    /// Builds the config from its layers: the file (validated), then the `OTEL_*`
+    /// environment, then the flags. The whole is not validated again: `serve --check`
+    /// reports every problem itself, everything else calls [`HostConfig::validate`].
+    pub fn build(layers: &Layers<'_>) -> Result<Self, ConfigError> {
+        let mut config = match layers.file {
+            Some(path) => Self::from_file(path)?,
+            None => Self::default(),
+        };
+        config.telemetry.apply_env(layers.env)?;
+        layers.limits.apply(&mut config)?;
+        layers.telemetry.apply(&mut config.telemetry, layers.metrics_port);
+        if let Some(server) = layers.server {
+            server.apply(&mut config.server);
+        }
+        Ok(config)
+    }
+
     /// Reads a TOML config file; keys not given keep their defaults.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {

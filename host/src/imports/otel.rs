@@ -7,13 +7,14 @@
 //! kept where they are sound; a guest cannot graft its spans onto another trace or reuse the
 //! host's span ids.
 
+use super::telemetry::{Recorder, bounded, bounded_attributes};
 use crate::bindings::Level;
 use crate::bindings::Value;
 use crate::bindings::wasi::otel::{logs, metrics, tracing, types};
-use crate::guest_api::{bounded, bounded_attributes, new_span_id};
 use crate::report::{GuestSpanRecord, MetricKind, SpanEvent};
-use crate::sandbox::CallState;
+use crate::trace_context::new_span_id;
 use std::time::{Duration, SystemTime};
+use wasmtime::component::{HasData, Linker};
 use wasmtime_wasi::p2::bindings::clocks::wall_clock::Datetime;
 
 /// An OpenTelemetry `AnyValue`, JSON-encoded by the guest, as an attribute value.
@@ -73,12 +74,48 @@ fn number(n: metrics::MetricNumber) -> f64 {
     }
 }
 
-impl CallState {
+/// What `wasi:otel` keeps per call besides the records: the span ids a guest's SDK
+/// announced as started, so children ending first find their parent.
+#[derive(Debug, Default)]
+pub struct OtelState {
+    started: Vec<u64>,
+}
+
+/// The part of a call's state `wasi:otel` works on.
+pub struct OtelCtx<'a> {
+    /// Where the records go.
+    pub rec: &'a mut Recorder,
+    /// This capability's own state.
+    pub state: &'a mut OtelState,
+}
+
+/// A store whose data offers `wasi:otel`.
+pub trait OtelView: Send {
+    /// The records and the `wasi:otel` state of the call.
+    fn otel(&mut self) -> OtelCtx<'_>;
+}
+
+struct HasOtel;
+
+impl HasData for HasOtel {
+    type Data<'a> = OtelCtx<'a>;
+}
+
+/// Adds `wasi:otel/{types,tracing,logs,metrics}` to `linker`.
+pub fn add_to_linker<T: OtelView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    types::add_to_linker::<T, HasOtel>(linker, T::otel)?;
+    tracing::add_to_linker::<T, HasOtel>(linker, T::otel)?;
+    logs::add_to_linker::<T, HasOtel>(linker, T::otel)?;
+    metrics::add_to_linker::<T, HasOtel>(linker, T::otel)?;
+    Ok(())
+}
+
+impl OtelCtx<'_> {
     /// Whether `id` names a span of this call: its own, a guest span, or one a guest started.
     fn is_call_span(&self, id: u64) -> bool {
-        id == self.invocation.ids.span_id
-            || self.otel_started.contains(&id)
-            || self.report.spans.iter().any(|s| s.span_id == id)
+        id == self.rec.report.ids.span_id
+            || self.state.started.contains(&id)
+            || self.rec.report.spans.iter().any(|s| s.span_id == id)
     }
 
     /// The span a guest's span or log record belongs to: the one it names (hex) if that is a
@@ -86,7 +123,7 @@ impl CallState {
     fn named_or_current_span(&self, hex: Option<&str>) -> u64 {
         match hex.and_then(span_id) {
             Some(id) if self.is_call_span(id) => id,
-            _ => self.current_span_id(),
+            _ => self.rec.current_span_id(),
         }
     }
 
@@ -98,44 +135,49 @@ impl CallState {
         }
         let mean = sum / count as f64;
         let room = self
+            .rec
             .limits()
             .max_metric_points
-            .saturating_sub(self.report.metrics.len()) as u64;
+            .saturating_sub(self.rec.report.metrics.len()) as u64;
         for _ in 0..count.min(room) {
-            self.record_metric(MetricKind::Histogram, name.to_owned(), mean, attrs.to_vec());
+            self.rec
+                .record_metric(MetricKind::Histogram, name.to_owned(), mean, attrs.to_vec());
         }
-        self.report.dropped.metrics += count.saturating_sub(room);
+        self.rec.report.dropped.metrics += count.saturating_sub(room);
     }
 }
 
-impl types::Host for CallState {}
+impl types::Host for OtelCtx<'_> {}
 
-impl tracing::Host for CallState {
+impl tracing::Host for OtelCtx<'_> {
     fn on_start(&mut self, context: tracing::SpanContext) -> wasmtime::Result<()> {
         if let Some(id) = span_id(&context.span_id)
-            && self.otel_started.len() < self.limits().max_spans
+            && self.state.started.len() < self.rec.limits().max_spans
         {
-            self.otel_started.push(id);
+            self.state.started.push(id);
         }
         Ok(())
     }
 
     fn on_end(&mut self, span: tracing::SpanData) -> wasmtime::Result<()> {
-        if self.report.spans.len() >= self.limits().max_spans {
-            self.report.dropped.spans += 1;
+        if self.rec.report.spans.len() >= self.rec.limits().max_spans {
+            self.rec.report.dropped.spans += 1;
             return Ok(());
         }
         let own = span_id(&span.span_context.span_id);
         let span_id = match own {
-            Some(id) if id != self.invocation.ids.span_id && !self.report.spans.iter().any(|s| s.span_id == id) => id,
+            Some(id) if id != self.rec.report.ids.span_id && !self.rec.report.spans.iter().any(|s| s.span_id == id) => {
+                id
+            }
             _ => new_span_id(),
         };
         let parent_span_id = self.named_or_current_span(Some(&span.parent_span_id));
-        let max_items = self.limits().max_span_items;
+        let max_items = self.rec.limits().max_span_items;
         let (attributes, dropped) = bounded_attributes(attributes(span.attributes), max_items);
-        self.report.dropped.span_items += dropped + u64::from(span.dropped_attributes) + u64::from(span.dropped_events);
+        self.rec.report.dropped.span_items +=
+            dropped + u64::from(span.dropped_attributes) + u64::from(span.dropped_events);
         let room = max_items.saturating_sub(attributes.len());
-        self.report.dropped.span_items += span.events.len().saturating_sub(room) as u64;
+        self.rec.report.dropped.span_items += span.events.len().saturating_sub(room) as u64;
         let events = span
             .events
             .into_iter()
@@ -153,7 +195,7 @@ impl tracing::Host for CallState {
             tracing::Status::Error(message) => Some(bounded(message)),
             tracing::Status::Ok | tracing::Status::Unset => None,
         };
-        self.report.spans.push(GuestSpanRecord {
+        self.rec.report.spans.push(GuestSpanRecord {
             span_id,
             parent_span_id,
             name: bounded(span.name),
@@ -168,9 +210,10 @@ impl tracing::Host for CallState {
     }
 
     fn outer_span_context(&mut self) -> wasmtime::Result<tracing::SpanContext> {
-        let ids = &self.invocation.ids;
+        let ids = &self.rec.report.ids;
         let trace_state = self
-            .invocation
+            .rec
+            .report
             .tracestate
             .split(',')
             .filter_map(|member| member.trim().split_once('='))
@@ -178,7 +221,7 @@ impl tracing::Host for CallState {
             .collect();
         Ok(tracing::SpanContext {
             trace_id: format!("{:032x}", ids.trace_id),
-            span_id: format!("{:016x}", self.current_span_id()),
+            span_id: format!("{:016x}", self.rec.current_span_id()),
             trace_flags: if ids.sampled {
                 tracing::TraceFlags::SAMPLED
             } else {
@@ -190,7 +233,7 @@ impl tracing::Host for CallState {
     }
 }
 
-impl logs::Host for CallState {
+impl logs::Host for OtelCtx<'_> {
     fn on_emit(&mut self, record: logs::LogRecord) -> wasmtime::Result<()> {
         let level = level(record.severity_number, record.severity_text.as_deref());
         let message = match record.body {
@@ -211,12 +254,12 @@ impl logs::Host for CallState {
             .timestamp
             .or(record.observed_timestamp)
             .map_or_else(SystemTime::now, time);
-        self.record_log(when, level, message, fields, span_id);
+        self.rec.record_log(when, level, message, fields, span_id);
         Ok(())
     }
 }
 
-impl metrics::Host for CallState {
+impl metrics::Host for OtelCtx<'_> {
     fn export(&mut self, batch: metrics::ResourceMetrics) -> wasmtime::Result<Result<(), String>> {
         use metrics::MetricData as D;
         for metric in batch.scope_metrics.into_iter().flat_map(|scope| scope.metrics) {
@@ -224,7 +267,7 @@ impl metrics::Host for CallState {
             match metric.data {
                 D::F64Sum(sum) | D::U64Sum(sum) | D::S64Sum(sum) if sum.is_monotonic => {
                     for point in sum.data_points {
-                        self.record_metric(
+                        self.rec.record_metric(
                             MetricKind::Counter,
                             name.clone(),
                             number(point.value),
@@ -244,10 +287,10 @@ impl metrics::Host for CallState {
                 }
                 // Gauges and up-down sums have no guest metric kind here: counted, not kept.
                 D::F64Sum(sum) | D::U64Sum(sum) | D::S64Sum(sum) => {
-                    self.report.dropped.metrics += sum.data_points.len() as u64
+                    self.rec.report.dropped.metrics += sum.data_points.len() as u64
                 }
                 D::F64Gauge(g) | D::U64Gauge(g) | D::S64Gauge(g) => {
-                    self.report.dropped.metrics += g.data_points.len() as u64
+                    self.rec.report.dropped.metrics += g.data_points.len() as u64
                 }
             }
         }

@@ -1,20 +1,46 @@
-//! The host side of the imports a guest calls: `telemetry` and `invoke`.
+//! `tta:primitives/telemetry` (and `types`): the guest's own spans, logs and metrics.
 //!
-//! Telemetry is recorded into the call's report, bounded by the call's limits; what is
-//! over a limit is counted and dropped, never reported to the guest as an error. The
-//! telemetry layer exports the report after the call, off the guest's path.
+//! They are recorded into the call's report by its [`Recorder`], bounded by the call's
+//! limits; what is over a limit is counted and dropped, never reported to the guest as an
+//! error. The telemetry layer exports the report after the call, off the guest's path.
+//! `wasi:otel` records through the same `Recorder`.
 
-use crate::bindings::tta::primitives::{invoke, telemetry, types};
-use crate::bindings::{Level, Value, WitError};
-use crate::error::CallError;
-use crate::report::{GuestLog, GuestMetric, GuestSpanRecord, LogSource, MetricKind, SpanEvent, SpanIds};
-use crate::sandbox::{self, CallState, Invocation};
-use std::sync::Arc;
+use crate::bindings::tta::primitives::{telemetry, types};
+use crate::bindings::{GuestSpan, Level, Value};
+use crate::config::Limits;
+use crate::report::{CallReport, GuestLog, GuestMetric, GuestSpanRecord, LogSource, MetricKind, SpanEvent};
+use crate::trace_context::new_span_id;
 use std::time::SystemTime;
-use wasmtime::component::Resource;
+use wasmtime::component::{HasData, Linker, Resource};
 
-/// The host representation of a guest's `telemetry.span`: an index into the call's spans.
-pub struct GuestSpan;
+/// Where one call's telemetry goes: its report, the guest spans still open, its limits.
+#[derive(Debug)]
+pub struct Recorder {
+    /// What the call reports so far.
+    pub report: CallReport,
+    /// Open guest spans, innermost last: indices into `report.spans`.
+    open_spans: Vec<usize>,
+    limits: Limits,
+}
+
+/// A store whose data offers `tta:primitives/telemetry`.
+pub trait RecorderView: Send {
+    /// The call's recorder.
+    fn recorder(&mut self) -> &mut Recorder;
+}
+
+struct HasRecorder;
+
+impl HasData for HasRecorder {
+    type Data<'a> = &'a mut Recorder;
+}
+
+/// Adds `tta:primitives/{types,telemetry}` to `linker`.
+pub fn add_to_linker<T: RecorderView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    types::add_to_linker::<T, HasRecorder>(linker, T::recorder)?;
+    telemetry::add_to_linker::<T, HasRecorder>(linker, T::recorder)?;
+    Ok(())
+}
 
 /// The handle given out when the span limit is reached; operations on it are ignored.
 const DROPPED_SPAN: u32 = u32::MAX;
@@ -51,7 +77,39 @@ pub(crate) fn bounded_attributes(attributes: Vec<(String, Value)>, max: usize) -
     (kept, dropped)
 }
 
-impl CallState {
+impl Recorder {
+    /// A recorder for a call under `limits`, starting with `report`.
+    pub fn new(report: CallReport, limits: Limits) -> Self {
+        Recorder {
+            report,
+            open_spans: Vec::new(),
+            limits,
+        }
+    }
+
+    /// The limits the call runs under.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The span new guest spans and logs attach to: the innermost open guest span, or the call's.
+    pub fn current_span_id(&self) -> u64 {
+        self.open_spans
+            .last()
+            .and_then(|&i| self.report.spans.get(i))
+            .map_or(self.report.ids.span_id, |s| s.span_id)
+    }
+
+    /// The report, every guest span still open ended at `end`.
+    pub fn finish(mut self, end: SystemTime) -> CallReport {
+        for &i in &self.open_spans {
+            if let Some(span) = self.report.spans.get_mut(i) {
+                span.end.get_or_insert(end);
+            }
+        }
+        self.report
+    }
+
     fn span_mut(&mut self, handle: &Resource<GuestSpan>) -> Option<&mut GuestSpanRecord> {
         let rep = handle.rep();
         if rep == DROPPED_SPAN {
@@ -85,9 +143,9 @@ impl CallState {
     }
 }
 
-impl types::Host for CallState {}
+impl types::Host for Recorder {}
 
-impl telemetry::Host for CallState {
+impl telemetry::Host for Recorder {
     fn log(&mut self, level: Level, message: String, fields: Vec<(String, Value)>) -> wasmtime::Result<()> {
         let span_id = self.current_span_id();
         self.record_log(SystemTime::now(), level, message, fields, span_id);
@@ -105,7 +163,7 @@ impl telemetry::Host for CallState {
     }
 }
 
-impl CallState {
+impl Recorder {
     /// Keeps a guest's log record, within the call's limits.
     pub(crate) fn record_log(
         &mut self,
@@ -154,7 +212,7 @@ impl CallState {
     }
 }
 
-impl telemetry::HostSpan for CallState {
+impl telemetry::HostSpan for Recorder {
     fn new(&mut self, name: String, attributes: Vec<(String, Value)>) -> wasmtime::Result<Resource<GuestSpan>> {
         if self.report.spans.len() >= self.limits().max_spans {
             self.report.dropped.spans += 1;
@@ -229,60 +287,5 @@ impl telemetry::HostSpan for CallState {
     fn drop(&mut self, handle: Resource<GuestSpan>) -> wasmtime::Result<()> {
         self.end_span(&handle);
         Ok(())
-    }
-}
-
-impl invoke::Host for CallState {
-    async fn call(&mut self, primitive: String, input: Vec<u8>) -> wasmtime::Result<Result<Vec<u8>, WitError>> {
-        let limit = self.limits().max_invoke_depth;
-        if self.invocation.depth + 1 > limit {
-            return Ok(Err(CallError::InvokeDepth { limit }.to_guest_error().into()));
-        }
-        let registry = self.shared.registry.load();
-        let Some(plugin) = registry.resolve(self.invocation.access.as_deref(), &primitive) else {
-            let available = registry.visible_names(self.invocation.access.as_deref());
-            return Ok(Err(CallError::UnknownPrimitive {
-                name: primitive,
-                available,
-            }
-            .to_guest_error()
-            .into()));
-        };
-        let parent = &self.invocation;
-        let child = Invocation {
-            correlation_id: parent.correlation_id.clone(),
-            tenant: parent.tenant.clone(),
-            ids: SpanIds {
-                trace_id: parent.ids.trace_id,
-                span_id: new_span_id(),
-                parent_span_id: Some(self.current_span_id()),
-                sampled: parent.ids.sampled,
-            },
-            tracestate: parent.tracestate.clone(),
-            data: parent.data.clone(),
-            deadline: parent.deadline,
-            timeout: parent.timeout,
-            fuel: self.fuel_at_host_entry,
-            depth: parent.depth + 1,
-            remote_parent: false,
-            limits: parent.limits,
-            access: parent.access.clone(),
-        };
-        drop(registry);
-        let shared = Arc::clone(&self.shared);
-        let (result, report) = Box::pin(sandbox::execute(&shared, &plugin, child, &input)).await;
-        self.fuel_debit = report.stats.fuel_consumed;
-        self.report.nested.push(report);
-        Ok(result.map_err(|e| e.to_guest_error().into()))
-    }
-}
-
-/// A fresh, non-zero W3C span id.
-pub(crate) fn new_span_id() -> u64 {
-    loop {
-        let id: u64 = rand::random();
-        if id != 0 {
-            return id;
-        }
     }
 }

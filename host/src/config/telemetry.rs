@@ -364,7 +364,7 @@ impl ObservabilityConfig {
                 "metrics are pushed over `otlp` only; scrape `/metrics` for Prometheus",
             ));
         }
-        crate::telemetry::logs::parse_level(&self.logs.level).ok_or_else(|| {
+        crate::bindings::Level::parse(&self.logs.level).ok_or_else(|| {
             bad(
                 "telemetry.logs.level",
                 format!("{:?} is not trace, debug, info, warn or error", self.logs.level),

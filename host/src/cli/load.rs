@@ -1,0 +1,108 @@
+//! `tta-host load`: validates components and prints what each one is.
+
+use super::exit;
+use super::output::{human_bytes, human_duration};
+use crate::error::LoadError;
+use crate::host::Host;
+use crate::plugin::Plugin;
+use clap::Args;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// `tta-host load`.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Component files (`plugins/*.wasm`).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+pub(super) async fn load(host: &Host, args: &LoadArgs) -> anyhow::Result<u8> {
+    let total = args.files.len();
+    let mut rows = Vec::with_capacity(total);
+    let mut rejected = 0;
+    for (i, path) in args.files.iter().enumerate() {
+        if total > 1 {
+            eprintln!("[{}/{total}] loading {}", i + 1, path.display());
+        }
+        let result = match host.inspect(path).await {
+            Ok(plugin) => host.register(Arc::clone(&plugin)).map(|()| plugin),
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            rejected += 1;
+        }
+        rows.push((path.clone(), result));
+    }
+    print_load_table(&rows);
+    if rejected > 0 {
+        for (_, result) in &rows {
+            if let Err(e) = result {
+                eprintln!("error: {e}");
+            }
+        }
+        eprintln!("{rejected} of {total} file(s) rejected");
+        return Ok(exit::LOAD);
+    }
+    Ok(exit::OK)
+}
+
+fn print_load_table(rows: &[(PathBuf, Result<Arc<Plugin>, LoadError>)]) {
+    let mut table = vec![[
+        "NAME".to_owned(),
+        "VERSION".into(),
+        "LANGUAGE".into(),
+        "SIZE".into(),
+        "COMPILE".into(),
+        "STATUS".into(),
+        "DESCRIPTION / REASON".into(),
+    ]];
+    for (path, result) in rows {
+        table.push(match result {
+            Ok(p) => [
+                p.metadata.name.clone(),
+                p.metadata.version.clone(),
+                p.language.clone().unwrap_or_else(|| "unknown".into()),
+                human_bytes(p.size),
+                format!(
+                    "{}{}",
+                    human_duration(p.compile_time),
+                    if p.origin == crate::cache::Origin::Cached {
+                        " (cached)"
+                    } else {
+                        ""
+                    }
+                ),
+                "OK".into(),
+                p.metadata.description.clone(),
+            ],
+            Err(e) => [
+                path.file_name()
+                    .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned()),
+                "-".into(),
+                "-".into(),
+                std::fs::metadata(path).map_or_else(|_| "-".into(), |m| human_bytes(m.len() as usize)),
+                "-".into(),
+                "REJECTED".into(),
+                one_line(&e.to_string()),
+            ],
+        });
+    }
+    let widths: Vec<usize> = (0..6)
+        .map(|c| table.iter().map(|row| row[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = std::io::stdout().lock();
+    for row in &table {
+        let mut line = String::new();
+        for (c, width) in widths.iter().enumerate() {
+            line.push_str(&format!("{:<width$}  ", row[c]));
+        }
+        line.push_str(&row[6]);
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.lines().next().unwrap_or_default().to_owned()
+}

@@ -1,0 +1,71 @@
+//! `tta-host serve`: checks the config (every problem at once), binds, serves until a
+//! signal, drains.
+
+use super::exit;
+use crate::config::ServerFlags;
+use crate::host::Host;
+use anyhow::Context as _;
+use clap::Args;
+use std::time::Duration;
+
+pub(super) const SERVE_HELP: &str = "Exit codes: 0 stopped cleanly (or --check found nothing wrong), 1 the config is invalid \
+or the listener cannot bind, 3 --check: a plugin is rejected, 7 --check: a workflow is invalid.";
+
+/// `tta-host serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Validate the config, the plugins and the workflows, report every problem, and exit.
+    #[arg(long)]
+    pub check: bool,
+    /// Directories and address instead of the config's.
+    #[command(flatten)]
+    pub dirs: ServerFlags,
+}
+
+/// `tta-host serve`: checks the config (all problems at once), binds, serves until a
+/// signal, drains.
+pub(super) async fn serve(host: Host, args: &ServeArgs) -> anyhow::Result<u8> {
+    let problems = crate::config::server::check(host.config());
+    for problem in &problems {
+        eprintln!("error: config: {problem}");
+    }
+    if args.check {
+        let (rejected, invalid) = crate::server::check_files(&host).await;
+        let code = if !problems.is_empty() {
+            exit::HOST
+        } else if rejected > 0 {
+            exit::LOAD
+        } else if invalid > 0 {
+            exit::INVALID_WORKFLOW
+        } else {
+            exit::OK
+        };
+        if code == exit::OK {
+            eprintln!("config OK: {} tenant(s)", host.config().tenants.len());
+        }
+        return Ok(code);
+    }
+    if !problems.is_empty() {
+        eprintln!(
+            "error: {} problem(s) in the config; `tta-host serve --check` lists them without starting",
+            problems.len()
+        );
+        return Ok(exit::HOST);
+    }
+    let listen = host.config().server.listen;
+    let server = crate::server::Server::bind(host.clone())
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = server.local_addr()?;
+    tracing::info!(%addr, tenants = host.config().tenants.len(), primitives = host.registry().names().len(), "serving the HTTP API");
+    eprintln!("tta-host serving on http://{addr}");
+    let drained = server.run(crate::server::shutdown_signal()).await;
+    let flushed = tokio::task::spawn_blocking(move || host.telemetry().flush(Duration::from_secs(5)))
+        .await
+        .unwrap_or(false);
+    if !flushed {
+        tracing::warn!("telemetry was not fully flushed within 5 s");
+    }
+    tracing::info!(drained, "stopped");
+    Ok(exit::OK)
+}

@@ -1,0 +1,137 @@
+//! The primitives loaded into a host, by name, and who may call which.
+//!
+//! Swapped whole on every change (see `Host::update_registry`), so a lookup on the call
+//! path takes no lock and a call in flight keeps the primitives it started with.
+
+use crate::error::LoadError;
+use crate::plugin::Plugin;
+use crate::tenant::Access;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+/// The primitives loaded into a host, by name: the shared ones (from the command line or
+/// the plugins directory) and each tenant's own uploads, which only that tenant sees.
+#[derive(Debug, Default, Clone)]
+pub struct Registry {
+    plugins: BTreeMap<String, Arc<Plugin>>,
+    owned: BTreeMap<String, BTreeMap<String, Arc<Plugin>>>,
+}
+
+impl Registry {
+    /// The primitive `name` as `access` sees it: the tenant's own upload first, then a
+    /// shared one it is allowed; with no access (the operator), any shared one.
+    pub fn resolve(&self, access: Option<&Access>, name: &str) -> Option<Arc<Plugin>> {
+        match access {
+            None => self.plugins.get(name).cloned(),
+            Some(access) => self
+                .owned
+                .get(&access.tenant)
+                .and_then(|own| own.get(name))
+                .or_else(|| self.plugins.get(name).filter(|_| access.may_call(name)))
+                .cloned(),
+        }
+    }
+
+    /// Every primitive `access` may call, sorted by name; its own shadow shared ones.
+    pub fn visible(&self, access: Option<&Access>) -> Vec<Arc<Plugin>> {
+        let Some(access) = access else {
+            return self.plugins.values().cloned().collect();
+        };
+        let mut seen: BTreeMap<&str, &Arc<Plugin>> = self
+            .plugins
+            .iter()
+            .filter(|(name, _)| access.may_call(name))
+            .map(|(name, plugin)| (name.as_str(), plugin))
+            .collect();
+        if let Some(own) = self.owned.get(&access.tenant) {
+            seen.extend(own.iter().map(|(name, plugin)| (name.as_str(), plugin)));
+        }
+        seen.into_values().cloned().collect()
+    }
+
+    /// The names of [`Registry::visible`].
+    pub fn visible_names(&self, access: Option<&Access>) -> Vec<String> {
+        self.visible(access).iter().map(|p| p.metadata.name.clone()).collect()
+    }
+
+    /// The tenant's own primitive `name`.
+    pub fn owned(&self, tenant: &str, name: &str) -> Option<Arc<Plugin>> {
+        self.owned.get(tenant).and_then(|own| own.get(name)).cloned()
+    }
+
+    /// How many primitives of its own the tenant has.
+    pub fn owned_count(&self, tenant: &str) -> usize {
+        self.owned.get(tenant).map_or(0, BTreeMap::len)
+    }
+
+    /// Adds or replaces the tenant's own primitive.
+    pub fn insert_owned(&mut self, tenant: &str, plugin: Arc<Plugin>) {
+        self.owned
+            .entry(tenant.to_owned())
+            .or_default()
+            .insert(plugin.metadata.name.clone(), plugin);
+    }
+
+    /// Removes the tenant's own primitive `name`; returns it if there was one.
+    pub fn remove_owned(&mut self, tenant: &str, name: &str) -> Option<Arc<Plugin>> {
+        self.owned.get_mut(tenant).and_then(|own| own.remove(name))
+    }
+
+    /// Removes the shared primitive `name`; returns it if there was one.
+    pub fn remove(&mut self, name: &str) -> Option<Arc<Plugin>> {
+        self.plugins.remove(name)
+    }
+
+    /// Removes the shared primitives loaded from `path`; returns their names.
+    pub fn remove_path(&mut self, path: &Path) -> Vec<String> {
+        let names: Vec<String> = self
+            .plugins
+            .iter()
+            .filter(|(_, p)| p.path == path)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in &names {
+            self.plugins.remove(name);
+        }
+        names
+    }
+
+    /// The primitive called `name`.
+    pub fn get(&self, name: &str) -> Option<Arc<Plugin>> {
+        self.plugins.get(name).cloned()
+    }
+
+    /// The names of all loaded primitives, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.plugins.keys().cloned().collect()
+    }
+
+    /// All loaded primitives, sorted by name.
+    pub fn plugins(&self) -> impl Iterator<Item = &Arc<Plugin>> {
+        self.plugins.values()
+    }
+
+    /// Whether any loaded primitive, shared or a tenant's, has the component `digest`.
+    pub fn uses_digest(&self, digest: &str) -> bool {
+        self.plugins
+            .values()
+            .chain(self.owned.values().flat_map(BTreeMap::values))
+            .any(|p| p.digest == digest)
+    }
+
+    /// Adds `plugin`; a different file with the same name is refused, the same file replaced.
+    pub fn insert(&mut self, plugin: Arc<Plugin>) -> Result<(), LoadError> {
+        if let Some(existing) = self.plugins.get(&plugin.metadata.name)
+            && existing.path != plugin.path
+        {
+            return Err(LoadError::Duplicate {
+                path: plugin.path.clone(),
+                name: plugin.metadata.name.clone(),
+                existing: existing.path.clone(),
+            });
+        }
+        self.plugins.insert(plugin.metadata.name.clone(), plugin);
+        Ok(())
+    }
+}
