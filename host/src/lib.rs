@@ -8,6 +8,7 @@
 pub mod bench;
 pub mod bindings;
 pub mod cache;
+pub mod catalog;
 pub mod cli;
 pub mod compile;
 pub mod config;

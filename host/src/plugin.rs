@@ -33,6 +33,13 @@ pub struct Plugin {
     pub(crate) metrics: Arc<PrimitiveMetrics>,
 }
 
+impl Plugin {
+    /// Whether it imports `tta:primitives/invoke`, so it may call other primitives.
+    pub fn invokes(&self) -> bool {
+        self.imports_invoke
+    }
+}
+
 impl std::fmt::Debug for Plugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Plugin")

@@ -98,6 +98,64 @@ fn run_prints_the_output_and_a_summary() {
 }
 
 #[test]
+fn the_summary_starts_its_own_line_when_output_and_summary_share_a_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("both.log");
+    let file = std::fs::File::create(&log).expect("create");
+    let status = Command::new(env!("CARGO_BIN_EXE_tta-host"))
+        .args(["run", "echo", "--input", "no newline"])
+        .current_dir(repo())
+        .env(
+            "TTA_CACHE_DIR",
+            std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache"),
+        )
+        .env_remove("RUST_LOG")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .stdout(file.try_clone().expect("clone"))
+        .stderr(file)
+        .status()
+        .expect("run");
+    assert!(status.success());
+    let both = std::fs::read_to_string(&log).expect("read");
+    assert!(both.contains("no newline\nok echo 0.1.0: wall "), "{both:?}");
+    // Nothing is exported, so the telemetry notice is only for `-v`.
+    assert!(!both.contains("telemetry:"), "{both:?}");
+    let verbose = tta_host(&["-v", "run", "echo", "--input", "x"]);
+    assert!(
+        text(&verbose.stderr).contains("telemetry: traces"),
+        "{}",
+        text(&verbose.stderr)
+    );
+}
+
+#[test]
+fn a_one_shot_run_loads_only_what_the_call_can_reach() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for name in ["echo", "orchestrator", "word-count", "uppercase"] {
+        std::fs::copy(plugin(name), dir.path().join(format!("{name}.wasm"))).expect("copy");
+    }
+    std::fs::write(dir.path().join("broken.wasm"), "not wasm").expect("write");
+    let plugin_dir = dir.path().to_str().expect("utf-8");
+    // `echo` imports no `invoke`: the rest of the directory is never read, so the broken
+    // file is not even noticed.
+    let alone = tta_host(&["run", "echo", "--plugin-dir", plugin_dir, "--input", "x"]);
+    assert_eq!(alone.status.code(), Some(0), "{}", text(&alone.stderr));
+    assert!(!text(&alone.stderr).contains("broken.wasm"), "{}", text(&alone.stderr));
+    // The orchestrator calls others through `invoke`: the directory is loaded for it.
+    let nested = tta_host(&[
+        "run",
+        "orchestrator",
+        "--plugin-dir",
+        plugin_dir,
+        "--input",
+        r#"{"text":"a b"}"#,
+    ]);
+    assert_eq!(nested.status.code(), Some(0), "{}", text(&nested.stderr));
+    assert!(text(&nested.stderr).contains("skipping"), "{}", text(&nested.stderr));
+    assert!(text(&nested.stderr).contains("broken.wasm"), "{}", text(&nested.stderr));
+}
+
+#[test]
 fn run_reads_input_from_a_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let input = dir.path().join("in.json");

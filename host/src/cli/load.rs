@@ -2,13 +2,11 @@
 
 use super::exit;
 use super::output::{human_bytes, human_duration};
-use crate::error::LoadError;
+use crate::catalog::{self, Loaded, Policy};
 use crate::host::Host;
-use crate::plugin::Plugin;
 use clap::Args;
 use std::io::Write as _;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 /// `tta-host load`.
 #[derive(Debug, Args)]
@@ -20,25 +18,17 @@ pub struct LoadArgs {
 
 pub(super) async fn load(host: &Host, args: &LoadArgs) -> anyhow::Result<u8> {
     let total = args.files.len();
-    let mut rows = Vec::with_capacity(total);
-    let mut rejected = 0;
-    for (i, path) in args.files.iter().enumerate() {
+    let rows = catalog::load_primitives(host, args.files.clone(), Policy::ReportAll, |i, total, path| {
         if total > 1 {
             eprintln!("[{}/{total}] loading {}", i + 1, path.display());
         }
-        let result = match host.inspect(path).await {
-            Ok(plugin) => host.register(Arc::clone(&plugin)).map(|()| plugin),
-            Err(e) => Err(e),
-        };
-        if result.is_err() {
-            rejected += 1;
-        }
-        rows.push((path.clone(), result));
-    }
+    })
+    .await;
+    let rejected = rows.iter().filter(|row| row.result.is_err()).count();
     print_load_table(&rows);
     if rejected > 0 {
-        for (_, result) in &rows {
-            if let Err(e) = result {
+        for row in &rows {
+            if let Err(e) = &row.result {
                 eprintln!("error: {e}");
             }
         }
@@ -48,7 +38,7 @@ pub(super) async fn load(host: &Host, args: &LoadArgs) -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
-fn print_load_table(rows: &[(PathBuf, Result<Arc<Plugin>, LoadError>)]) {
+fn print_load_table(rows: &[Loaded]) {
     let mut table = vec![[
         "NAME".to_owned(),
         "VERSION".into(),
@@ -58,7 +48,7 @@ fn print_load_table(rows: &[(PathBuf, Result<Arc<Plugin>, LoadError>)]) {
         "STATUS".into(),
         "DESCRIPTION / REASON".into(),
     ]];
-    for (path, result) in rows {
+    for Loaded { path, result, .. } in rows {
         table.push(match result {
             Ok(p) => [
                 p.metadata.name.clone(),

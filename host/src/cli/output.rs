@@ -6,14 +6,31 @@ use crate::telemetry::value_text;
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
-/// Writes a result to stdout, ending the line on a terminal.
-pub(super) fn write_output(output: &[u8]) -> std::io::Result<()> {
+/// Writes a result to stdout, ending the line on a terminal. Returns whether what is
+/// printed next on stderr must first start a line of its own: the output did not end with
+/// one and lands where stderr does (`2>&1`, one log file).
+pub(super) fn write_output(output: &[u8]) -> std::io::Result<bool> {
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(output)?;
-    if stdout.is_terminal() && !output.ends_with(b"\n") {
+    let open_line = !output.is_empty() && !output.ends_with(b"\n");
+    let terminal = stdout.is_terminal();
+    if open_line && terminal {
         stdout.write_all(b"\n")?;
     }
-    stdout.flush()
+    stdout.flush()?;
+    Ok(open_line && !terminal && same_destination())
+}
+
+/// Whether stdout and stderr are the same file, pipe or terminal.
+fn same_destination() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        let id = |fd: u8| std::fs::metadata(format!("/proc/self/fd/{fd}")).map(|m| (m.dev(), m.ino()));
+        matches!((id(1), id(2)), (Ok(a), Ok(b)) if a == b)
+    }
+    #[cfg(not(target_os = "linux"))]
+    false
 }
 
 pub(super) fn print_guest_logs(report: &CallReport, depth: usize) {

@@ -3,6 +3,7 @@
 
 use super::output::{human_duration, print_guest_logs, summary, write_output};
 use super::{exit, exit_code, step_exit_code};
+use crate::catalog::{self, Policy, WorkflowFileError};
 use crate::host::{CallOptions, Host};
 use crate::plugin::Plugin;
 use crate::telemetry::LogFormat;
@@ -82,9 +83,10 @@ pub(super) async fn run(host: &Host, args: &RunArgs) -> anyhow::Result<u8> {
     if !json {
         print_guest_logs(&outcome.report, 0);
     }
+    let mut open_line = false;
     let code = match &outcome.output {
         Ok(output) => {
-            write_output(output)?;
+            open_line = write_output(output)?;
             exit::OK
         }
         Err(e) if json => {
@@ -106,7 +108,7 @@ pub(super) async fn run(host: &Host, args: &RunArgs) -> anyhow::Result<u8> {
         }
     };
     if !json {
-        eprintln!("{}", summary(&outcome.report));
+        eprintln!("{}{}", if open_line { "\n" } else { "" }, summary(&outcome.report));
     }
     if args.trace {
         eprint!("{}", crate::telemetry::tree::render(&outcome.report));
@@ -117,25 +119,29 @@ pub(super) async fn run(host: &Host, args: &RunArgs) -> anyhow::Result<u8> {
     Ok(code)
 }
 
-/// The primitive `target` names: a component file (loaded), or a name in `plugin_dir`; the
-/// plugin directory is loaded either way, for `invoke`. `Err` is the exit code, the problem
-/// already printed.
+/// The primitive `target` names: a component file, or a name in `plugin_dir`. Only what the
+/// call can reach is loaded: the target, and the rest of the plugin directory only when it
+/// imports `invoke` (a Python or JavaScript guest costs tens of MiB to load). `Err` is the
+/// exit code, the problem already printed.
 pub(super) async fn resolve_primitive(host: &Host, target: &str, plugin_dir: &Path) -> Result<Arc<Plugin>, u8> {
     let target_path = Path::new(target);
     let is_file = target_path.extension().is_some_and(|e| e == "wasm") || target_path.is_file();
-    let loaded = if is_file {
-        match host.load(target_path).await {
-            Ok(plugin) => Some(plugin),
-            Err(e) => {
+    if is_file {
+        let plugin = match load_file(host, target_path).await {
+            Some(Ok(plugin)) => plugin,
+            Some(Err(e)) => {
                 eprintln!("error: {e}");
                 return Err(exit::LOAD);
             }
+            None => return Err(exit::LOAD),
+        };
+        if plugin.invokes() {
+            load_plugin_dir(host, plugin_dir).await;
         }
-    } else {
-        None
-    };
-    load_plugin_dir(host, plugin_dir).await;
-    match loaded.or_else(|| host.registry().get(target)) {
+        return Ok(plugin);
+    }
+    load_named(host, plugin_dir, std::iter::once(target.to_owned())).await;
+    match host.registry().get(target) {
         Some(plugin) => Ok(plugin),
         None => {
             eprintln!(
@@ -145,6 +151,32 @@ pub(super) async fn resolve_primitive(host: &Host, target: &str, plugin_dir: &Pa
             );
             Err(exit::LOAD)
         }
+    }
+}
+
+/// Loads the component file at `path`.
+async fn load_file(host: &Host, path: &Path) -> Option<Result<Arc<Plugin>, crate::error::LoadError>> {
+    catalog::load_primitives(host, vec![path.to_owned()], Policy::FailFast, |_, _, _| {})
+        .await
+        .pop()
+        .map(|loaded| loaded.result)
+}
+
+/// Loads the primitives `names` from `plugin_dir`, each from `<name>.wasm` where that file
+/// provides it; the whole directory when one is elsewhere or one of them imports `invoke`.
+async fn load_named(host: &Host, plugin_dir: &Path, names: impl IntoIterator<Item = String>) {
+    let mut whole_dir = false;
+    for name in names {
+        if host.registry().get(&name).is_some() {
+            continue;
+        }
+        let path = plugin_dir.join(format!("{name}.wasm"));
+        let paths = if path.is_file() { vec![path] } else { Vec::new() };
+        catalog::load_primitives(host, paths, Policy::Supplement, |_, _, _| {}).await;
+        whole_dir |= host.registry().get(&name).is_none_or(|p| p.invokes());
+    }
+    if whole_dir {
+        load_plugin_dir(host, plugin_dir).await;
     }
 }
 
@@ -168,14 +200,23 @@ pub(super) async fn load_workflow(
     path: &Path,
     plugin_dir: &Path,
 ) -> anyhow::Result<Result<crate::workflow::Workflow, u8>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    load_plugin_dir(host, plugin_dir).await;
-    Ok(crate::workflow::Workflow::from_text(&text, host).map_err(|problems| {
-        for p in &problems {
-            eprintln!("{}", p.in_file(path));
+    // The primitives the file names, if it parses; every problem is reported below.
+    if let Some(file) = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| crate::workflow::parse(&text).ok())
+    {
+        load_named(host, plugin_dir, file.primitives()).await;
+    }
+    match catalog::read_workflow(host, path) {
+        Ok(workflow) => Ok(Ok(workflow)),
+        Err(WorkflowFileError::Invalid { problems, .. }) => {
+            for p in &problems {
+                eprintln!("{}", p.in_file(path));
+            }
+            Ok(Err(exit::INVALID_WORKFLOW))
         }
-        exit::INVALID_WORKFLOW
-    }))
+        Err(e @ WorkflowFileError::Read { .. }) => Err(e.into()),
+    }
 }
 
 async fn run_workflow(host: &Host, args: &RunArgs, path: &Path, input: &[u8]) -> anyhow::Result<u8> {
@@ -190,9 +231,10 @@ async fn run_workflow(host: &Host, args: &RunArgs, path: &Path, input: &[u8]) ->
             print_guest_logs(call, 0);
         }
     }
+    let mut open_line = false;
     let code = match &outcome.output {
         Ok(output) => {
-            write_output(output)?;
+            open_line = write_output(output)?;
             exit::OK
         }
         Err(e) => {
@@ -208,7 +250,8 @@ async fn run_workflow(host: &Host, args: &RunArgs, path: &Path, input: &[u8]) ->
     if !json {
         let fuel: u64 = r.calls.iter().map(|c| c.stats.fuel_consumed).sum();
         eprintln!(
-            "{} workflow {}: wall {}, {} calls, fuel {}, correlation_id {}, trace_id {:032x}",
+            "{}{} workflow {}: wall {}, {} calls, fuel {}, correlation_id {}, trace_id {:032x}",
+            if open_line { "\n" } else { "" },
             if r.error.is_none() { "ok" } else { "failed" },
             r.workflow,
             human_duration(r.wall),
@@ -227,38 +270,14 @@ async fn run_workflow(host: &Host, args: &RunArgs, path: &Path, input: &[u8]) ->
     Ok(code)
 }
 
-/// Registers every loadable component of `dir`, so `invoke` and names resolve; files that
-/// fail to load are skipped with a warning (they are not the target of this run).
+/// Registers every loadable component of `dir` not loaded yet, so `invoke` and names
+/// resolve; files that fail to load are skipped with a warning (they are not the target).
 pub(super) async fn load_plugin_dir(host: &Host, dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
-        .collect();
-    paths.sort();
-    let registered: Vec<PathBuf> = host.registry().plugins().map(|p| p.path.clone()).collect();
-    for path in paths {
-        if registered.iter().any(|r| same_file(r, &path)) {
-            continue;
+    let paths = catalog::list(dir, "wasm").into_keys().collect();
+    for loaded in catalog::load_primitives(host, paths, Policy::Supplement, |_, _, _| {}).await {
+        if let Err(e) = loaded.result {
+            tracing::warn!("skipping {}: {e}", loaded.path.display());
         }
-        match host.inspect(&path).await {
-            Ok(plugin) => {
-                if host.registry().get(&plugin.metadata.name).is_none() {
-                    let _ = host.register(plugin);
-                }
-            }
-            Err(e) => tracing::warn!("skipping {}: {e}", path.display()),
-        }
-    }
-}
-
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
     }
 }
 

@@ -248,7 +248,7 @@ async fn access_log(State(app): State<Arc<App>>, request: Request, next: Next) -
             route = %route,
             status,
             tenant = %tenant,
-            duration_ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3,
+            duration_ms = crate::telemetry::logs::millis(elapsed),
             "http_request"
         );
     }

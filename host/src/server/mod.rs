@@ -13,6 +13,7 @@ pub mod reload;
 pub mod request;
 pub mod uploads;
 
+use crate::catalog::{self, Policy, WorkflowFileError};
 use crate::config::ServerConfig;
 use crate::host::Host;
 use crate::listener;
@@ -32,36 +33,28 @@ pub async fn check_files(host: &Host) -> (usize, usize) {
     let server = &host.config().server;
     let mut rejected = 0;
     if let Some(dir) = &server.plugins_dir {
-        for path in reload::list(dir, "wasm").into_keys() {
-            match host.inspect(&path).await {
-                Ok(plugin) => {
-                    if let Err(e) = host.register(plugin) {
-                        eprintln!("error: plugin: {e}");
-                        rejected += 1;
-                    }
-                }
-                Err(e) => {
-                    eprintln!("error: plugin: {e}");
-                    rejected += 1;
-                }
+        let paths = catalog::list(dir, "wasm").into_keys().collect();
+        for loaded in catalog::load_primitives(host, paths, Policy::ReportAll, |_, _, _| {}).await {
+            if let Err(e) = loaded.result {
+                eprintln!("error: plugin: {e}");
+                rejected += 1;
             }
         }
     }
     let mut invalid = 0;
     if let Some(dir) = &server.workflows_dir {
-        for path in reload::list(dir, "toml").into_keys() {
-            let text = match std::fs::read_to_string(&path) {
-                Ok(text) => text,
-                Err(e) => {
-                    eprintln!("error: {}: {e}", path.display());
+        for path in catalog::list(dir, "toml").into_keys() {
+            match catalog::read_workflow(host, &path) {
+                Ok(_) => {}
+                Err(WorkflowFileError::Invalid { problems, .. }) => {
                     invalid += 1;
-                    continue;
+                    for p in problems {
+                        eprintln!("{}", p.in_file(&path));
+                    }
                 }
-            };
-            if let Err(problems) = Workflow::from_text(&text, host) {
-                invalid += 1;
-                for p in problems {
-                    eprintln!("{}", p.in_file(&path));
+                Err(e @ WorkflowFileError::Read { .. }) => {
+                    invalid += 1;
+                    eprintln!("error: {e}");
                 }
             }
         }

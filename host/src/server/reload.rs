@@ -12,13 +12,11 @@
 //! when its file does.
 
 use super::{App, LoadedWorkflow, uploads};
-use crate::workflow::Workflow;
+use crate::catalog::{self, Fingerprint, Loaded, Policy, WorkflowFileError, fingerprint, list};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
-
-type Fingerprint = (u64, SystemTime);
+use std::time::Duration;
 
 /// What the last scan saw of each watched file.
 pub struct Watcher {
@@ -157,32 +155,19 @@ impl Watcher {
 
 /// Loads `path` and swaps it in; a failure is reported and changes nothing.
 async fn load_shared(app: &App, path: &Path) -> bool {
-    let plugin = match app.host.inspect(path).await {
-        Ok(plugin) => plugin,
-        Err(e) => {
-            tracing::error!(file = %path.display(), error_type = e.kind(), "{e}; the previous version (if any) keeps serving");
-            reload_metric(app, "primitive", "rejected");
-            return false;
-        }
+    let loaded = catalog::load_primitives(&app.host, vec![path.to_owned()], Policy::KeepPrevious, |_, _, _| {}).await;
+    let Some(Loaded { result, replaced, .. }) = loaded.into_iter().next() else {
+        return false;
     };
-    let name = plugin.metadata.name.clone();
-    let digest = plugin.digest.clone();
-    let swapped = app.host.update_registry(|r| {
-        let previous = r.remove_path(path);
-        match r.insert(Arc::clone(&plugin)) {
-            Ok(()) => Ok(previous),
-            Err(e) => Err(e),
-        }
-    });
-    match swapped {
-        Ok(previous) => {
-            let verb = if previous.is_empty() { "loaded" } else { "reloaded" };
-            tracing::info!(primitive = %name, file = %path.display(), digest = %&digest[..12], "primitive {verb}");
+    match result {
+        Ok(plugin) => {
+            let verb = if replaced { "reloaded" } else { "loaded" };
+            tracing::info!(primitive = %plugin.metadata.name, file = %path.display(), digest = %&plugin.digest[..12], "primitive {verb}");
             reload_metric(app, "primitive", "loaded");
             true
         }
         Err(e) => {
-            tracing::error!(file = %path.display(), error_type = e.kind(), "{e}");
+            tracing::error!(file = %path.display(), error_type = e.kind(), "{e}; the previous version (if any) keeps serving");
             reload_metric(app, "primitive", "rejected");
             false
         }
@@ -201,15 +186,7 @@ fn compile_workflows<'a>(app: &App, paths: impl Iterator<Item = &'a PathBuf>) {
                 }
             }
         };
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) => {
-                tracing::error!(file = %path.display(), "cannot read workflow: {e}");
-                keep_previous(&mut next);
-                continue;
-            }
-        };
-        match Workflow::from_text(&text, &app.host) {
+        match catalog::read_workflow(&app.host, path) {
             Ok(workflow) => {
                 let name = workflow.name().to_owned();
                 if let Some(other) = next.get(&name) {
@@ -229,11 +206,15 @@ fn compile_workflows<'a>(app: &App, paths: impl Iterator<Item = &'a PathBuf>) {
                 );
                 reload_metric(app, "workflow", "loaded");
             }
-            Err(problems) => {
+            Err(WorkflowFileError::Invalid { problems, .. }) => {
                 for p in &problems {
                     tracing::error!(file = %path.display(), "{p}");
                 }
                 reload_metric(app, "workflow", "rejected");
+                keep_previous(&mut next);
+            }
+            Err(e @ WorkflowFileError::Read { .. }) => {
+                tracing::error!("{e}");
                 keep_previous(&mut next);
             }
         }
@@ -248,25 +229,6 @@ fn reload_metric(app: &App, kind: &str, result: &str) {
         .plugin_reloads
         .with_label_values(&[kind, result])
         .inc();
-}
-
-/// The files with `extension` in `dir`, with their size and modification time.
-pub(crate) fn list(dir: &Path, extension: &str) -> BTreeMap<PathBuf, Fingerprint> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return BTreeMap::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == extension))
-        .filter_map(|p| fingerprint(&p).map(|fp| (p, fp)))
-        .collect()
-}
-
-fn fingerprint(path: &Path) -> Option<Fingerprint> {
-    let meta = std::fs::metadata(path).ok()?;
-    meta.is_file()
-        .then(|| (meta.len(), meta.modified().unwrap_or(SystemTime::UNIX_EPOCH)))
 }
 
 /// Starts the periodic rescan, unless reload is off.

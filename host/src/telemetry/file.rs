@@ -61,7 +61,7 @@ impl opentelemetry_sdk::trace::SpanExporter for JsonFileSpanExporter {
                 "parent_span_id": (parent != opentelemetry::trace::SpanId::INVALID).then(|| parent.to_string()),
                 "start": logs::rfc3339(span.start_time),
                 "end": logs::rfc3339(span.end_time),
-                "duration_ms": span.end_time.duration_since(span.start_time).unwrap_or_default().as_secs_f64() * 1e3,
+                "duration_ms": logs::millis(span.end_time.duration_since(span.start_time).unwrap_or_default()),
                 "status": match &span.status {
                     opentelemetry::trace::Status::Unset => "unset".to_owned(),
                     opentelemetry::trace::Status::Ok => "ok".to_owned(),

@@ -40,6 +40,12 @@ const RESERVED: &[&str] = &[
     "service",
 ];
 
+/// A duration in milliseconds to the microsecond, for log fields: an integer number of
+/// microseconds divided once, so it prints as `2.818`, never `2.8179999999999996`.
+pub fn millis(d: std::time::Duration) -> f64 {
+    d.as_micros() as f64 / 1e3
+}
+
 /// The upper-case name of a level, as the TTA.dev format writes it.
 pub fn level_name(level: Level) -> &'static str {
     match level {
@@ -123,7 +129,7 @@ pub fn call_logs(report: &CallReport, min: Level, out: &mut Vec<LogLine>) {
         fields.push(("version".into(), Json::String(report.version.clone())));
         fields.push((
             "duration_ms".into(),
-            serde_json::Number::from_f64(report.stats.wall.as_secs_f64() * 1e3).map_or(Json::Null, Json::Number),
+            serde_json::Number::from_f64(millis(report.stats.wall)).map_or(Json::Null, Json::Number),
         ));
         fields.push(("status".into(), Json::String(report.status().into())));
         fields.push(("fuel_consumed".into(), Json::from(report.stats.fuel_consumed)));
@@ -161,7 +167,7 @@ pub fn workflow_logs(report: &WorkflowReport, min: Level, out: &mut Vec<LogLine>
         ("tenant".to_owned(), Json::String(report.tenant.clone())),
         (
             "duration_ms".to_owned(),
-            serde_json::Number::from_f64(report.wall.as_secs_f64() * 1e3).map_or(Json::Null, Json::Number),
+            serde_json::Number::from_f64(millis(report.wall)).map_or(Json::Null, Json::Number),
         ),
         ("status".to_owned(), Json::String(report.status().into())),
         ("calls".to_owned(), Json::from(report.calls.len())),

@@ -220,7 +220,8 @@ impl TelemetryBuilder {
             || listener.is_some();
         let summary = describe(&config, &span_sinks, console_traces, &log_sinks, metrics_addr);
         if !needs_worker {
-            tracing::info!("{summary}");
+            // Nothing is exported: a one-shot `run` says so only when asked (`-v`).
+            tracing::debug!("{summary}");
             return Ok(Telemetry {
                 inner: Arc::new(Inner {
                     config,

@@ -53,6 +53,29 @@ pub struct WorkflowFile {
     pub steps: BTreeMap<Spanned<String>, Spanned<Step>>,
 }
 
+impl WorkflowFile {
+    /// The names of the primitives the file calls: leaves, classifiers and compensations.
+    pub fn primitives(&self) -> std::collections::BTreeSet<String> {
+        let mut names = std::collections::BTreeSet::new();
+        for step in self.steps.values().map(Spanned::get_ref) {
+            names.extend(step.primitive.iter().map(|p| p.get_ref().clone()));
+            names.extend(
+                step.router
+                    .iter()
+                    .flat_map(|r| &r.classifier)
+                    .map(|c| c.get_ref().clone()),
+            );
+            names.extend(
+                step.saga
+                    .iter()
+                    .flat_map(|s| s.compensate.values())
+                    .map(|c| c.get_ref().clone()),
+            );
+        }
+        names
+    }
+}
+
 fn default_root() -> StepRef {
     Spanned::new(0..0, "main".to_owned())
 }

@@ -85,7 +85,10 @@ impl JsonPrimitive for Summarize {
             .join(" ");
         let prompt_tokens = tokens(&input.text);
         let completion_tokens = tokens(&summary);
-        let cost_usd = (prompt_tokens as f64 * prompt_price + completion_tokens as f64 * completion_price) / 1_000.0;
+        // To the nano-dollar: a whole number divided once prints as `0.0000135`, not with
+        // the float noise of the products (`0.000013499999999999998`).
+        let nano_usd = (prompt_tokens as f64 * prompt_price + completion_tokens as f64 * completion_price) * 1e6;
+        let cost_usd = nano_usd.round() / 1e9;
         span.attr("llm.prompt_tokens", prompt_tokens);
         span.attr("llm.completion_tokens", completion_tokens);
         span.attr("llm.cost_usd", cost_usd);
