@@ -14,10 +14,18 @@
 //! ```
 
 use crate::host::Host;
-use crate::workflow::definition::{
-    Cache, CircuitBreaker, Comparison, Conditional, FailurePolicy, Parallel, Predicate, Retry, Router, Saga, Step,
-    Timeout, WorkflowFile,
-};
+use crate::workflow::combinators::cache::Cache;
+use crate::workflow::combinators::circuit_breaker::CircuitBreaker;
+use crate::workflow::combinators::conditional::{Comparison, Conditional, Predicate};
+use crate::workflow::combinators::fallback::Fallback;
+use crate::workflow::combinators::parallel::{FailurePolicy, Parallel};
+use crate::workflow::combinators::primitive::Primitive;
+use crate::workflow::combinators::retry::Retry;
+use crate::workflow::combinators::router::Router;
+use crate::workflow::combinators::saga::Saga;
+use crate::workflow::combinators::sequential::Sequential;
+use crate::workflow::combinators::timeout::Timeout;
+use crate::workflow::definition::{Step, WorkflowFile};
 use crate::workflow::plan::{CompileError, Workflow};
 use std::collections::BTreeMap;
 use std::ops::{BitOr, Shr};
@@ -279,9 +287,9 @@ impl Lowering {
             ..Step::default()
         };
         match flow.node {
-            Node::Primitive(p) => step.primitive = Some(spanned(p)),
+            Node::Primitive(p) => step.primitive = Some(Primitive(spanned(p))),
             Node::Sequential(list) => {
-                step.sequential = Some(list.into_iter().map(|f| spanned(self.lower(f))).collect())
+                step.sequential = Some(Sequential(list.into_iter().map(|f| spanned(self.lower(f))).collect()))
             }
             Node::Parallel(list, policy) => {
                 let mut branches = Vec::new();
@@ -333,7 +341,9 @@ impl Lowering {
                     retry_traps,
                 });
             }
-            Node::Fallback(list) => step.fallback = Some(list.into_iter().map(|f| spanned(self.lower(f))).collect()),
+            Node::Fallback(list) => {
+                step.fallback = Some(Fallback(list.into_iter().map(|f| spanned(self.lower(f))).collect()))
+            }
             Node::Timeout(inner, ms) => {
                 step.timeout = Some(Timeout {
                     step: Some(spanned(self.lower(*inner))),

@@ -2,9 +2,12 @@
 //!
 //! [`definition`] is the file as written (lenient, so that [`validate`] can report every
 //! problem at once with its location); [`plan`] compiles a valid file against the loaded
-//! primitives, and [`run`] runs it, each combinator a span with its decisions on it.
+//! primitives, and [`run`] runs it, each combinator a span with its decisions on it. Each
+//! kind of step — its TOML, its checks, its compiled form, its run — is one file under
+//! [`combinators`]; the driver knows none of them by name.
 
 pub mod builder;
+pub mod combinators;
 pub mod definition;
 pub mod plan;
 pub mod run;

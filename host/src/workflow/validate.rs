@@ -3,7 +3,7 @@
 //! two, routes with no target, bad pointers and numbers, cycles. Walks are iterative,
 //! so a thousand-step chain cannot overflow the stack.
 
-use crate::workflow::definition::{Comparison, Step, StepRef, WorkflowFile};
+use crate::workflow::definition::{Step, StepRef, WorkflowFile};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::ops::Range;
@@ -83,7 +83,8 @@ fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
-struct Checker<'a> {
+/// What the checks of a file have found so far, and what they look names up in.
+pub(crate) struct Checker<'a> {
     lines: Lines,
     problems: Vec<Problem>,
     steps: HashMap<&'a str, &'a Spanned<Step>>,
@@ -93,7 +94,15 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
-    fn report(&mut self, span: Range<usize>, path: impl Into<String>, message: impl Into<String>) {
+    /// Records `missing field: what` under `path` unless `present`.
+    pub(crate) fn need(&mut self, span: Range<usize>, path: String, present: bool, what: &str) {
+        if !present {
+            self.report(span, path, format!("missing field: {what}"));
+        }
+    }
+
+    /// Records a problem at `span` of the file, under key path `path`.
+    pub(crate) fn report(&mut self, span: Range<usize>, path: impl Into<String>, message: impl Into<String>) {
         let (line, column) = self.lines.at(span.start);
         self.problems.push(Problem {
             line,
@@ -103,7 +112,8 @@ impl Checker<'_> {
         });
     }
 
-    fn step_ref(&mut self, at: &str, r: &StepRef) {
+    /// Records a problem if `r` names no step.
+    pub(crate) fn step_ref(&mut self, at: &str, r: &StepRef) {
         if !self.steps.contains_key(r.get_ref().as_str()) {
             let message = format!(
                 "unknown step `{}`; defined steps: {}",
@@ -114,7 +124,8 @@ impl Checker<'_> {
         }
     }
 
-    fn primitive_ref(&mut self, at: &str, p: &Spanned<String>) {
+    /// Records a problem if `p` names no loaded primitive (when primitives are known).
+    pub(crate) fn primitive_ref(&mut self, at: &str, p: &Spanned<String>) {
         if self.primitives_known && !(self.is_primitive)(p.get_ref()) {
             let message = format!(
                 "unknown primitive `{}`: no loaded plugin has that name (load it from the plugin directory, or fix the name)",
@@ -124,7 +135,8 @@ impl Checker<'_> {
         }
     }
 
-    fn pointer(&mut self, at: &str, p: &Spanned<String>) {
+    /// Records a problem if `p` is not a JSON pointer.
+    pub(crate) fn pointer(&mut self, at: &str, p: &Spanned<String>) {
         let text = p.get_ref();
         if !(text.is_empty() || text.starts_with('/')) {
             let message = format!(
@@ -197,34 +209,25 @@ pub fn validate(file: &WorkflowFile, text: &str, is_primitive: Option<&dyn Fn(&s
 fn check_step(c: &mut Checker<'_>, at: &str, step: &Spanned<Step>) {
     let span = step.span();
     let s = step.get_ref();
-    match s.kinds().as_slice() {
+    let kinds = s.kinds();
+    match kinds.as_slice() {
         [] => c.report(
             span.clone(),
             at,
             "a step needs one kind: primitive, url, sequential, parallel, conditional, router, retry, fallback, timeout, cache, circuit_breaker or saga",
         ),
         [_] => {}
-        many => c.report(
-            span.clone(),
-            at,
-            format!("a step is one thing, this one is {}: split it into steps that name each other", many.join(" and ")),
-        ),
+        many => {
+            let keys: Vec<&str> = many.iter().map(|k| k.key()).collect();
+            c.report(
+                span.clone(),
+                at,
+                format!("a step is one thing, this one is {}: split it into steps that name each other", keys.join(" and ")),
+            );
+        }
     }
     for (key, r) in s.children() {
         c.step_ref(&format!("{at}.{key}"), r);
-    }
-    if let Some(p) = &s.primitive {
-        c.primitive_ref(&format!("{at}.primitive"), p);
-    }
-    if let Some(url) = &s.url
-        && !url.get_ref().starts_with("http://")
-    {
-        c.report(
-            url.span(),
-            format!("{at}.url"),
-            "a remote primitive's url starts with `http://` (e.g. `http://other-host:8080/v1/primitives/echo/execute`); \
-             for TLS put a sidecar or the load balancer in front",
-        );
     }
     if s.api_key_env.is_some() && s.url.is_none() {
         c.report(
@@ -233,174 +236,11 @@ fn check_step(c: &mut Checker<'_>, at: &str, step: &Spanned<Step>) {
             "`api_key_env` belongs to a remote step: add `url`, or remove it",
         );
     }
-    let need = |c: &mut Checker<'_>, present: bool, key: &str, what: &str| {
-        if !present {
-            c.report(span.clone(), format!("{at}.{key}"), format!("missing field: {what}"));
-        }
-    };
-    if let Some(list) = &s.sequential {
-        need(c, !list.is_empty(), "sequential", "at least one step to run");
-    }
-    if let Some(list) = &s.fallback {
-        need(c, !list.is_empty(), "fallback", "at least one step to try");
-    }
-    if let Some(p) = &s.parallel {
-        match (p.branches.is_empty(), p.named.is_empty()) {
-            (true, true) => need(c, false, "parallel", "`branches = [...]` or `named = { … }`"),
-            (false, false) => c.report(
-                span.clone(),
-                format!("{at}.parallel"),
-                "give `branches` or `named`, not both",
-            ),
-            _ => {}
-        }
-    }
-    if let Some(cond) = &s.conditional {
-        need(
-            c,
-            cond.then.is_some(),
-            "conditional.then",
-            "`then`, the step to run when the test holds",
-        );
-        match &cond.test {
-            None => need(
-                c,
-                false,
-                "conditional.if",
-                "`if = { pointer = \"/…\", op = \"eq\", value = … }`",
-            ),
-            Some(test) => {
-                match &test.pointer {
-                    Some(p) => c.pointer(&format!("{at}.conditional.if.pointer"), p),
-                    None => need(
-                        c,
-                        false,
-                        "conditional.if.pointer",
-                        "`pointer`, where in the input to look",
-                    ),
-                }
-                let numeric = matches!(
-                    test.op,
-                    Comparison::Gt | Comparison::Ge | Comparison::Lt | Comparison::Le
-                );
-                match &test.value {
-                    None if test.op != Comparison::Exists => {
-                        need(c, false, "conditional.if.value", "`value` to compare with")
-                    }
-                    Some(v) if numeric && !(v.is_integer() || v.is_float()) => c.report(
-                        span.clone(),
-                        format!("{at}.conditional.if.value"),
-                        format!("`{v}` is not a number, and `{:?}` compares numbers", test.op).to_lowercase(),
-                    ),
-                    _ => {}
-                }
-            }
-        }
-    }
-    if let Some(r) = &s.router {
-        if r.routes.is_empty() {
-            need(c, false, "router.routes", "`routes = { name = \"step\", … }`");
-        }
-        match (&r.by, &r.classifier) {
-            (None, None) => need(
-                c,
-                false,
-                "router.by",
-                "`by = \"/pointer\"` or `classifier = \"primitive\"` to choose a route",
-            ),
-            (Some(_), Some(_)) => c.report(
-                span.clone(),
-                format!("{at}.router"),
-                "give `by` or `classifier`, not both",
-            ),
-            (Some(p), None) => c.pointer(&format!("{at}.router.by"), p),
-            (None, Some(p)) => c.primitive_ref(&format!("{at}.router.classifier"), p),
-        }
-        if let Some(d) = &r.default
-            && !r.routes.contains_key(d.get_ref())
-        {
-            let routes: Vec<&str> = r.routes.keys().map(String::as_str).collect();
-            c.report(
-                d.span(),
-                format!("{at}.router.default"),
-                format!(
-                    "route `{}` has no target: routes are {}",
-                    d.get_ref(),
-                    routes.join(", ")
-                ),
-            );
-        }
-    }
-    if let Some(r) = &s.retry {
-        need(c, r.step.is_some(), "retry.step", "`step`, the step to retry");
-        if r.max_attempts == 0 {
-            c.report(
-                span.clone(),
-                format!("{at}.retry.max_attempts"),
-                "must be at least 1 (the first attempt counts)",
-            );
-        }
-        if r.backoff_ms > r.max_backoff_ms {
-            c.report(
-                span.clone(),
-                format!("{at}.retry.backoff_ms"),
-                "is larger than `max_backoff_ms`",
-            );
-        }
-    }
-    if let Some(t) = &s.timeout {
-        need(c, t.step.is_some(), "timeout.step", "`step`, the step to bound");
-        match t.ms {
-            None => need(c, false, "timeout.ms", "`ms`, the deadline in milliseconds"),
-            Some(0) => c.report(span.clone(), format!("{at}.timeout.ms"), "must be at least 1"),
-            Some(_) => {}
-        }
-    }
-    if let Some(k) = &s.cache {
-        need(
-            c,
-            k.step.is_some(),
-            "cache.step",
-            "`step`, the step whose outputs are cached",
-        );
-        match k.ttl_ms {
-            None => need(c, false, "cache.ttl_ms", "`ttl_ms`, how long an entry stays valid"),
-            Some(0) => c.report(span.clone(), format!("{at}.cache.ttl_ms"), "must be at least 1"),
-            Some(_) => {}
-        }
-        if k.max_entries == 0 || k.max_bytes == 0 {
-            c.report(
-                span.clone(),
-                format!("{at}.cache"),
-                "`max_entries` and `max_bytes` must be at least 1",
-            );
-        }
-    }
-    if let Some(b) = &s.circuit_breaker {
-        need(c, b.step.is_some(), "circuit_breaker.step", "`step`, the step guarded");
-        if b.failures == 0 || b.window_ms == 0 || b.cooldown_ms == 0 {
-            c.report(
-                span.clone(),
-                format!("{at}.circuit_breaker"),
-                "`failures`, `window_ms` and `cooldown_ms` must be at least 1",
-            );
-        }
+    for kind in kinds {
+        kind.check(c, at, step);
     }
     for (key, pointer) in &s.set_data {
         c.pointer(&format!("{at}.set_data.{key}"), pointer);
-    }
-    if let Some(saga) = &s.saga {
-        need(c, !saga.steps.is_empty(), "saga.steps", "at least one step");
-        for (step, undo) in &saga.compensate {
-            if !saga.steps.iter().any(|r| r.get_ref() == step) {
-                c.report(
-                    undo.span(),
-                    format!("{at}.saga.compensate.{step}"),
-                    format!("`{step}` is not one of this saga's steps"),
-                );
-            }
-            c.primitive_ref(&format!("{at}.saga.compensate.{step}"), undo);
-        }
     }
 }
 
