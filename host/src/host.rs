@@ -180,6 +180,7 @@ impl Host {
             env: Arc::new(CallEnv {
                 engine,
                 metrics: Arc::clone(telemetry.metrics()),
+                http: telemetry.metrics().instruments(),
                 invoker: Arc::new(Invoker { shared: weak.clone() }),
             }),
             linker,

@@ -65,10 +65,18 @@ fn selected_metrics(expr: &str) -> Vec<String> {
 
 #[test]
 fn deploy_dashboards_and_alerts_name_only_metrics_the_host_exports() {
-    let source: String = ["metrics.rs", "call_series.rs", "export.rs"]
-        .iter()
-        .map(|file| std::fs::read_to_string(repo().join("host/src/telemetry").join(file)).expect(file))
-        .collect();
+    // Where instruments are defined: the host's own, and each subsystem's.
+    let source: String = [
+        "telemetry/metrics.rs",
+        "telemetry/call_series.rs",
+        "telemetry/export.rs",
+        "workflow/metrics.rs",
+        "server/metrics.rs",
+        "imports/http.rs",
+    ]
+    .iter()
+    .map(|file| std::fs::read_to_string(repo().join("host/src").join(file)).expect(file))
+    .collect();
     let defined = |name: &str| {
         let base = ["_bucket", "_sum", "_count"]
             .iter()

@@ -12,8 +12,11 @@ use crate::config::HttpPolicy;
 use crate::invocation::Invocation;
 use crate::report::GuestSpanRecord;
 use crate::telemetry::Metrics;
+use crate::telemetry::buckets::DURATION_BUCKETS;
+use crate::telemetry::instruments::{Instruments, counter, histogram, remove_matching};
 use crate::trace_context::{new_span_id, traceparent};
 use http_body_util::BodyExt as _;
+use prometheus::{HistogramVec, IntCounterVec, Registry};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -52,17 +55,55 @@ pub(crate) struct Hooks {
     sink: Arc<SpanSink>,
 }
 
+/// The HTTP client's instruments.
+pub struct HttpClientMetrics {
+    /// `http_client_requests_total{primitive_name,host,status,tenant}`: guests' outgoing HTTP.
+    requests: IntCounterVec,
+    /// `http_client_duration_seconds{primitive_name,host,tenant}`.
+    duration: HistogramVec,
+}
+
+impl Instruments for HttpClientMetrics {
+    fn register(r: &Registry) -> Self {
+        HttpClientMetrics {
+            requests: counter(
+                r,
+                "http_client_requests_total",
+                "Outgoing HTTP requests of guests (wasi:http) by allowlisted host and status (`denied`, `error` when none).",
+                &["primitive_name", "host", "status", "tenant"],
+            ),
+            duration: histogram(
+                r,
+                "http_client_duration_seconds",
+                "Wall time of guests' outgoing HTTP requests, until the response head.",
+                &["primitive_name", "host", "tenant"],
+                DURATION_BUCKETS,
+            ),
+        }
+    }
+
+    fn forget(&self, labels: &[(&str, &str)]) {
+        remove_matching(&self.requests, labels);
+        remove_matching(&self.duration, labels);
+    }
+}
+
 /// Where finished client spans wait until the call ends, and the metrics they update.
 struct SpanSink {
     spans: Mutex<Vec<GuestSpanRecord>>,
     max_spans: usize,
-    metrics: Arc<Metrics>,
+    metrics: Arc<HttpClientMetrics>,
     primitive: String,
     tenant: String,
 }
 
 impl OutgoingHttp {
-    pub(crate) fn new(metrics: &Arc<Metrics>, invocation: &Invocation, primitive: &str) -> Self {
+    pub(crate) fn new(
+        metrics: &Metrics,
+        instruments: &Arc<HttpClientMetrics>,
+        invocation: &Invocation,
+        primitive: &str,
+    ) -> Self {
         OutgoingHttp {
             ctx: WasiHttpCtx::new(),
             hooks: Hooks {
@@ -74,7 +115,7 @@ impl OutgoingHttp {
                 sink: Arc::new(SpanSink {
                     spans: Mutex::new(Vec::new()),
                     max_spans: invocation.limits.max_spans,
-                    metrics: Arc::clone(metrics),
+                    metrics: Arc::clone(instruments),
                     primitive: primitive.to_owned(),
                     tenant: metrics.tenant_label(&invocation.tenant),
                 }),
@@ -99,11 +140,11 @@ impl SpanSink {
     fn finish(&self, mut record: GuestSpanRecord, host: &str, status: &str, began: Instant) {
         record.end = Some(SystemTime::now());
         self.metrics
-            .http_client_requests
+            .requests
             .with_label_values(&[&self.primitive, host, status, &self.tenant])
             .inc();
         self.metrics
-            .http_client_duration
+            .duration
             .with_label_values(&[&self.primitive, host, &self.tenant])
             .observe(began.elapsed().as_secs_f64());
         let mut spans = self.spans.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -4,6 +4,7 @@
 //! A call's state holds one `Arc<CallEnv>`, never the host itself, so no type ties the
 //! linker that builds instances and the state of the instances into a loop.
 
+use crate::imports::http::HttpClientMetrics;
 use crate::imports::invoke::Invoke;
 use crate::telemetry::Metrics;
 use std::sync::Arc;
@@ -13,8 +14,10 @@ use wasmtime::Engine;
 pub struct CallEnv {
     /// The engine every component is compiled for.
     pub engine: Engine,
-    /// Where the HTTP client's instruments live.
+    /// The host's metrics (the bounded tenant label).
     pub metrics: Arc<Metrics>,
+    /// The HTTP client's instruments.
+    pub http: Arc<HttpClientMetrics>,
     /// Runs guests' nested calls.
     pub invoker: Arc<dyn Invoke>,
 }

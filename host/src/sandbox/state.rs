@@ -36,6 +36,7 @@ impl WasiHttpView for CallState {
         let http = self.http.get_or_insert_with(|| {
             Box::new(OutgoingHttp::new(
                 &self.env.metrics,
+                &self.env.http,
                 &self.invocation,
                 &self.recorder.report.primitive,
             ))

@@ -11,12 +11,12 @@
     reason = "the errors are the HTTP responses themselves, built once per refused request"
 )]
 
+use super::metrics::ServerMetrics;
 use super::problem::Problem;
 use super::request::{
     RequestIds, TenantId, admit, authenticate, capacity, header_value, not_found, plugin_json, read_body, with_tenant,
 };
 use super::{App, uploads};
-use crate::telemetry::Metrics;
 use crate::text;
 use crate::trace_context::parse_traceparent;
 use axum::Router;
@@ -209,23 +209,23 @@ async fn not_found_route(headers: HeaderMap, method: Method, uri: axum::http::Ur
 /// Logs one line per request and records the HTTP metrics.
 async fn access_log(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = Metrics::method_label(request.method());
+    let method = ServerMetrics::method_label(request.method());
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or("unmatched", |p| p.as_str())
         .to_owned();
     let path = text::for_log(request.uri().path()).into_owned();
-    let metrics = app.host.telemetry().metrics();
+    let metrics = &app.metrics;
     let active = metrics.http_active.with_label_values(&[] as &[&str]);
     active.inc();
     let response = next.run(request).await;
     active.dec();
     let elapsed = started.elapsed();
-    let tenant = response
-        .extensions()
-        .get::<TenantId>()
-        .map_or_else(|| "anonymous".to_owned(), |t| metrics.tenant_label(&t.0));
+    let tenant = response.extensions().get::<TenantId>().map_or_else(
+        || "anonymous".to_owned(),
+        |t| app.host.telemetry().metrics().tenant_label(&t.0),
+    );
     let status = response.status().as_u16();
     metrics
         .http_requests

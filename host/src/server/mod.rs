@@ -8,6 +8,7 @@
 //! gets 503.
 
 pub mod api;
+pub mod metrics;
 pub mod problem;
 pub mod reload;
 pub mod request;
@@ -81,6 +82,8 @@ pub struct App {
     pub(crate) compile: Arc<Semaphore>,
     /// Bytes of request bodies held in memory now (inputs; uploads go to disk).
     pub(crate) buffered: Arc<AtomicUsize>,
+    /// The server's own instruments.
+    pub(crate) metrics: Arc<metrics::ServerMetrics>,
     /// Who may read `/metrics` on the API listener.
     pub(crate) scrape: crate::telemetry::scrape::ScrapeAuth,
     pub(crate) ready: AtomicBool,
@@ -109,6 +112,7 @@ impl Server {
         let app = Arc::new(App {
             buffered: Arc::default(),
             scrape: crate::telemetry::scrape::ScrapeAuth::new(&host.config().telemetry.metrics),
+            metrics: host.telemetry().metrics().instruments::<metrics::ServerMetrics>(),
             tenants,
             in_flight: Arc::new(Semaphore::new(max_in_flight as usize)),
             max_in_flight,
@@ -167,10 +171,7 @@ impl Server {
             tokio::select! {
                 stream = listener::accept(&listener, "the API") => {
                     let Some(slot) = slots.admit(&stream) else {
-                        app.host
-                            .telemetry()
-                            .metrics()
-                            .http_rejected
+                        app.metrics.http_rejected
                             .with_label_values(&["too_many_connections", "anonymous"])
                             .inc();
                         continue;

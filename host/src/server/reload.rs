@@ -223,12 +223,7 @@ fn compile_workflows<'a>(app: &App, paths: impl Iterator<Item = &'a PathBuf>) {
 }
 
 fn reload_metric(app: &App, kind: &str, result: &str) {
-    app.host
-        .telemetry()
-        .metrics()
-        .plugin_reloads
-        .with_label_values(&[kind, result])
-        .inc();
+    app.metrics.plugin_reloads.with_label_values(&[kind, result]).inc();
 }
 
 /// Starts the periodic rescan, unless reload is off.

@@ -119,9 +119,7 @@ pub(crate) struct Admitted {
 /// Authenticates a request: the tenant its bearer key belongs to, or 401.
 pub(crate) fn authenticate(app: &App, headers: &HeaderMap, ids: &RequestIds) -> Result<Arc<Tenant>, Response> {
     let unauthorized = |detail: &str| {
-        app.host
-            .telemetry()
-            .metrics()
+        app.metrics
             .http_rejected
             .with_label_values(&["unauthorized", "anonymous"])
             .inc();
@@ -176,10 +174,9 @@ pub(crate) fn refused(app: &App, tenant: &Tenant, ids: &RequestIds, refusal: Ref
 }
 
 pub(crate) fn reject(app: &App, reason: &str, tenant: &str) {
-    let metrics = app.host.telemetry().metrics();
-    metrics
+    app.metrics
         .http_rejected
-        .with_label_values(&[reason, &metrics.tenant_label(tenant)])
+        .with_label_values(&[reason, &app.host.telemetry().metrics().tenant_label(tenant)])
         .inc();
 }
 

@@ -173,9 +173,7 @@ async fn store(
     if let Some(previous) = &previous {
         app.host.retire_upload(&tenant.access, previous, true);
     }
-    app.host
-        .telemetry()
-        .metrics()
+    app.metrics
         .plugin_reloads
         .with_label_values(&["upload", "loaded"])
         .inc();

@@ -15,12 +15,11 @@
 use crate::bindings::Value;
 use crate::config::telemetry::MetricsConfig;
 use crate::report::{CallReport, GuestMetric, MetricKind};
-use crate::telemetry::buckets::DURATION_BUCKETS;
 use crate::telemetry::call_series::{CallCollector, CallSample, CallSeries};
+use crate::telemetry::instruments::{Instruments, counter, remove_matching};
 use arc_swap::ArcSwap;
-use prometheus::{
-    CounterVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
-};
+use prometheus::{CounterVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
+use std::any::{Any, TypeId};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -56,54 +55,14 @@ pub struct Metrics {
     llm_tokens: IntCounterVec,
     llm_cost: CounterVec,
     llm_requests: IntCounterVec,
-    /// `workflow_executions_total{workflow_name,status,tenant}`.
-    pub workflow_executions: IntCounterVec,
-    /// `workflow_duration_seconds{workflow_name,tenant}`.
-    pub workflow_duration: HistogramVec,
-    /// `active_workflows{tenant}`.
-    pub active_workflows: IntGaugeVec,
-    /// `router_route_selected_total{workflow_name,router,route,tenant}`.
-    pub router_route_selected: IntCounterVec,
-    /// `router_decision_duration_seconds{workflow_name,router,tenant}`.
-    pub router_decision_duration: HistogramVec,
-    /// `retry_attempts_total{workflow_name,step,tenant}`: attempts after the first.
-    pub retry_attempts: IntCounterVec,
-    /// `fallback_used_total{workflow_name,step,tenant}`: answers from a fallback, by the step that answered.
-    pub fallback_used: IntCounterVec,
-    /// `timeout_exceeded_total{workflow_name,step,tenant}`.
-    pub timeout_exceeded: IntCounterVec,
-    /// `cache_hit_total{workflow_name,cache,tenant}`.
-    pub cache_hit: IntCounterVec,
-    /// `cache_miss_total{workflow_name,cache,tenant}`.
-    pub cache_miss: IntCounterVec,
-    /// `cache_evictions_total{workflow_name,cache,tenant}`.
-    pub cache_evictions: IntCounterVec,
-    /// `cache_size_bytes{workflow_name,cache}`.
-    pub cache_size_bytes: IntGaugeVec,
-    /// `cache_operation_duration_seconds{workflow_name,cache,operation,tenant}`, operation `hit` or `miss`.
-    pub cache_operation_duration: HistogramVec,
-    /// `circuit_breaker_state{workflow_name,breaker}`: 0 closed, 1 open, 2 half-open.
-    pub circuit_breaker_state: IntGaugeVec,
-    /// `compensations_total{workflow_name,step,tenant}`.
-    pub compensations: IntCounterVec,
-    /// `http_server_requests_total{route,method,status,tenant}` (serve mode).
-    pub http_requests: IntCounterVec,
-    /// `http_server_request_duration_seconds{route,method,tenant}`.
-    pub http_duration: HistogramVec,
-    /// `http_server_active_requests`.
-    pub http_active: IntGaugeVec,
-    /// `http_server_rejected_total{reason,tenant}`: refused before any work (auth, quota, overload).
-    pub http_rejected: IntCounterVec,
-    /// `http_client_requests_total{primitive_name,host,status,tenant}`: guests' outgoing HTTP.
-    pub http_client_requests: IntCounterVec,
-    /// `http_client_duration_seconds{primitive_name,host,tenant}`.
-    pub http_client_duration: HistogramVec,
-    /// `plugin_reloads_total{kind,result}`: hot reloads and uploads of primitives and workflows.
-    pub plugin_reloads: IntCounterVec,
     primitives: ArcSwap<HashMap<Box<str>, Arc<PrimitiveMetrics>>>,
     tenants: Mutex<HashSet<String>>,
     guest: Mutex<GuestState>,
     config: MetricsConfig,
+    /// Each subsystem's instruments, by type, registered on first use.
+    instruments: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
+    /// How to remove a primitive's series from each subsystem's instruments.
+    forgetters: Mutex<Vec<Forgetter>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -192,30 +151,20 @@ impl prometheus::core::Collector for SharedCollector {
     }
 }
 
-fn opts(name: &str, help: &str) -> Opts {
-    Opts::new(name, help)
-}
-
-fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let c = IntCounterVec::new(opts(name, help), labels).expect("static metric definition");
-    registry.register(Box::new(c.clone())).expect("unique static metric");
-    c
-}
-
-fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str], buckets: &[f64]) -> HistogramVec {
-    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets.to_vec()), labels)
-        .expect("static metric definition");
-    registry.register(Box::new(h.clone())).expect("unique static metric");
-    h
-}
+/// Removes one primitive's series from a subsystem's instruments.
+type Forgetter = Box<dyn Fn(&[(&str, &str)]) + Send + Sync>;
 
 impl Metrics {
-    /// A registry with every host metric defined (and no series yet).
-    #[allow(clippy::expect_used)]
+    /// A registry with the host's own metrics defined (and no series yet); subsystems add
+    /// theirs through [`Metrics::instruments`].
+    #[allow(
+        clippy::expect_used,
+        reason = "the definitions are static: a clash is a bug the tests find"
+    )]
     pub fn new(config: &MetricsConfig) -> Self {
         let r = Registry::new();
         let llm_cost = CounterVec::new(
-            opts(
+            Opts::new(
                 "llm_cost_usd_total",
                 "Cost of LLM requests reported by guests (span attribute llm.cost_usd), in US dollars.",
             ),
@@ -223,22 +172,6 @@ impl Metrics {
         )
         .expect("static metric definition");
         r.register(Box::new(llm_cost.clone())).expect("unique static metric");
-        let gauge = |name: &str, help: &str, labels: &[&str]| {
-            let g = IntGaugeVec::new(opts(name, help), labels).expect("static metric definition");
-            r.register(Box::new(g.clone())).expect("unique static metric");
-            g
-        };
-        let active_workflows = gauge("active_workflows", "Workflows running now.", &["tenant"]);
-        let cache_size_bytes = gauge(
-            "cache_size_bytes",
-            "Bytes of outputs a workflow cache step holds.",
-            &["workflow_name", "cache"],
-        );
-        let circuit_breaker_state = gauge(
-            "circuit_breaker_state",
-            "State of a workflow circuit breaker: 0 closed, 1 open, 2 half-open.",
-            &["workflow_name", "breaker"],
-        );
         let calls = Arc::new(CallCollector::new());
         r.register(Box::new(SharedCollector(Arc::clone(&calls))))
             .expect("unique static metric");
@@ -281,132 +214,13 @@ impl Metrics {
                 "LLM requests reported by guests (spans carrying llm.* attributes).",
                 &["primitive_name", "model", "tenant"],
             ),
-            workflow_executions: counter(
-                &r,
-                "workflow_executions_total",
-                "Workflow runs by outcome.",
-                &["workflow_name", "status", "tenant"],
-            ),
-            workflow_duration: histogram(
-                &r,
-                "workflow_duration_seconds",
-                "Wall time of workflow runs.",
-                &["workflow_name", "tenant"],
-                DURATION_BUCKETS,
-            ),
-            active_workflows,
-            router_route_selected: counter(
-                &r,
-                "router_route_selected_total",
-                "Routes chosen by workflow routers.",
-                &["workflow_name", "router", "route", "tenant"],
-            ),
-            router_decision_duration: histogram(
-                &r,
-                "router_decision_duration_seconds",
-                "Time a router took to choose (a classifier call included).",
-                &["workflow_name", "router", "tenant"],
-                DURATION_BUCKETS,
-            ),
-            retry_attempts: counter(
-                &r,
-                "retry_attempts_total",
-                "Retries made by workflow retry steps (attempts after the first).",
-                &["workflow_name", "step", "tenant"],
-            ),
-            fallback_used: counter(
-                &r,
-                "fallback_used_total",
-                "Answers given by a fallback instead of the primary, by the step that answered.",
-                &["workflow_name", "step", "tenant"],
-            ),
-            timeout_exceeded: counter(
-                &r,
-                "timeout_exceeded_total",
-                "Workflow timeout steps whose deadline passed.",
-                &["workflow_name", "step", "tenant"],
-            ),
-            cache_hit: counter(
-                &r,
-                "cache_hit_total",
-                "Workflow cache hits.",
-                &["workflow_name", "cache", "tenant"],
-            ),
-            cache_miss: counter(
-                &r,
-                "cache_miss_total",
-                "Workflow cache misses.",
-                &["workflow_name", "cache", "tenant"],
-            ),
-            cache_evictions: counter(
-                &r,
-                "cache_evictions_total",
-                "Entries evicted from workflow caches (least recently used first).",
-                &["workflow_name", "cache", "tenant"],
-            ),
-            cache_size_bytes,
-            cache_operation_duration: histogram(
-                &r,
-                "cache_operation_duration_seconds",
-                "Time of a cache step, by outcome (a miss includes computing the value).",
-                &["workflow_name", "cache", "operation", "tenant"],
-                DURATION_BUCKETS,
-            ),
-            circuit_breaker_state,
-            compensations: counter(
-                &r,
-                "compensations_total",
-                "Saga compensations run, by the step they undo.",
-                &["workflow_name", "step", "tenant"],
-            ),
-            http_requests: counter(
-                &r,
-                "http_server_requests_total",
-                "HTTP API requests by route template, method, status code and tenant (`anonymous` before authentication).",
-                &["route", "method", "status", "tenant"],
-            ),
-            http_duration: histogram(
-                &r,
-                "http_server_request_duration_seconds",
-                "Wall time of HTTP API requests, body read and response included.",
-                &["route", "method", "tenant"],
-                DURATION_BUCKETS,
-            ),
-            http_active: gauge(
-                "http_server_active_requests",
-                "HTTP API requests being served now.",
-                &[],
-            ),
-            http_rejected: counter(
-                &r,
-                "http_server_rejected_total",
-                "HTTP API requests refused before any work: unauthorized, rate_limited, upload_rate_limited, concurrency_limited, overloaded, payload_too_large, too_many_connections (a connection refused whole).",
-                &["reason", "tenant"],
-            ),
-            http_client_requests: counter(
-                &r,
-                "http_client_requests_total",
-                "Outgoing HTTP requests of guests (wasi:http) by allowlisted host and status (`denied`, `error` when none).",
-                &["primitive_name", "host", "status", "tenant"],
-            ),
-            http_client_duration: histogram(
-                &r,
-                "http_client_duration_seconds",
-                "Wall time of guests' outgoing HTTP requests, until the response head.",
-                &["primitive_name", "host", "tenant"],
-                DURATION_BUCKETS,
-            ),
-            plugin_reloads: counter(
-                &r,
-                "plugin_reloads_total",
-                "Primitives and workflows (re)loaded from their directories or uploaded, by result.",
-                &["kind", "result"],
-            ),
             registry: r,
             primitives: ArcSwap::default(),
             tenants: Mutex::new(HashSet::from(["default".to_owned()])),
             guest: Mutex::default(),
             config: config.clone(),
+            instruments: Mutex::default(),
+            forgetters: Mutex::default(),
         }
     }
 
@@ -459,8 +273,9 @@ impl Metrics {
         remove_matching(&self.llm_tokens, &labels);
         remove_matching(&self.llm_cost, &labels);
         remove_matching(&self.llm_requests, &labels);
-        remove_matching(&self.http_client_requests, &labels);
-        remove_matching(&self.http_client_duration, &labels);
+        for forget in lock(&self.forgetters).iter() {
+            forget(&labels);
+        }
         let mut state = lock(&self.guest);
         for family in state.families.values() {
             if let Some(c) = &family.counter {
@@ -483,24 +298,21 @@ impl Metrics {
         state.llm_models.remove(&key);
     }
 
-    /// The label of an HTTP method: the standard ones as they are, anything else `other`.
-    pub fn method_label(method: &axum::http::Method) -> &'static str {
-        use axum::http::Method;
-        const STANDARD: [(Method, &str); 9] = [
-            (Method::GET, "GET"),
-            (Method::HEAD, "HEAD"),
-            (Method::POST, "POST"),
-            (Method::PUT, "PUT"),
-            (Method::DELETE, "DELETE"),
-            (Method::CONNECT, "CONNECT"),
-            (Method::OPTIONS, "OPTIONS"),
-            (Method::TRACE, "TRACE"),
-            (Method::PATCH, "PATCH"),
-        ];
-        STANDARD
-            .iter()
-            .find(|(m, _)| m == method)
-            .map_or(OVERFLOW, |(_, label)| label)
+    /// The instruments of a subsystem, registered into this registry on first use and
+    /// shared after: the subsystem keeps the `Arc`, so its hot paths do no lookup.
+    pub fn instruments<T: Instruments>(&self) -> Arc<T> {
+        let mut all = lock(&self.instruments);
+        if let Some(found) = all
+            .get(&TypeId::of::<T>())
+            .and_then(|any| Arc::clone(any).downcast::<T>().ok())
+        {
+            return found;
+        }
+        let created = Arc::new(T::register(&self.registry));
+        all.insert(TypeId::of::<T>(), Arc::clone(&created) as Arc<dyn Any + Send + Sync>);
+        let forgetting = Arc::clone(&created);
+        lock(&self.forgetters).push(Box::new(move |labels| forgetting.forget(labels)));
+        created
     }
 
     /// The tenant label for `tenant`: itself while under the cap, `other` past it.
@@ -836,21 +648,6 @@ fn is_series_of(rest: &str, owner: &str) -> bool {
 }
 
 /// Removes every series of `vec` whose labels include all of `labels`.
-fn remove_matching<T: prometheus::core::MetricVecBuilder>(
-    vec: &prometheus::core::MetricVec<T>,
-    labels: &[(&str, &str)],
-) {
-    use prometheus::core::Collector as _;
-    for family in vec.collect() {
-        for metric in family.get_metric() {
-            let pairs: HashMap<&str, &str> = metric.get_label().iter().map(|l| (l.name(), l.value())).collect();
-            if labels.iter().all(|(k, v)| pairs.get(k) == Some(v)) {
-                let _ = vec.remove(&pairs);
-            }
-        }
-    }
-}
-
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -1012,15 +809,6 @@ mod tests {
         }
         drop(state);
         assert_eq!(guest_series(&metrics, "r", "a"), 3);
-    }
-
-    #[test]
-    fn methods_outside_the_standard_set_are_other() {
-        use axum::http::Method;
-        assert_eq!(Metrics::method_label(&Method::GET), "GET");
-        assert_eq!(Metrics::method_label(&Method::PATCH), "PATCH");
-        let made_up = Method::from_bytes(b"M1X").expect("a token");
-        assert_eq!(Metrics::method_label(&made_up), OVERFLOW);
     }
 
     #[test]

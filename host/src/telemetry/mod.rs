@@ -11,6 +11,7 @@ pub mod buckets;
 pub mod call_series;
 pub mod export;
 pub mod file;
+pub mod instruments;
 pub mod logs;
 pub mod metrics;
 pub mod otlp_metrics;

@@ -9,6 +9,7 @@
 pub mod builder;
 pub mod combinators;
 pub mod definition;
+pub mod metrics;
 pub mod plan;
 pub mod run;
 pub mod validate;

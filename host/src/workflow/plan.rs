@@ -6,6 +6,7 @@ use crate::host::Host;
 use crate::plugin::Plugin;
 use crate::workflow::combinators::{Combinator, Compiler};
 use crate::workflow::definition::WorkflowFile;
+use crate::workflow::metrics::WorkflowMetrics;
 use crate::workflow::validate::{Problem, validate};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,6 +14,8 @@ use std::sync::Arc;
 /// A workflow ready to run.
 pub struct Workflow {
     pub(crate) name: String,
+    /// The engine's instruments, in the host's registry.
+    pub(crate) metrics: Arc<WorkflowMetrics>,
     pub(crate) description: String,
     pub(crate) root: usize,
     pub(crate) nodes: Vec<Node>,
@@ -95,6 +98,7 @@ impl Workflow {
         let root = index.get(file.root.get_ref().as_str()).copied().unwrap_or(0);
         Ok(Workflow {
             name: file.name.get_ref().clone(),
+            metrics: host.telemetry().metrics().instruments::<WorkflowMetrics>(),
             description: file.description.clone(),
             root,
             nodes,

@@ -11,6 +11,7 @@ use crate::invocation::Invocation;
 use crate::plugin::Plugin;
 use crate::report::{CallReport, GuestSpanRecord, SpanEvent, WorkflowReport};
 use crate::trace_context::new_span_id;
+use crate::workflow::metrics::WorkflowMetrics;
 use crate::workflow::plan::{Kind, Workflow};
 use futures_util::future::BoxFuture;
 use serde_json::Value as Json;
@@ -136,7 +137,7 @@ impl Workflow {
             tenant_label: tenant_label.clone(),
             collected: Mutex::new(Collected::default()),
         };
-        let active = metrics.active_workflows.with_label_values(&[&tenant_label]);
+        let active = self.metrics.active_workflows.with_label_values(&[&tenant_label]);
         active.inc();
         let start = SystemTime::now();
         let began = Instant::now();
@@ -149,11 +150,11 @@ impl Workflow {
         let wall = began.elapsed();
         active.dec();
         let status = if result.is_ok() { "success" } else { "error" };
-        metrics
+        self.metrics
             .workflow_executions
             .with_label_values(&[&self.name, status, &tenant_label])
             .inc();
-        metrics
+        self.metrics
             .workflow_duration
             .with_label_values(&[&self.name, &tenant_label])
             .observe(wall.as_secs_f64());
@@ -202,9 +203,9 @@ impl Run<'_> {
         (&self.wf.name, &self.tenant_label)
     }
 
-    /// The host's metrics, where the combinators' instruments are.
-    pub(crate) fn metrics(&self) -> &crate::telemetry::Metrics {
-        self.wf.host.telemetry().metrics()
+    /// The engine's instruments.
+    pub(crate) fn metrics(&self) -> &WorkflowMetrics {
+        &self.wf.metrics
     }
 
     /// The name of step `index`.
