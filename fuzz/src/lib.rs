@@ -83,7 +83,7 @@ pub fn load_component(data: &[u8]) {
     block_on("loading arbitrary bytes", async {
         match host.inspect_bytes(Path::new("fuzz.wasm"), data.to_vec()).await {
             Ok(plugin) => {
-                let outcome = host.call_plugin(&plugin, data, CallOptions::default()).await;
+                let outcome = host.call_primitive(&plugin, data, CallOptions::default()).await;
                 check_call(outcome.output.as_ref().err());
             }
             Err(error) => {
@@ -170,7 +170,7 @@ pub fn smith_component(data: &[u8]) {
     block_on("a wasm-smith guest", async {
         match host.inspect_bytes(Path::new("smith.wasm"), component).await {
             Ok(plugin) => {
-                let outcome = host.call_plugin(&plugin, &call_input, CallOptions::default()).await;
+                let outcome = host.call_primitive(&plugin, &call_input, CallOptions::default()).await;
                 check_call(outcome.output.as_ref().err());
             }
             Err(error) => {

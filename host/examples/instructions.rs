@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::Arc;
 use tta_host::bindings::PrimitivePluginPre;
 use tta_host::telemetry::{ObservabilityConfig, SamplerKind, Telemetry};
-use tta_host::{CallOptions, Host, HostConfig, Plugin};
+use tta_host::{CallOptions, Host, HostConfig, Primitive};
 
 #[path = "../benches/common/bare.rs"]
 mod bare;
@@ -57,18 +57,18 @@ fn host(sampler: Option<SamplerKind>) -> Host {
 /// The counted region of the host scenarios.
 #[unsafe(no_mangle)]
 #[inline(never)]
-fn tta_measure_host(rt: &tokio::runtime::Runtime, host: &Host, plugin: &Arc<Plugin>, calls: u64, observed: bool) {
+fn tta_measure_host(rt: &tokio::runtime::Runtime, host: &Host, plugin: &Arc<Primitive>, calls: u64, observed: bool) {
     host_calls(rt, host, plugin, calls, observed);
 }
 
 /// `calls` tta-host calls.
-fn host_calls(rt: &tokio::runtime::Runtime, host: &Host, plugin: &Arc<Plugin>, calls: u64, observed: bool) {
+fn host_calls(rt: &tokio::runtime::Runtime, host: &Host, plugin: &Arc<Primitive>, calls: u64, observed: bool) {
     rt.block_on(async {
         for _ in 0..calls {
             let outcome = if observed {
-                host.call_plugin(plugin, &INPUT, CallOptions::default()).await
+                host.call_primitive(plugin, &INPUT, CallOptions::default()).await
             } else {
-                host.call_plugin_unobserved(plugin, &INPUT, CallOptions::default())
+                host.call_primitive_unobserved(plugin, &INPUT, CallOptions::default())
                     .await
             };
             std::hint::black_box(outcome);

@@ -8,7 +8,7 @@
 
 use crate::Host;
 use crate::host::CallOptions;
-use crate::plugin::Plugin;
+use crate::primitive::Primitive;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -91,19 +91,19 @@ pub struct PrimitiveBench {
 /// Calls `plugin` `warmup` times, then `iterations` times measured.
 pub async fn primitive(
     host: &Host,
-    plugin: &Arc<Plugin>,
+    plugin: &Arc<Primitive>,
     input: &[u8],
     iterations: usize,
     warmup: usize,
 ) -> PrimitiveBench {
     for _ in 0..warmup {
-        host.call_plugin(plugin, input, CallOptions::default()).await;
+        host.call_primitive(plugin, input, CallOptions::default()).await;
     }
     let mut bench = PrimitiveBench::default();
     let started = Instant::now();
     for _ in 0..iterations {
         let t = Instant::now();
-        let outcome = host.call_plugin(plugin, input, CallOptions::default()).await;
+        let outcome = host.call_primitive(plugin, input, CallOptions::default()).await;
         bench.call.push(t.elapsed());
         let stats = &outcome.report.stats;
         bench.instantiate.push(stats.instantiate);

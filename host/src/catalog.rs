@@ -4,7 +4,7 @@
 
 use crate::error::LoadError;
 use crate::host::Host;
-use crate::plugin::Plugin;
+use crate::primitive::Primitive;
 use crate::workflow::{Problem, Workflow};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -36,7 +36,7 @@ pub struct Loaded {
     /// The file.
     pub path: PathBuf,
     /// The primitive now registered from it, or why there is none.
-    pub result: Result<Arc<Plugin>, LoadError>,
+    pub result: Result<Arc<Primitive>, LoadError>,
     /// Whether it replaced a primitive loaded from the same file.
     pub replaced: bool,
 }
@@ -52,7 +52,7 @@ pub async fn load_primitives(
     let total = paths.len();
     let mut loaded = Vec::with_capacity(total);
     for (i, path) in paths.into_iter().enumerate() {
-        if policy == Policy::Supplement && host.registry().plugins().any(|p| same_file(&p.path, &path)) {
+        if policy == Policy::Supplement && host.registry().primitives().any(|p| same_file(&p.path, &path)) {
             continue;
         }
         progress(i, total, &path);

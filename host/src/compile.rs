@@ -8,7 +8,7 @@ use crate::bindings::{Metadata, PrimitivePluginPre};
 use crate::cache::{ArtifactCache, Origin};
 use crate::config::Limits;
 use crate::error::LoadError;
-use crate::plugin::Plugin;
+use crate::primitive::Primitive;
 use crate::sandbox::{self, CallEnv, CallState, DescribeFailure};
 use crate::telemetry::Metrics;
 use sha2::{Digest, Sha256};
@@ -53,14 +53,19 @@ pub struct Compiler<'a> {
 
 impl Compiler<'_> {
     /// Loads and validates the component at `path`.
-    pub async fn load(&self, path: &Path) -> Result<Plugin, LoadError> {
+    pub async fn load(&self, path: &Path) -> Result<Primitive, LoadError> {
         self.from_bytes(path, read(path)?, None).await
     }
 
     /// Validates and compiles `bytes` as the component at `path` (which need not exist yet: an
     /// upload is validated before it is written). `upload` holds the limits of the tenant
     /// whose upload this is: its `describe()` runs under them, and its metrics are its own.
-    pub async fn from_bytes(&self, path: &Path, bytes: Vec<u8>, upload: Option<&Limits>) -> Result<Plugin, LoadError> {
+    pub async fn from_bytes(
+        &self,
+        path: &Path,
+        bytes: Vec<u8>,
+        upload: Option<&Limits>,
+    ) -> Result<Primitive, LoadError> {
         check_header(path, &bytes)?;
 
         let started = Instant::now();
@@ -115,7 +120,7 @@ impl Compiler<'_> {
             })?;
         check_metadata(path, &metadata)?;
 
-        Ok(Plugin {
+        Ok(Primitive {
             metrics: match upload {
                 Some(_) => self.metrics.owned_primitive(&metadata.name),
                 None => self.metrics.primitive(&metadata.name),

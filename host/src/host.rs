@@ -10,7 +10,7 @@ use crate::engine::{EpochTicker, build_engine};
 use crate::error::{CallError, LoadError};
 use crate::imports::invoke::{Invoke, Nested};
 use crate::invocation::Invocation;
-use crate::plugin::Plugin;
+use crate::primitive::Primitive;
 use crate::registry::Registry;
 use crate::report::CallReport;
 use crate::sandbox::{self, CallEnv, CallState};
@@ -54,7 +54,7 @@ impl Shared {
     /// Runs `plugin` once and records its metrics: the one metered path of every call.
     async fn execute(
         &self,
-        plugin: &Arc<Plugin>,
+        plugin: &Arc<Primitive>,
         invocation: Invocation,
         input: &[u8],
     ) -> (Result<Vec<u8>, CallError>, CallReport) {
@@ -205,26 +205,31 @@ impl Host {
     }
 
     /// Loads, validates and registers the component at `path`, so calls and `invoke` find it.
-    pub async fn load(&self, path: &Path) -> Result<Arc<Plugin>, LoadError> {
+    pub async fn load(&self, path: &Path) -> Result<Arc<Primitive>, LoadError> {
         let plugin = self.inspect(path).await?;
         self.register(Arc::clone(&plugin))?;
         Ok(plugin)
     }
 
     /// Loads and validates the component at `path` without registering it.
-    pub async fn inspect(&self, path: &Path) -> Result<Arc<Plugin>, LoadError> {
+    pub async fn inspect(&self, path: &Path) -> Result<Arc<Primitive>, LoadError> {
         self.shared.compiler().load(path).await.map(Arc::new)
     }
 
     /// Validates and compiles `bytes` as if they were the file at `path`, without registering
     /// them: how uploads are checked before they are written.
-    pub async fn inspect_bytes(&self, path: &Path, bytes: Vec<u8>) -> Result<Arc<Plugin>, LoadError> {
+    pub async fn inspect_bytes(&self, path: &Path, bytes: Vec<u8>) -> Result<Arc<Primitive>, LoadError> {
         self.shared.compiler().from_bytes(path, bytes, None).await.map(Arc::new)
     }
 
     /// Validates and compiles a tenant's upload: its `describe()` runs under the tenant's
     /// `limits`, and its metrics are its own, removed when it is deleted.
-    pub async fn inspect_upload(&self, path: &Path, bytes: Vec<u8>, limits: &Limits) -> Result<Arc<Plugin>, LoadError> {
+    pub async fn inspect_upload(
+        &self,
+        path: &Path,
+        bytes: Vec<u8>,
+        limits: &Limits,
+    ) -> Result<Arc<Primitive>, LoadError> {
         self.shared
             .compiler()
             .from_bytes(path, bytes, Some(limits))
@@ -236,7 +241,7 @@ impl Host {
     /// replaced: a deleted one's calls still in flight record nothing and its series go
     /// (unless the tenant still sees a shared primitive of that name, whose series they
     /// are too); its compiled artifact goes unless another loaded primitive has its bytes.
-    pub fn retire_upload(&self, access: &crate::tenant::Access, old: &Plugin, replaced: bool) {
+    pub fn retire_upload(&self, access: &crate::tenant::Access, old: &Primitive, replaced: bool) {
         let registry = self.registry();
         if !replaced {
             old.metrics.retire();
@@ -257,7 +262,7 @@ impl Host {
     }
 
     /// Registers a loaded plugin under its name.
-    pub fn register(&self, plugin: Arc<Plugin>) -> Result<(), LoadError> {
+    pub fn register(&self, plugin: Arc<Primitive>) -> Result<(), LoadError> {
         self.update_registry(|registry| registry.insert(plugin))
     }
 
@@ -290,7 +295,7 @@ impl Host {
                 .ok_or_else(|| registry.visible_names(options.access.as_deref()))
         };
         match found {
-            Ok(plugin) => self.call_plugin(&plugin, input, options).await,
+            Ok(plugin) => self.call_primitive(&plugin, input, options).await,
             Err(available) => {
                 let error = CallError::UnknownPrimitive {
                     name: name.to_owned(),
@@ -308,7 +313,7 @@ impl Host {
     }
 
     /// Calls `plugin` once on `input`.
-    pub async fn call_plugin(&self, plugin: &Arc<Plugin>, input: &[u8], options: CallOptions) -> CallOutcome {
+    pub async fn call_primitive(&self, plugin: &Arc<Primitive>, input: &[u8], options: CallOptions) -> CallOutcome {
         let invocation = self.invocation(options);
         let (output, report) = self.execute(plugin, invocation, input).await;
         let report = Arc::new(report);
@@ -319,9 +324,9 @@ impl Host {
     /// Calls `plugin` with no metrics and no export: the uninstrumented baseline the
     /// overhead benchmark compares against. Not for production use.
     #[doc(hidden)]
-    pub async fn call_plugin_unobserved(
+    pub async fn call_primitive_unobserved(
         &self,
-        plugin: &Arc<Plugin>,
+        plugin: &Arc<Primitive>,
         input: &[u8],
         options: CallOptions,
     ) -> CallOutcome {
@@ -338,7 +343,7 @@ impl Host {
     /// metered entry of every call: `run`, the server, `invoke` and workflow leaves alike.
     pub async fn execute(
         &self,
-        plugin: &Arc<Plugin>,
+        plugin: &Arc<Primitive>,
         invocation: Invocation,
         input: &[u8],
     ) -> (Result<Vec<u8>, CallError>, CallReport) {

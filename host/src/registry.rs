@@ -4,7 +4,7 @@
 //! path takes no lock and a call in flight keeps the primitives it started with.
 
 use crate::error::LoadError;
-use crate::plugin::Plugin;
+use crate::primitive::Primitive;
 use crate::tenant::Access;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -14,14 +14,14 @@ use std::sync::Arc;
 /// the plugins directory) and each tenant's own uploads, which only that tenant sees.
 #[derive(Debug, Default, Clone)]
 pub struct Registry {
-    plugins: BTreeMap<String, Arc<Plugin>>,
-    owned: BTreeMap<String, BTreeMap<String, Arc<Plugin>>>,
+    plugins: BTreeMap<String, Arc<Primitive>>,
+    owned: BTreeMap<String, BTreeMap<String, Arc<Primitive>>>,
 }
 
 impl Registry {
     /// The primitive `name` as `access` sees it: the tenant's own upload first, then a
     /// shared one it is allowed; with no access (the operator), any shared one.
-    pub fn resolve(&self, access: Option<&Access>, name: &str) -> Option<Arc<Plugin>> {
+    pub fn resolve(&self, access: Option<&Access>, name: &str) -> Option<Arc<Primitive>> {
         match access {
             None => self.plugins.get(name).cloned(),
             Some(access) => self
@@ -34,11 +34,11 @@ impl Registry {
     }
 
     /// Every primitive `access` may call, sorted by name; its own shadow shared ones.
-    pub fn visible(&self, access: Option<&Access>) -> Vec<Arc<Plugin>> {
+    pub fn visible(&self, access: Option<&Access>) -> Vec<Arc<Primitive>> {
         let Some(access) = access else {
             return self.plugins.values().cloned().collect();
         };
-        let mut seen: BTreeMap<&str, &Arc<Plugin>> = self
+        let mut seen: BTreeMap<&str, &Arc<Primitive>> = self
             .plugins
             .iter()
             .filter(|(name, _)| access.may_call(name))
@@ -56,7 +56,7 @@ impl Registry {
     }
 
     /// The tenant's own primitive `name`.
-    pub fn owned(&self, tenant: &str, name: &str) -> Option<Arc<Plugin>> {
+    pub fn owned(&self, tenant: &str, name: &str) -> Option<Arc<Primitive>> {
         self.owned.get(tenant).and_then(|own| own.get(name)).cloned()
     }
 
@@ -66,7 +66,7 @@ impl Registry {
     }
 
     /// Adds or replaces the tenant's own primitive.
-    pub fn insert_owned(&mut self, tenant: &str, plugin: Arc<Plugin>) {
+    pub fn insert_owned(&mut self, tenant: &str, plugin: Arc<Primitive>) {
         self.owned
             .entry(tenant.to_owned())
             .or_default()
@@ -74,12 +74,12 @@ impl Registry {
     }
 
     /// Removes the tenant's own primitive `name`; returns it if there was one.
-    pub fn remove_owned(&mut self, tenant: &str, name: &str) -> Option<Arc<Plugin>> {
+    pub fn remove_owned(&mut self, tenant: &str, name: &str) -> Option<Arc<Primitive>> {
         self.owned.get_mut(tenant).and_then(|own| own.remove(name))
     }
 
     /// Removes the shared primitive `name`; returns it if there was one.
-    pub fn remove(&mut self, name: &str) -> Option<Arc<Plugin>> {
+    pub fn remove(&mut self, name: &str) -> Option<Arc<Primitive>> {
         self.plugins.remove(name)
     }
 
@@ -98,7 +98,7 @@ impl Registry {
     }
 
     /// The primitive called `name`.
-    pub fn get(&self, name: &str) -> Option<Arc<Plugin>> {
+    pub fn get(&self, name: &str) -> Option<Arc<Primitive>> {
         self.plugins.get(name).cloned()
     }
 
@@ -108,7 +108,7 @@ impl Registry {
     }
 
     /// All loaded primitives, sorted by name.
-    pub fn plugins(&self) -> impl Iterator<Item = &Arc<Plugin>> {
+    pub fn primitives(&self) -> impl Iterator<Item = &Arc<Primitive>> {
         self.plugins.values()
     }
 
@@ -121,7 +121,7 @@ impl Registry {
     }
 
     /// Adds `plugin`; a different file with the same name is refused, the same file replaced.
-    pub fn insert(&mut self, plugin: Arc<Plugin>) -> Result<(), LoadError> {
+    pub fn insert(&mut self, plugin: Arc<Primitive>) -> Result<(), LoadError> {
         if let Some(existing) = self.plugins.get(&plugin.metadata.name)
             && existing.path != plugin.path
         {

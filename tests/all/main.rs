@@ -11,6 +11,7 @@ mod fences;
 #[path = "../../host/benches/common/generated.rs"]
 mod generated;
 mod languages;
+mod layers;
 mod limits;
 mod load;
 mod otlp_receiver;

@@ -74,20 +74,20 @@ pub fn bench(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
     }
     group.bench_function(BASELINE, |b| {
         b.to_async(rt)
-            .iter(|| baseline.call_plugin_unobserved(&p0, &INPUT, CallOptions::default()))
+            .iter(|| baseline.call_primitive_unobserved(&p0, &INPUT, CallOptions::default()))
     });
     group.bench_function(SAMPLED, |b| {
         b.to_async(rt)
-            .iter(|| sampled.call_plugin(&p1, &INPUT, CallOptions::default()))
+            .iter(|| sampled.call_primitive(&p1, &INPUT, CallOptions::default()))
     });
     group.bench_function(UNSAMPLED, |b| {
         b.to_async(rt)
-            .iter(|| unsampled.call_plugin(&p2, &INPUT, CallOptions::default()))
+            .iter(|| unsampled.call_primitive(&p2, &INPUT, CallOptions::default()))
     });
     group.finish();
 
     // The instrumentation alone, on a real report.
-    let outcome = rt.block_on(sampled.call_plugin(&p1, &INPUT, CallOptions::default()));
+    let outcome = rt.block_on(sampled.call_primitive(&p1, &INPUT, CallOptions::default()));
     let report = Arc::clone(&outcome.report);
     let metrics = Arc::clone(sampled.telemetry().metrics());
     let handles = metrics.primitive("echo");

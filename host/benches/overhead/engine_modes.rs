@@ -63,7 +63,7 @@ fn payloads(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
         group.throughput(criterion::Throughput::Bytes(size as u64));
         group.bench_function(format!("echo_{label}"), |b| {
             b.to_async(rt)
-                .iter(|| host.call_plugin(&echo, &input, CallOptions::default()))
+                .iter(|| host.call_primitive(&echo, &input, CallOptions::default()))
         });
         let mut target = vec![0u8; size];
         group.bench_function(format!("memcpy_{label}"), |b| {

@@ -39,7 +39,7 @@ fn tenants(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
                     tenant: Some(names[next].clone()),
                     ..CallOptions::default()
                 };
-                host.call_plugin(&echo, b"hi", options)
+                host.call_primitive(&echo, b"hi", options)
             })
         });
     }

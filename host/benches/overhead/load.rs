@@ -104,7 +104,7 @@ pub fn concurrent_calls(
             rt.block_on(spread(&key, iters, TASKS, move || {
                 let (host, echo) = (host.clone(), Arc::clone(&echo));
                 async move {
-                    let outcome = host.call_plugin(&echo, &INPUT, CallOptions::default()).await;
+                    let outcome = host.call_primitive(&echo, &INPUT, CallOptions::default()).await;
                     assert!(outcome.output.is_ok(), "echo failed under load");
                 }
             }))
@@ -161,7 +161,7 @@ fn scrape(c: &mut Criterion) {
             tenant: Some(format!("tenant-{tenants}")),
             ..CallOptions::default()
         };
-        rt.block_on(host.call_plugin(&echo, &INPUT, options));
+        rt.block_on(host.call_primitive(&echo, &INPUT, options));
         tenants += 1;
     }
 

@@ -48,7 +48,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tta_host::bench::Samples;
 use tta_host::telemetry::{ObservabilityConfig, SamplerKind, Telemetry};
-use tta_host::{Host, HostConfig, Plugin};
+use tta_host::{Host, HostConfig, Primitive};
 
 /// The allocator the `tta-host` binary uses, so the numbers are the binary's.
 #[global_allocator]
@@ -104,7 +104,7 @@ pub fn plugin_path(name: &str) -> PathBuf {
 }
 
 /// `plugins/echo.wasm` loaded into `host`.
-pub fn load_echo(rt: &tokio::runtime::Runtime, host: &Host) -> Arc<Plugin> {
+pub fn load_echo(rt: &tokio::runtime::Runtime, host: &Host) -> Arc<Primitive> {
     let path = plugin_path("echo");
     rt.block_on(host.load(&path))
         .unwrap_or_else(|e| panic!("{}: {e} (run `cargo xtask plugins` first)", path.display()))

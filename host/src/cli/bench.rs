@@ -52,7 +52,7 @@ pub(super) async fn bench(host: &Host, args: &BenchArgs) -> anyhow::Result<u8> {
         Ok(plugin) => plugin,
         Err(code) => return Ok(code),
     };
-    let first = host.call_plugin(&plugin, &input, CallOptions::default()).await;
+    let first = host.call_primitive(&plugin, &input, CallOptions::default()).await;
     if let Err(e) = &first.output {
         eprintln!(
             "error: {}: {e} (fix the input or the primitive before measuring it)",

@@ -90,7 +90,7 @@ pub enum Command {
     /// `/healthz`, `/readyz`.
     ///
     /// Tenants, quotas and directories come from the config file (`[server]`, `[[tenants]]`;
-    /// see the README). Plugins and workflows are reloaded when their files change. SIGTERM
+    /// see docs/serving.md). Plugins and workflows are reloaded when their files change. SIGTERM
     /// or Ctrl-C stops accepting, lets in-flight requests finish, and flushes telemetry.
     #[command(after_help = serve::SERVE_HELP)]
     Serve(serve::ServeArgs),

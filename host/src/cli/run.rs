@@ -5,7 +5,7 @@ use super::output::{human_duration, print_guest_logs, summary, write_output};
 use super::{exit, exit_code, step_exit_code};
 use crate::catalog::{self, Policy, WorkflowFileError};
 use crate::host::{CallOptions, Host};
-use crate::plugin::Plugin;
+use crate::primitive::Primitive;
 use crate::telemetry::LogFormat;
 use crate::trace_context::parse_traceparent;
 use anyhow::Context as _;
@@ -78,7 +78,7 @@ pub(super) async fn run(host: &Host, args: &RunArgs) -> anyhow::Result<u8> {
         Ok(plugin) => plugin,
         Err(code) => return Ok(code),
     };
-    let outcome = host.call_plugin(&plugin, &input, call_options(args)).await;
+    let outcome = host.call_primitive(&plugin, &input, call_options(args)).await;
     let json = host.config().telemetry.logs.format == LogFormat::Json;
     if !json {
         print_guest_logs(&outcome.report, 0);
@@ -123,7 +123,7 @@ pub(super) async fn run(host: &Host, args: &RunArgs) -> anyhow::Result<u8> {
 /// call can reach is loaded: the target, and the rest of the plugin directory only when it
 /// imports `invoke` (a Python or JavaScript guest costs tens of MiB to load). `Err` is the
 /// exit code, the problem already printed.
-pub(super) async fn resolve_primitive(host: &Host, target: &str, plugin_dir: &Path) -> Result<Arc<Plugin>, u8> {
+pub(super) async fn resolve_primitive(host: &Host, target: &str, plugin_dir: &Path) -> Result<Arc<Primitive>, u8> {
     let target_path = Path::new(target);
     let is_file = target_path.extension().is_some_and(|e| e == "wasm") || target_path.is_file();
     if is_file {
@@ -155,7 +155,7 @@ pub(super) async fn resolve_primitive(host: &Host, target: &str, plugin_dir: &Pa
 }
 
 /// Loads the component file at `path`.
-async fn load_file(host: &Host, path: &Path) -> Option<Result<Arc<Plugin>, crate::error::LoadError>> {
+async fn load_file(host: &Host, path: &Path) -> Option<Result<Arc<Primitive>, crate::error::LoadError>> {
     catalog::load_primitives(host, vec![path.to_owned()], Policy::FailFast, |_, _, _| {})
         .await
         .pop()

@@ -23,7 +23,7 @@ use crate::imports::invoke::InvokeState;
 use crate::imports::otel::OtelState;
 use crate::imports::telemetry::Recorder;
 use crate::invocation::Invocation;
-use crate::plugin::Plugin;
+use crate::primitive::Primitive;
 use crate::report::{CallReport, CallStats, GuestLog, LogSource};
 use classify::{classify, last_stderr_words};
 use limiter::MemoryLimiter;
@@ -38,7 +38,7 @@ use wasmtime_wasi::WasiCtxBuilder;
 /// Nothing is metered or exported here: that is the caller's (`Host::execute`).
 pub async fn execute(
     env: &Arc<CallEnv>,
-    plugin: &Arc<Plugin>,
+    plugin: &Arc<Primitive>,
     invocation: Invocation,
     input: &[u8],
 ) -> (Result<Vec<u8>, CallError>, CallReport) {

@@ -68,7 +68,10 @@ async fn execute(State(app): State<Arc<App>>, Path(name): Path<String>, headers:
         Ok(slot) => slot,
         Err(response) => return response,
     };
-    let outcome = app.host.call_plugin(&plugin, &input.bytes, ids.options(tenant)).await;
+    let outcome = app
+        .host
+        .call_primitive(&plugin, &input.bytes, ids.options(tenant))
+        .await;
     let report = &outcome.report;
     let result = match outcome.output {
         Ok(output) => {

@@ -2,8 +2,8 @@
 //! reloads of its directories.
 
 use crate::telemetry::buckets::DURATION_BUCKETS;
+use crate::telemetry::instruments::OVERFLOW;
 use crate::telemetry::instruments::{Instruments, counter, gauge, histogram};
-use crate::telemetry::metrics::OVERFLOW;
 use prometheus::{HistogramVec, IntCounterVec, IntGaugeVec, Registry};
 
 /// Every metric of `serve`; `tenant` is the bounded tenant label, `anonymous` before authentication.

@@ -10,7 +10,7 @@ use super::App;
 use super::problem::Problem;
 use crate::credentials::{self, BearerError};
 use crate::host::CallOptions;
-use crate::plugin::Plugin;
+use crate::primitive::Primitive;
 use crate::tenant::{Permit, Refusal, Tenant};
 use crate::text;
 use crate::trace_context::{self, SpanIds, parse_traceparent};
@@ -287,7 +287,7 @@ pub(crate) fn header_value(text: &str) -> HeaderValue {
     HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
-pub(crate) fn plugin_json(plugin: &Plugin, owned: bool) -> serde_json::Value {
+pub(crate) fn plugin_json(plugin: &Primitive, owned: bool) -> serde_json::Value {
     json!({
         "name": plugin.metadata.name,
         "version": plugin.metadata.version,

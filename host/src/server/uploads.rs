@@ -20,7 +20,7 @@
 use super::App;
 use super::problem::Problem;
 use super::request::{self as api, RequestIds};
-use crate::plugin::Plugin;
+use crate::primitive::Primitive;
 use crate::tenant::{Tenant, UploadRefusal};
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -292,7 +292,7 @@ async fn compile(
     tenant: &Tenant,
     path: &std::path::Path,
     received: &Received,
-) -> Result<Arc<Plugin>, CompileFailure> {
+) -> Result<Arc<Primitive>, CompileFailure> {
     let timeout = Duration::from_millis(app.config.compile_timeout_ms);
     let waited = Instant::now();
     let turn = tokio::time::timeout(timeout, tenant.compile_turn().acquire_owned())

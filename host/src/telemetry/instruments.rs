@@ -7,6 +7,9 @@ use prometheus::core::{MetricVec, MetricVecBuilder};
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 use std::collections::HashMap;
 
+/// The label value standing for everything past a cardinality cap.
+pub const OVERFLOW: &str = "other";
+
 /// A subsystem's instruments, registered once per registry.
 pub trait Instruments: Send + Sync + 'static {
     /// Defines the instruments and registers them into `registry`.

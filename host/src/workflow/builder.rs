@@ -19,7 +19,7 @@ use crate::workflow::combinators::circuit_breaker::CircuitBreaker;
 use crate::workflow::combinators::conditional::{Comparison, Conditional, Predicate};
 use crate::workflow::combinators::fallback::Fallback;
 use crate::workflow::combinators::parallel::{FailurePolicy, Parallel};
-use crate::workflow::combinators::primitive::Primitive;
+use crate::workflow::combinators::primitive::PrimitiveName;
 use crate::workflow::combinators::retry::Retry;
 use crate::workflow::combinators::router::Router;
 use crate::workflow::combinators::saga::Saga;
@@ -287,7 +287,7 @@ impl Lowering {
             ..Step::default()
         };
         match flow.node {
-            Node::Primitive(p) => step.primitive = Some(Primitive(spanned(p))),
+            Node::Primitive(p) => step.primitive = Some(PrimitiveName(spanned(p))),
             Node::Sequential(list) => {
                 step.sequential = Some(Sequential(list.into_iter().map(|f| spanned(self.lower(f))).collect()))
             }

@@ -22,26 +22,24 @@
 //! primitive = "bank"
 //! ```
 
-use super::combinators::Definition;
 use super::combinators::cache::Cache;
 use super::combinators::circuit_breaker::CircuitBreaker;
 use super::combinators::conditional::Conditional;
 use super::combinators::fallback::Fallback;
 use super::combinators::parallel::Parallel;
-use super::combinators::primitive::Primitive;
+use super::combinators::primitive::PrimitiveName;
 use super::combinators::remote::Remote;
 use super::combinators::retry::Retry;
 use super::combinators::router::Router;
 use super::combinators::saga::Saga;
 use super::combinators::sequential::Sequential;
 use super::combinators::timeout::Timeout;
+use super::step::Definition;
+pub use super::step::StepRef;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use toml::Spanned;
-
-/// A name of a step, with where it appears in the file.
-pub type StepRef = Spanned<String>;
 
 /// A workflow file.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -99,7 +97,7 @@ fn default_root() -> StepRef {
 pub struct Step {
     /// A leaf: call the loaded primitive of this name.
     #[schemars(with = "Option<String>")]
-    pub primitive: Option<Primitive>,
+    pub primitive: Option<PrimitiveName>,
     /// Run these steps in order; each one's output is the next one's input.
     #[schemars(with = "Option<Vec<String>>")]
     pub sequential: Option<Sequential>,

@@ -7,11 +7,13 @@
 //! [`combinators`]; the driver knows none of them by name.
 
 pub mod builder;
+mod check;
 pub mod combinators;
 pub mod definition;
 pub mod metrics;
 pub mod plan;
 pub mod run;
+pub mod step;
 pub mod validate;
 
 pub use crate::error::StepError;

@@ -3,10 +3,9 @@
 //! runs (cache entries, breaker state). Compile once, run many times.
 
 use crate::host::Host;
-use crate::plugin::Plugin;
-use crate::workflow::combinators::{Combinator, Compiler};
 use crate::workflow::definition::WorkflowFile;
 use crate::workflow::metrics::WorkflowMetrics;
+use crate::workflow::step::{Compiler, Kind};
 use crate::workflow::validate::{Problem, validate};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -40,12 +39,6 @@ pub(crate) struct Node {
     pub(crate) set_data: Vec<(String, String)>,
 }
 
-/// A compiled step: a call of a loaded primitive, or a combinator over other steps.
-pub(crate) enum Kind {
-    Primitive(Arc<Plugin>),
-    Combinator(Box<dyn Combinator>),
-}
-
 /// Why a workflow could not be compiled.
 #[derive(Debug, thiserror::Error)]
 pub enum CompileError {
@@ -75,6 +68,7 @@ impl Workflow {
             let s = step.get_ref();
             let cx = Compiler {
                 name: name.get_ref(),
+                api_key_env: s.api_key_env.as_deref(),
                 index: &index,
                 registry: &registry,
             };
@@ -86,7 +80,7 @@ impl Workflow {
                 name: name.get_ref().clone(),
                 span_kind: kind.span_kind(),
                 kind: kind
-                    .compile(&cx, s)
+                    .compile(&cx)
                     .map_err(|problem| CompileError::Invalid(vec![problem]))?,
                 set_data: s
                     .set_data

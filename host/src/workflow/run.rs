@@ -4,15 +4,14 @@
 //! tenant, data) reaches every guest. Steps recurse through boxed futures, so depth costs
 //! heap, not stack.
 
-use crate::bindings::Value;
 use crate::error::StepError;
 use crate::host::CallOptions;
 use crate::invocation::Invocation;
-use crate::plugin::Plugin;
-use crate::report::{CallReport, GuestSpanRecord, SpanEvent, WorkflowReport};
-use crate::trace_context::new_span_id;
+use crate::primitive::Primitive;
+use crate::report::{CallReport, GuestSpanRecord, WorkflowReport};
 use crate::workflow::metrics::WorkflowMetrics;
-use crate::workflow::plan::{Kind, Workflow};
+use crate::workflow::plan::Workflow;
+use crate::workflow::step::{Data, Driver, Kind, Scope, StepCall, StepResult, StepSpan, text};
 use futures_util::future::BoxFuture;
 use serde_json::Value as Json;
 use std::sync::{Arc, Mutex};
@@ -25,22 +24,6 @@ pub struct WorkflowOutcome {
     pub output: Result<Vec<u8>, StepError>,
     /// Every span and call of the run; shared with the exporters.
     pub report: Arc<WorkflowReport>,
-}
-
-/// The context `data` a step passes on.
-pub(crate) type Data = Vec<(String, String)>;
-/// A step's output and the data after it, or why it failed.
-pub(crate) type StepResult = Result<(Vec<u8>, Data), StepError>;
-
-/// Where a step runs: under which span, by when, with which data.
-#[derive(Clone)]
-pub(crate) struct Scope {
-    /// The span the step's spans and calls are children of.
-    pub(crate) parent: u64,
-    /// When the step must be done, if a `timeout` above it says.
-    pub(crate) deadline: Option<Instant>,
-    /// The context data the step's calls see.
-    pub(crate) data: Data,
 }
 
 #[derive(Default)]
@@ -57,67 +40,6 @@ pub(crate) struct Run<'w> {
     /// The tenant as a metric label (bounded), looked up once per run.
     tenant_label: String,
     collected: Mutex<Collected>,
-}
-
-/// A span being recorded for a combinator step.
-pub(crate) struct StepSpan {
-    pub(crate) record: GuestSpanRecord,
-}
-
-impl StepSpan {
-    /// A span of step `name` of kind `kind`, a child of `parent`, starting now.
-    pub(crate) fn new(name: &str, kind: &str, parent: u64) -> Self {
-        StepSpan {
-            record: GuestSpanRecord {
-                span_id: new_span_id(),
-                parent_span_id: parent,
-                name: name.to_owned(),
-                start: SystemTime::now(),
-                end: None,
-                attributes: vec![
-                    ("workflow.step".into(), Value::Str(name.to_owned())),
-                    ("workflow.step.kind".into(), Value::Str(kind.to_owned())),
-                ],
-                events: Vec::new(),
-                error: None,
-                client: false,
-            },
-        }
-    }
-
-    /// Its span id.
-    pub(crate) fn id(&self) -> u64 {
-        self.record.span_id
-    }
-
-    /// Adds an attribute.
-    pub(crate) fn attr(&mut self, key: &str, value: Value) {
-        self.record.attributes.push((key.to_owned(), value));
-    }
-
-    /// Adds an event, now.
-    pub(crate) fn event(&mut self, name: &str, attributes: Vec<(String, Value)>) {
-        self.record.events.push(SpanEvent {
-            name: name.to_owned(),
-            time: SystemTime::now(),
-            attributes,
-        });
-    }
-}
-
-/// A string attribute value.
-pub(crate) fn text(value: &str) -> Value {
-    Value::Str(value.to_owned())
-}
-
-/// The output as JSON: parsed if it is JSON, else a JSON string of its text.
-pub(crate) fn as_json(bytes: &[u8]) -> Json {
-    serde_json::from_slice(bytes).unwrap_or_else(|_| Json::String(String::from_utf8_lossy(bytes).into_owned()))
-}
-
-/// `value` as JSON bytes.
-pub(crate) fn json_bytes(value: &Json) -> Vec<u8> {
-    serde_json::to_vec(value).unwrap_or_default()
 }
 
 /// The longest value `set_data` copies into the context.
@@ -183,9 +105,8 @@ impl Workflow {
     }
 }
 
-impl Run<'_> {
-    /// Ends `span` with `result` and keeps it for the run's report.
-    pub(crate) fn finish(&self, mut span: StepSpan, result: &StepResult) {
+impl Driver for Run<'_> {
+    fn finish(&self, mut span: StepSpan, result: &StepResult) {
         span.record.end = Some(SystemTime::now());
         if let Err(e) = result {
             span.record.error = Some(e.to_string());
@@ -198,56 +119,51 @@ impl Run<'_> {
             .push(span.record);
     }
 
-    /// The `workflow_name` and `tenant` labels of this run's metrics.
-    pub(crate) fn labels(&self) -> (&str, &str) {
+    fn labels(&self) -> (&str, &str) {
         (&self.wf.name, &self.tenant_label)
     }
 
-    /// The engine's instruments.
-    pub(crate) fn metrics(&self) -> &WorkflowMetrics {
+    fn metrics(&self) -> &WorkflowMetrics {
         &self.wf.metrics
     }
 
-    /// The name of step `index`.
-    pub(crate) fn step_name(&self, index: usize) -> &str {
+    fn step_name(&self, index: usize) -> &str {
         &self.wf.nodes[index].name
     }
 
-    /// The workflow's name.
-    pub(crate) fn workflow_name(&self) -> &str {
+    fn workflow_name(&self) -> &str {
         &self.wf.name
     }
 
-    /// The tenant the run is for.
-    pub(crate) fn tenant(&self) -> &str {
+    fn tenant(&self) -> &str {
         &self.invocation.tenant
     }
 
-    /// The run's own invocation.
-    pub(crate) fn invocation(&self) -> &Invocation {
+    fn invocation(&self) -> &Invocation {
         &self.invocation
     }
 
     /// Calls `plugin` on `input` as step `step` under `scope`.
-    pub(crate) async fn call(
-        &self,
-        step: &str,
-        plugin: &Arc<Plugin>,
-        input: &[u8],
-        scope: &Scope,
-    ) -> Result<Vec<u8>, StepError> {
-        let invocation = self.invocation.step(scope.parent, scope.data.clone(), scope.deadline);
-        let (result, report) = self.wf.host.execute(plugin, invocation, input).await;
-        self.collected
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .calls
-            .push(report);
-        result.map_err(|e| StepError::from_call(step, &e))
+    fn call<'s>(
+        &'s self,
+        step: &'s str,
+        plugin: &'s Arc<Primitive>,
+        input: &'s [u8],
+        scope: &'s Scope,
+    ) -> BoxFuture<'s, Result<Vec<u8>, StepError>> {
+        Box::pin(async move {
+            let invocation = self.invocation.step(scope.parent, scope.data.clone(), scope.deadline);
+            let (result, report) = self.wf.host.execute(plugin, invocation, input).await;
+            self.collected
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .calls
+                .push(report);
+            result.map_err(|e| StepError::from_call(step, &e))
+        })
     }
 
-    /// Runs step `index` on `input` under `scope`; combinators run their children through this.
-    pub(crate) fn step<'s>(&'s self, index: usize, input: Vec<u8>, scope: Scope) -> BoxFuture<'s, StepResult> {
+    fn step<'s>(&'s self, index: usize, input: Vec<u8>, scope: Scope) -> BoxFuture<'s, StepResult> {
         Box::pin(GrowStack(Box::pin(async move {
             let node = &self.wf.nodes[index];
             let result = match &node.kind {
@@ -261,7 +177,15 @@ impl Run<'_> {
                         parent: span.id(),
                         ..scope.clone()
                     };
-                    let result = combinator.run(self, &node.name, input, inner, &mut span).await;
+                    let result = combinator
+                        .run(StepCall {
+                            run: self,
+                            name: &node.name,
+                            input,
+                            scope: inner,
+                            span: &mut span,
+                        })
+                        .await;
                     self.finish(span, &result);
                     result
                 }

@@ -3,62 +3,12 @@
 //! two, routes with no target, bad pointers and numbers, cycles. Walks are iterative,
 //! so a thousand-step chain cannot overflow the stack.
 
-use crate::workflow::definition::{Step, StepRef, WorkflowFile};
-use std::collections::{BTreeMap, HashMap};
-use std::fmt;
+pub use super::check::Problem;
+use super::check::{Checker, Lines};
+use crate::workflow::definition::{Step, WorkflowFile};
+use std::collections::BTreeMap;
 use std::ops::Range;
 use toml::Spanned;
-
-/// One problem in a workflow file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column.
-    pub column: usize,
-    /// The key path, e.g. `steps.answer.router.default`.
-    pub path: String,
-    /// What is wrong and how to fix it.
-    pub message: String,
-}
-
-impl Problem {
-    /// The problem as a compiler would print it: `file:line:col: error: key: message`.
-    pub fn in_file(&self, file: &std::path::Path) -> String {
-        format!(
-            "{}:{}:{}: error: {}: {}",
-            file.display(),
-            self.line,
-            self.column,
-            self.path,
-            self.message
-        )
-    }
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}: {}", self.line, self.column, self.path, self.message)
-    }
-}
-
-/// Maps byte offsets of the source to lines and columns.
-struct Lines {
-    starts: Vec<usize>,
-}
-
-impl Lines {
-    fn new(text: &str) -> Self {
-        let mut starts = vec![0];
-        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        Lines { starts }
-    }
-
-    fn at(&self, offset: usize) -> (usize, usize) {
-        let line = self.starts.partition_point(|&s| s <= offset).max(1);
-        (line, offset - self.starts[line - 1] + 1)
-    }
-}
 
 /// Parses `text`; a syntax or type error is the one problem reported.
 pub fn parse(text: &str) -> Result<WorkflowFile, Vec<Problem>> {
@@ -83,70 +33,6 @@ fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
-/// What the checks of a file have found so far, and what they look names up in.
-pub(crate) struct Checker<'a> {
-    lines: Lines,
-    problems: Vec<Problem>,
-    steps: HashMap<&'a str, &'a Spanned<Step>>,
-    step_names: Vec<&'a str>,
-    is_primitive: &'a dyn Fn(&str) -> bool,
-    primitives_known: bool,
-}
-
-impl Checker<'_> {
-    /// Records `missing field: what` under `path` unless `present`.
-    pub(crate) fn need(&mut self, span: Range<usize>, path: String, present: bool, what: &str) {
-        if !present {
-            self.report(span, path, format!("missing field: {what}"));
-        }
-    }
-
-    /// Records a problem at `span` of the file, under key path `path`.
-    pub(crate) fn report(&mut self, span: Range<usize>, path: impl Into<String>, message: impl Into<String>) {
-        let (line, column) = self.lines.at(span.start);
-        self.problems.push(Problem {
-            line,
-            column,
-            path: path.into(),
-            message: message.into(),
-        });
-    }
-
-    /// Records a problem if `r` names no step.
-    pub(crate) fn step_ref(&mut self, at: &str, r: &StepRef) {
-        if !self.steps.contains_key(r.get_ref().as_str()) {
-            let message = format!(
-                "unknown step `{}`; defined steps: {}",
-                r.get_ref(),
-                self.step_names.join(", ")
-            );
-            self.report(r.span(), at, message);
-        }
-    }
-
-    /// Records a problem if `p` names no loaded primitive (when primitives are known).
-    pub(crate) fn primitive_ref(&mut self, at: &str, p: &Spanned<String>) {
-        if self.primitives_known && !(self.is_primitive)(p.get_ref()) {
-            let message = format!(
-                "unknown primitive `{}`: no loaded plugin has that name (load it from the plugin directory, or fix the name)",
-                p.get_ref()
-            );
-            self.report(p.span(), at, message);
-        }
-    }
-
-    /// Records a problem if `p` is not a JSON pointer.
-    pub(crate) fn pointer(&mut self, at: &str, p: &Spanned<String>) {
-        let text = p.get_ref();
-        if !(text.is_empty() || text.starts_with('/')) {
-            let message = format!(
-                "`{text}` is not a JSON pointer: it starts with `/` (e.g. `/order/total`), or is empty for the whole input"
-            );
-            self.report(p.span(), at, message);
-        }
-    }
-}
-
 /// Every problem of `file` (parsed from `text`); `is_primitive` says whether a primitive
 /// is loaded, `None` skips that check.
 pub fn validate(file: &WorkflowFile, text: &str, is_primitive: Option<&dyn Fn(&str) -> bool>) -> Vec<Problem> {
@@ -154,7 +40,7 @@ pub fn validate(file: &WorkflowFile, text: &str, is_primitive: Option<&dyn Fn(&s
     let mut c = Checker {
         lines: Lines::new(text),
         problems: Vec::new(),
-        steps: file.steps.iter().map(|(k, v)| (k.get_ref().as_str(), v)).collect(),
+        steps: file.steps.keys().map(|k| k.get_ref().as_str()).collect(),
         step_names: file.steps.keys().map(|k| k.get_ref().as_str()).collect(),
         is_primitive: is_primitive.unwrap_or(&always),
         primitives_known: is_primitive.is_some(),
@@ -175,7 +61,7 @@ pub fn validate(file: &WorkflowFile, text: &str, is_primitive: Option<&dyn Fn(&s
             "steps",
             "the workflow has no steps: add `[steps.main]` with a `primitive = \"…\"`",
         );
-    } else if !c.steps.contains_key(file.root.get_ref().as_str()) {
+    } else if !c.steps.contains(file.root.get_ref().as_str()) {
         let message = if file.root.span().is_empty() {
             format!(
                 "no `root` is given and there is no step named `main`; steps: {}",
@@ -237,7 +123,7 @@ fn check_step(c: &mut Checker<'_>, at: &str, step: &Spanned<Step>) {
         );
     }
     for kind in kinds {
-        kind.check(c, at, step);
+        kind.check(c, at, span.clone());
     }
     for (key, pointer) in &s.set_data {
         c.pointer(&format!("{at}.set_data.{key}"), pointer);

@@ -1,20 +1,19 @@
 //! `cache = { step = "a", ttl_ms = 60000, … }`: a step's outputs remembered by input (and
 //! tenant, and chosen context keys), least recently used first out, bounded by entries and bytes.
 
-use super::{Combinator, Compiler, Definition, required};
 use crate::bindings::Value;
-use crate::workflow::definition::{Step, StepRef};
-use crate::workflow::plan::Kind;
-use crate::workflow::run::{Run, Scope, StepResult, StepSpan};
-use crate::workflow::validate::{Checker, Problem};
+use crate::workflow::check::{Checker, Problem};
+use crate::workflow::step::{
+    Combinator, Compiler, Definition, Driver, Kind, Scope, StepCall, StepRef, StepResult, required,
+};
 use futures_util::future::BoxFuture;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, VecDeque};
+use std::ops::Range;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use toml::Spanned;
 
 /// `cache = { step = "a", ttl_ms = 60000, … }`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -53,8 +52,7 @@ impl Definition for Cache {
         self.step.iter().map(|r| ("cache.step".into(), r)).collect()
     }
 
-    fn check(&self, c: &mut Checker<'_>, at: &str, step: &Spanned<Step>) {
-        let span = step.span();
+    fn check(&self, c: &mut Checker<'_>, at: &str, span: Range<usize>) {
         c.need(
             span.clone(),
             format!("{at}.cache.step"),
@@ -80,7 +78,7 @@ impl Definition for Cache {
         }
     }
 
-    fn compile(&self, cx: &Compiler<'_>, _step: &Step) -> Result<Kind, Problem> {
+    fn compile(&self, cx: &Compiler<'_>) -> Result<Kind, Problem> {
         cx.combinator(Remembered {
             step: cx.at(required(cx, self.step.as_ref())?),
             ttl: Duration::from_millis(self.ttl_ms.unwrap_or(1)),
@@ -100,7 +98,7 @@ struct Remembered {
 impl Remembered {
     /// The entry's key: the workflow, the step, the tenant, the chosen data and the input,
     /// each length-prefixed so no two different tuples hash alike.
-    fn key(&self, run: &Run<'_>, name: &str, scope: &Scope, input: &[u8]) -> [u8; 32] {
+    fn key(&self, run: &dyn Driver, name: &str, scope: &Scope, input: &[u8]) -> [u8; 32] {
         let mut hasher = Sha256::new();
         for part in [run.workflow_name().as_bytes(), name.as_bytes(), run.tenant().as_bytes()] {
             hasher.update((part.len() as u64).to_le_bytes());
@@ -121,14 +119,14 @@ impl Remembered {
 }
 
 impl Combinator for Remembered {
-    fn run<'a>(
-        &'a self,
-        run: &'a Run<'a>,
-        name: &'a str,
-        input: Vec<u8>,
-        scope: Scope,
-        span: &'a mut StepSpan,
-    ) -> BoxFuture<'a, StepResult> {
+    fn run<'a>(&'a self, step: StepCall<'a>) -> BoxFuture<'a, StepResult> {
+        let StepCall {
+            run,
+            name,
+            input,
+            scope,
+            span,
+        } = step;
         Box::pin(async move {
             let started = Instant::now();
             let key = self.key(run, name, &scope, &input);

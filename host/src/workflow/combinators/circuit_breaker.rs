@@ -1,19 +1,18 @@
 //! `circuit_breaker = { step = "a", failures = 5, window_ms = 10000, cooldown_ms = 30000 }`:
 //! a failing step is not called for a while; then one trial call decides.
 
-use super::{Combinator, Compiler, Definition, required};
 use crate::error::{StepError, StepErrorKind};
-use crate::workflow::definition::{Step, StepRef};
-use crate::workflow::plan::Kind;
-use crate::workflow::run::{Run, Scope, StepResult, StepSpan, text};
-use crate::workflow::validate::{Checker, Problem};
+use crate::workflow::check::{Checker, Problem};
+use crate::workflow::step::{
+    Combinator, Compiler, Definition, Kind, StepCall, StepRef, StepResult, StepSpan, required, text,
+};
 use futures_util::future::BoxFuture;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::collections::VecDeque;
+use std::ops::Range;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use toml::Spanned;
 
 /// `circuit_breaker = { step = "a", failures = 5, window_ms = 10000, cooldown_ms = 30000 }`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -54,8 +53,7 @@ impl Definition for CircuitBreaker {
         self.step.iter().map(|r| ("circuit_breaker.step".into(), r)).collect()
     }
 
-    fn check(&self, c: &mut Checker<'_>, at: &str, step: &Spanned<Step>) {
-        let span = step.span();
+    fn check(&self, c: &mut Checker<'_>, at: &str, span: Range<usize>) {
         c.need(
             span.clone(),
             format!("{at}.circuit_breaker.step"),
@@ -71,7 +69,7 @@ impl Definition for CircuitBreaker {
         }
     }
 
-    fn compile(&self, cx: &Compiler<'_>, _step: &Step) -> Result<Kind, Problem> {
+    fn compile(&self, cx: &Compiler<'_>) -> Result<Kind, Problem> {
         cx.combinator(Breaker {
             step: cx.at(required(cx, self.step.as_ref())?),
             failures: self.failures,
@@ -96,14 +94,14 @@ struct Breaker {
 }
 
 impl Combinator for Breaker {
-    fn run<'a>(
-        &'a self,
-        run: &'a Run<'a>,
-        name: &'a str,
-        input: Vec<u8>,
-        scope: Scope,
-        span: &'a mut StepSpan,
-    ) -> BoxFuture<'a, StepResult> {
+    fn run<'a>(&'a self, step: StepCall<'a>) -> BoxFuture<'a, StepResult> {
+        let StepCall {
+            run,
+            name,
+            input,
+            scope,
+            span,
+        } = step;
         Box::pin(async move {
             let (workflow, _) = run.labels();
             let gauge = run.metrics().circuit_breaker_state.with_label_values(&[workflow, name]);

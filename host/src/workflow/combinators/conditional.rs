@@ -1,17 +1,15 @@
 //! `conditional = { if = {...}, then = "a", else = "b" }`: one of two steps by a test on the
 //! JSON input.
 
-use super::{Combinator, Compiler, Definition, required};
 use crate::bindings::Value;
 use crate::error::{StepError, StepErrorKind};
-use crate::workflow::definition::{Step, StepRef};
-use crate::workflow::plan::Kind;
-use crate::workflow::run::{Run, Scope, StepResult, StepSpan};
-use crate::workflow::validate::{Checker, Problem};
+use crate::workflow::check::{Checker, Problem};
+use crate::workflow::step::{Combinator, Compiler, Definition, Kind, StepCall, StepRef, StepResult, required};
 use futures_util::future::BoxFuture;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value as Json;
+use std::ops::Range;
 use toml::Spanned;
 
 /// `conditional = { if = {...}, then = "a", else = "b" }`.
@@ -84,8 +82,7 @@ impl Definition for Conditional {
         out
     }
 
-    fn check(&self, c: &mut Checker<'_>, at: &str, step: &Spanned<Step>) {
-        let span = step.span();
+    fn check(&self, c: &mut Checker<'_>, at: &str, span: Range<usize>) {
         c.need(
             span.clone(),
             format!("{at}.conditional.then"),
@@ -130,7 +127,7 @@ impl Definition for Conditional {
         }
     }
 
-    fn compile(&self, cx: &Compiler<'_>, _step: &Step) -> Result<Kind, Problem> {
+    fn compile(&self, cx: &Compiler<'_>) -> Result<Kind, Problem> {
         let test = self.test.as_ref().ok_or_else(|| cx.missing())?;
         cx.combinator(Choose {
             pointer: test.pointer.as_ref().map(|p| p.get_ref().clone()).unwrap_or_default(),
@@ -151,14 +148,14 @@ struct Choose {
 }
 
 impl Combinator for Choose {
-    fn run<'a>(
-        &'a self,
-        run: &'a Run<'a>,
-        name: &'a str,
-        input: Vec<u8>,
-        scope: Scope,
-        span: &'a mut StepSpan,
-    ) -> BoxFuture<'a, StepResult> {
+    fn run<'a>(&'a self, step: StepCall<'a>) -> BoxFuture<'a, StepResult> {
+        let StepCall {
+            run,
+            name,
+            input,
+            scope,
+            span,
+        } = step;
         Box::pin(async move {
             let document = serde_json::from_slice::<Json>(&input).map_err(|e| {
                 StepError::new(

@@ -1,15 +1,12 @@
 //! `fallback = ["a", "b"]`: alternatives tried in order until one succeeds.
 
-use super::{Combinator, Compiler, Definition};
 use crate::bindings::Value;
 use crate::error::{StepError, StepErrorKind};
-use crate::workflow::definition::{Step, StepRef};
-use crate::workflow::plan::Kind;
-use crate::workflow::run::{Run, Scope, StepResult, StepSpan, text};
-use crate::workflow::validate::{Checker, Problem};
+use crate::workflow::check::{Checker, Problem};
+use crate::workflow::step::{Combinator, Compiler, Definition, Kind, StepCall, StepRef, StepResult, text};
 use futures_util::future::BoxFuture;
 use serde::Deserialize;
-use toml::Spanned;
+use std::ops::Range;
 
 /// The alternatives of a fallback, in order.
 #[derive(Debug, Clone, Deserialize)]
@@ -29,16 +26,16 @@ impl Definition for Fallback {
             .collect()
     }
 
-    fn check(&self, c: &mut Checker<'_>, at: &str, step: &Spanned<Step>) {
+    fn check(&self, c: &mut Checker<'_>, at: &str, span: Range<usize>) {
         c.need(
-            step.span(),
+            span,
             format!("{at}.fallback"),
             !self.0.is_empty(),
             "at least one step to try",
         );
     }
 
-    fn compile(&self, cx: &Compiler<'_>, _step: &Step) -> Result<Kind, Problem> {
+    fn compile(&self, cx: &Compiler<'_>) -> Result<Kind, Problem> {
         cx.combinator(Alternatives {
             steps: self.0.iter().map(|r| cx.at(r)).collect(),
         })
@@ -50,14 +47,14 @@ struct Alternatives {
 }
 
 impl Combinator for Alternatives {
-    fn run<'a>(
-        &'a self,
-        run: &'a Run<'a>,
-        name: &'a str,
-        input: Vec<u8>,
-        scope: Scope,
-        span: &'a mut StepSpan,
-    ) -> BoxFuture<'a, StepResult> {
+    fn run<'a>(&'a self, step: StepCall<'a>) -> BoxFuture<'a, StepResult> {
+        let StepCall {
+            run,
+            name,
+            input,
+            scope,
+            span,
+        } = step;
         Box::pin(async move {
             let mut errors = Vec::new();
             for (position, step) in self.steps.iter().enumerate() {

@@ -1,20 +1,19 @@
 //! `parallel = { branches = [...] }` or `{ named = {...} }`: branches run concurrently on the
 //! same input; their outputs combined into a JSON array, or an object by name.
 
-use super::{Combinator, Compiler, Definition};
 use crate::bindings::Value;
 use crate::error::StepError;
-use crate::workflow::definition::{Step, StepRef};
-use crate::workflow::plan::Kind;
-use crate::workflow::run::{Run, Scope, StepResult, StepSpan, as_json, json_bytes};
-use crate::workflow::validate::{Checker, Problem};
+use crate::workflow::check::{Checker, Problem};
+use crate::workflow::step::{
+    Combinator, Compiler, Definition, Kind, StepCall, StepRef, StepResult, as_json, json_bytes,
+};
 use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesUnordered, StreamExt as _};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
-use toml::Spanned;
+use std::ops::Range;
 
 /// `parallel = { branches = [...] }` or `parallel = { named = { a = "...", b = "..." } }`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -61,24 +60,20 @@ impl Definition for Parallel {
         out
     }
 
-    fn check(&self, c: &mut Checker<'_>, at: &str, step: &Spanned<Step>) {
+    fn check(&self, c: &mut Checker<'_>, at: &str, span: Range<usize>) {
         match (self.branches.is_empty(), self.named.is_empty()) {
             (true, true) => c.need(
-                step.span(),
+                span,
                 format!("{at}.parallel"),
                 false,
                 "`branches = [...]` or `named = { … }`",
             ),
-            (false, false) => c.report(
-                step.span(),
-                format!("{at}.parallel"),
-                "give `branches` or `named`, not both",
-            ),
+            (false, false) => c.report(span, format!("{at}.parallel"), "give `branches` or `named`, not both"),
             _ => {}
         }
     }
 
-    fn compile(&self, cx: &Compiler<'_>, _step: &Step) -> Result<Kind, Problem> {
+    fn compile(&self, cx: &Compiler<'_>) -> Result<Kind, Problem> {
         let mut branches: Vec<(Option<String>, usize)> = self.branches.iter().map(|r| (None, cx.at(r))).collect();
         branches.extend(self.named.iter().map(|(k, r)| (Some(k.clone()), cx.at(r))));
         cx.combinator(Branches {
@@ -94,14 +89,14 @@ struct Branches {
 }
 
 impl Combinator for Branches {
-    fn run<'a>(
-        &'a self,
-        run: &'a Run<'a>,
-        name: &'a str,
-        input: Vec<u8>,
-        scope: Scope,
-        span: &'a mut StepSpan,
-    ) -> BoxFuture<'a, StepResult> {
+    fn run<'a>(&'a self, step: StepCall<'a>) -> BoxFuture<'a, StepResult> {
+        let StepCall {
+            run,
+            name,
+            input,
+            scope,
+            span,
+        } = step;
         Box::pin(async move {
             let branches = &self.branches;
             span.attr("parallel.branches", Value::Int(branches.len() as i64));

@@ -1,27 +1,26 @@
 //! `primitive = "name"`: a leaf, one call of a loaded primitive of this host.
 
-use super::{Compiler, Definition};
-use crate::workflow::definition::Step;
-use crate::workflow::plan::Kind;
-use crate::workflow::validate::{Checker, Problem};
+use crate::workflow::check::{Checker, Problem};
+use crate::workflow::step::{Compiler, Definition, Kind};
 use serde::Deserialize;
+use std::ops::Range;
 use toml::Spanned;
 
-/// The primitive a leaf calls.
+/// The name of the primitive a leaf calls.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(transparent)]
-pub struct Primitive(pub Spanned<String>);
+pub struct PrimitiveName(pub Spanned<String>);
 
-impl Definition for Primitive {
+impl Definition for PrimitiveName {
     fn key(&self) -> &'static str {
         "primitive"
     }
 
-    fn check(&self, c: &mut Checker<'_>, at: &str, _step: &Spanned<Step>) {
+    fn check(&self, c: &mut Checker<'_>, at: &str, _span: Range<usize>) {
         c.primitive_ref(&format!("{at}.primitive"), &self.0);
     }
 
-    fn compile(&self, cx: &Compiler<'_>, _step: &Step) -> Result<Kind, Problem> {
+    fn compile(&self, cx: &Compiler<'_>) -> Result<Kind, Problem> {
         cx.primitive(self.0.get_ref()).map(Kind::Primitive)
     }
 }

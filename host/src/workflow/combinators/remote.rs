@@ -2,16 +2,16 @@
 //! step's span is the client span and its id goes out in `traceparent`, so the remote call
 //! span is its child in the same trace.
 
-use super::{Combinator, Compiler, Definition};
 use crate::bindings::Value;
 use crate::error::{ErrorClass, StepError, StepErrorKind};
-use crate::workflow::definition::Step;
-use crate::workflow::plan::Kind;
-use crate::workflow::run::{Run, Scope, StepResult, StepSpan, text};
-use crate::workflow::validate::{Checker, Problem};
+use crate::workflow::check::{Checker, Problem};
+use crate::workflow::step::{
+    Combinator, Compiler, Definition, Driver, Kind, Scope, StepCall, StepResult, StepSpan, text,
+};
 use futures_util::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::Value as Json;
+use std::ops::Range;
 use std::time::{Duration, Instant};
 use toml::Spanned;
 
@@ -29,7 +29,7 @@ impl Definition for Remote {
         "remote"
     }
 
-    fn check(&self, c: &mut Checker<'_>, at: &str, _step: &Spanned<Step>) {
+    fn check(&self, c: &mut Checker<'_>, at: &str, _span: Range<usize>) {
         if !self.0.get_ref().starts_with("http://") {
             c.report(
                 self.0.span(),
@@ -40,8 +40,8 @@ impl Definition for Remote {
         }
     }
 
-    fn compile(&self, cx: &Compiler<'_>, step: &Step) -> Result<Kind, Problem> {
-        let api_key = match &step.api_key_env {
+    fn compile(&self, cx: &Compiler<'_>) -> Result<Kind, Problem> {
+        let api_key = match cx.api_key_env {
             None => None,
             Some(var) => match std::env::var(var) {
                 Ok(key) => Some(key),
@@ -70,14 +70,14 @@ struct RemoteCall {
 }
 
 impl Combinator for RemoteCall {
-    fn run<'a>(
-        &'a self,
-        run: &'a Run<'a>,
-        name: &'a str,
-        input: Vec<u8>,
-        scope: Scope,
-        span: &'a mut StepSpan,
-    ) -> BoxFuture<'a, StepResult> {
+    fn run<'a>(&'a self, step: StepCall<'a>) -> BoxFuture<'a, StepResult> {
+        let StepCall {
+            run,
+            name,
+            input,
+            scope,
+            span,
+        } = step;
         Box::pin(async move {
             span.record.client = true;
             self.call(run, name, input, &scope, span)
@@ -90,7 +90,7 @@ impl Combinator for RemoteCall {
 impl RemoteCall {
     async fn call(
         &self,
-        run: &Run<'_>,
+        run: &dyn Driver,
         step: &str,
         input: Vec<u8>,
         scope: &Scope,

@@ -1,17 +1,16 @@
 //! `retry = { step = "a", max_attempts = 3, … }`: a step run again on retryable failures,
 //! with exponential backoff and jitter, each attempt a span of its own.
 
-use super::{Combinator, Compiler, Definition, required};
 use crate::bindings::Value;
-use crate::workflow::definition::{Step, StepRef};
-use crate::workflow::plan::Kind;
-use crate::workflow::run::{Run, Scope, StepResult, StepSpan};
-use crate::workflow::validate::{Checker, Problem};
+use crate::workflow::check::{Checker, Problem};
+use crate::workflow::step::{
+    Combinator, Compiler, Definition, Kind, Scope, StepCall, StepRef, StepResult, StepSpan, required,
+};
 use futures_util::future::BoxFuture;
 use schemars::JsonSchema;
 use serde::Deserialize;
+use std::ops::Range;
 use std::time::{Duration, Instant};
-use toml::Spanned;
 
 /// `retry = { step = "a", max_attempts = 3, … }`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -55,8 +54,7 @@ impl Definition for Retry {
         self.step.iter().map(|r| ("retry.step".into(), r)).collect()
     }
 
-    fn check(&self, c: &mut Checker<'_>, at: &str, step: &Spanned<Step>) {
-        let span = step.span();
+    fn check(&self, c: &mut Checker<'_>, at: &str, span: Range<usize>) {
         c.need(
             span.clone(),
             format!("{at}.retry.step"),
@@ -79,7 +77,7 @@ impl Definition for Retry {
         }
     }
 
-    fn compile(&self, cx: &Compiler<'_>, _step: &Step) -> Result<Kind, Problem> {
+    fn compile(&self, cx: &Compiler<'_>) -> Result<Kind, Problem> {
         cx.combinator(Attempts {
             step: cx.at(required(cx, self.step.as_ref())?),
             max_attempts: self.max_attempts,
@@ -99,14 +97,14 @@ struct Attempts {
 }
 
 impl Combinator for Attempts {
-    fn run<'a>(
-        &'a self,
-        run: &'a Run<'a>,
-        name: &'a str,
-        input: Vec<u8>,
-        scope: Scope,
-        span: &'a mut StepSpan,
-    ) -> BoxFuture<'a, StepResult> {
+    fn run<'a>(&'a self, step: StepCall<'a>) -> BoxFuture<'a, StepResult> {
+        let StepCall {
+            run,
+            name,
+            input,
+            scope,
+            span,
+        } = step;
         Box::pin(async move {
             let mut attempt = 1;
             loop {

@@ -1,18 +1,18 @@
 //! `router = { routes = {...}, by = "/pointer" | classifier = "primitive", default = "route" }`:
 //! one route chosen by a rule on the input or by a classifier primitive.
 
-use super::{Combinator, Compiler, Definition};
 use crate::error::{StepError, StepErrorKind};
-use crate::plugin::Plugin;
-use crate::workflow::definition::{Step, StepRef};
-use crate::workflow::plan::Kind;
-use crate::workflow::run::{Run, Scope, StepResult, StepSpan, as_json, text};
-use crate::workflow::validate::{Checker, Problem};
+use crate::primitive::Primitive;
+use crate::workflow::check::{Checker, Problem};
+use crate::workflow::step::{
+    Combinator, Compiler, Definition, Kind, StepCall, StepRef, StepResult, as_json, text,
+};
 use futures_util::future::BoxFuture;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 use toml::Spanned;
@@ -48,8 +48,7 @@ impl Definition for Router {
             .collect()
     }
 
-    fn check(&self, c: &mut Checker<'_>, at: &str, step: &Spanned<Step>) {
-        let span = step.span();
+    fn check(&self, c: &mut Checker<'_>, at: &str, span: Range<usize>) {
         if self.routes.is_empty() {
             c.need(
                 span.clone(),
@@ -85,7 +84,7 @@ impl Definition for Router {
         }
     }
 
-    fn compile(&self, cx: &Compiler<'_>, _step: &Step) -> Result<Kind, Problem> {
+    fn compile(&self, cx: &Compiler<'_>) -> Result<Kind, Problem> {
         let by = match (&self.by, &self.classifier) {
             (Some(p), _) => RouteBy::Pointer(p.get_ref().clone()),
             (None, Some(c)) => RouteBy::Classifier(cx.primitive(c.get_ref())?),
@@ -101,7 +100,7 @@ impl Definition for Router {
 
 enum RouteBy {
     Pointer(String),
-    Classifier(Arc<Plugin>),
+    Classifier(Arc<Primitive>),
 }
 
 struct Routes {
@@ -111,14 +110,14 @@ struct Routes {
 }
 
 impl Combinator for Routes {
-    fn run<'a>(
-        &'a self,
-        run: &'a Run<'a>,
-        name: &'a str,
-        input: Vec<u8>,
-        scope: Scope,
-        span: &'a mut StepSpan,
-    ) -> BoxFuture<'a, StepResult> {
+    fn run<'a>(&'a self, step: StepCall<'a>) -> BoxFuture<'a, StepResult> {
+        let StepCall {
+            run,
+            name,
+            input,
+            scope,
+            span,
+        } = step;
         Box::pin(async move {
             let decided = Instant::now();
             let (wanted, how) = match &self.by {

@@ -1,17 +1,18 @@
 //! `saga = { steps = [...], compensate = { step = "undo" } }`: steps in order; on a failure
 //! the completed ones are undone in reverse order by their compensating primitives.
 
-use super::{Combinator, Compiler, Definition};
 use crate::error::StepError;
-use crate::plugin::Plugin;
-use crate::workflow::definition::{Step, StepRef};
-use crate::workflow::plan::Kind;
-use crate::workflow::run::{Run, Scope, StepResult, StepSpan, as_json, json_bytes, text};
-use crate::workflow::validate::{Checker, Problem};
+use crate::primitive::Primitive;
+use crate::workflow::check::{Checker, Problem};
+use crate::workflow::step::{
+    Combinator, Compiler, Definition, Driver, Kind, Scope, StepCall, StepRef, StepResult, StepSpan, as_json,
+    json_bytes, text,
+};
 use futures_util::future::BoxFuture;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
 use std::sync::Arc;
 use toml::Spanned;
 
@@ -42,9 +43,9 @@ impl Definition for Saga {
             .collect()
     }
 
-    fn check(&self, c: &mut Checker<'_>, at: &str, step: &Spanned<Step>) {
+    fn check(&self, c: &mut Checker<'_>, at: &str, span: Range<usize>) {
         c.need(
-            step.span(),
+            span,
             format!("{at}.saga.steps"),
             !self.steps.is_empty(),
             "at least one step",
@@ -61,7 +62,7 @@ impl Definition for Saga {
         }
     }
 
-    fn compile(&self, cx: &Compiler<'_>, _step: &Step) -> Result<Kind, Problem> {
+    fn compile(&self, cx: &Compiler<'_>) -> Result<Kind, Problem> {
         let mut compensate = HashMap::new();
         for (position, r) in self.steps.iter().enumerate() {
             if let Some(undo) = self.compensate.get(r.get_ref()) {
@@ -77,12 +78,12 @@ impl Definition for Saga {
 
 struct Transaction {
     steps: Vec<usize>,
-    compensate: HashMap<usize, Arc<Plugin>>,
+    compensate: HashMap<usize, Arc<Primitive>>,
 }
 
 impl Transaction {
     /// Undoes the `done` steps (position, input, output) in reverse order; says what was undone.
-    async fn compensate(&self, run: &Run<'_>, scope: &Scope, done: &[(usize, Vec<u8>, Vec<u8>)]) -> Vec<String> {
+    async fn compensate(&self, run: &dyn Driver, scope: &Scope, done: &[(usize, Vec<u8>, Vec<u8>)]) -> Vec<String> {
         let mut undone = Vec::new();
         for (position, step_input, step_output) in done.iter().rev() {
             let Some(plugin) = self.compensate.get(position) else {
@@ -119,14 +120,14 @@ impl Transaction {
 }
 
 impl Combinator for Transaction {
-    fn run<'a>(
-        &'a self,
-        run: &'a Run<'a>,
-        _name: &'a str,
-        input: Vec<u8>,
-        scope: Scope,
-        span: &'a mut StepSpan,
-    ) -> BoxFuture<'a, StepResult> {
+    fn run<'a>(&'a self, step: StepCall<'a>) -> BoxFuture<'a, StepResult> {
+        let StepCall {
+            run,
+            input,
+            scope,
+            span,
+            ..
+        } = step;
         Box::pin(async move {
             let mut done: Vec<(usize, Vec<u8>, Vec<u8>)> = Vec::new();
             let mut input = input;

@@ -1,13 +1,10 @@
 //! `sequential = ["a", "b"]`: steps in order, each one's output the next one's input.
 
-use super::{Combinator, Compiler, Definition};
-use crate::workflow::definition::{Step, StepRef};
-use crate::workflow::plan::Kind;
-use crate::workflow::run::{Run, Scope, StepResult, StepSpan};
-use crate::workflow::validate::{Checker, Problem};
+use crate::workflow::check::{Checker, Problem};
+use crate::workflow::step::{Combinator, Compiler, Definition, Kind, Scope, StepCall, StepRef, StepResult};
 use futures_util::future::BoxFuture;
 use serde::Deserialize;
-use toml::Spanned;
+use std::ops::Range;
 
 /// The steps of a sequence.
 #[derive(Debug, Clone, Deserialize)]
@@ -27,16 +24,16 @@ impl Definition for Sequential {
             .collect()
     }
 
-    fn check(&self, c: &mut Checker<'_>, at: &str, step: &Spanned<Step>) {
+    fn check(&self, c: &mut Checker<'_>, at: &str, span: Range<usize>) {
         c.need(
-            step.span(),
+            span,
             format!("{at}.sequential"),
             !self.0.is_empty(),
             "at least one step to run",
         );
     }
 
-    fn compile(&self, cx: &Compiler<'_>, _step: &Step) -> Result<Kind, Problem> {
+    fn compile(&self, cx: &Compiler<'_>) -> Result<Kind, Problem> {
         cx.combinator(Sequence {
             steps: self.0.iter().map(|r| cx.at(r)).collect(),
         })
@@ -48,14 +45,8 @@ struct Sequence {
 }
 
 impl Combinator for Sequence {
-    fn run<'a>(
-        &'a self,
-        run: &'a Run<'a>,
-        _name: &'a str,
-        input: Vec<u8>,
-        scope: Scope,
-        _span: &'a mut StepSpan,
-    ) -> BoxFuture<'a, StepResult> {
+    fn run<'a>(&'a self, step: StepCall<'a>) -> BoxFuture<'a, StepResult> {
+        let StepCall { run, input, scope, .. } = step;
         Box::pin(async move {
             let mut current = (input, scope.data.clone());
             for step in &self.steps {

@@ -1,17 +1,16 @@
 //! `timeout = { step = "a", ms = 500 }`: a deadline for a step and everything under it.
 
-use super::{Combinator, Compiler, Definition, required};
 use crate::bindings::Value;
 use crate::error::{ErrorClass, StepError, StepErrorKind};
-use crate::workflow::definition::{Step, StepRef};
-use crate::workflow::plan::Kind;
-use crate::workflow::run::{Run, Scope, StepResult, StepSpan};
-use crate::workflow::validate::{Checker, Problem};
+use crate::workflow::check::{Checker, Problem};
+use crate::workflow::step::{
+    Combinator, Compiler, Definition, Kind, Scope, StepCall, StepRef, StepResult, required,
+};
 use futures_util::future::BoxFuture;
 use schemars::JsonSchema;
 use serde::Deserialize;
+use std::ops::Range;
 use std::time::{Duration, Instant};
-use toml::Spanned;
 
 /// `timeout = { step = "a", ms = 500 }`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -36,8 +35,7 @@ impl Definition for Timeout {
         self.step.iter().map(|r| ("timeout.step".into(), r)).collect()
     }
 
-    fn check(&self, c: &mut Checker<'_>, at: &str, step: &Spanned<Step>) {
-        let span = step.span();
+    fn check(&self, c: &mut Checker<'_>, at: &str, span: Range<usize>) {
         c.need(
             span.clone(),
             format!("{at}.timeout.step"),
@@ -56,7 +54,7 @@ impl Definition for Timeout {
         }
     }
 
-    fn compile(&self, cx: &Compiler<'_>, _step: &Step) -> Result<Kind, Problem> {
+    fn compile(&self, cx: &Compiler<'_>) -> Result<Kind, Problem> {
         cx.combinator(Deadline {
             step: cx.at(required(cx, self.step.as_ref())?),
             limit: Duration::from_millis(self.ms.unwrap_or(1)),
@@ -70,14 +68,14 @@ struct Deadline {
 }
 
 impl Combinator for Deadline {
-    fn run<'a>(
-        &'a self,
-        run: &'a Run<'a>,
-        name: &'a str,
-        input: Vec<u8>,
-        scope: Scope,
-        span: &'a mut StepSpan,
-    ) -> BoxFuture<'a, StepResult> {
+    fn run<'a>(&'a self, step: StepCall<'a>) -> BoxFuture<'a, StepResult> {
+        let StepCall {
+            run,
+            name,
+            input,
+            scope,
+            span,
+        } = step;
         Box::pin(async move {
             let limit = self.limit;
             let deadline = Instant::now() + limit;

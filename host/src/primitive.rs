@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// A loaded, validated, ready-to-call primitive.
-pub struct Plugin {
+pub struct Primitive {
     /// What it says about itself.
     pub metadata: Metadata,
     /// The file it came from.
@@ -33,16 +33,16 @@ pub struct Plugin {
     pub(crate) metrics: Arc<PrimitiveMetrics>,
 }
 
-impl Plugin {
+impl Primitive {
     /// Whether it imports `tta:primitives/invoke`, so it may call other primitives.
     pub fn invokes(&self) -> bool {
         self.imports_invoke
     }
 }
 
-impl std::fmt::Debug for Plugin {
+impl std::fmt::Debug for Primitive {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Plugin")
+        f.debug_struct("Primitive")
             .field("name", &self.metadata.name)
             .field("version", &self.metadata.version)
             .field("path", &self.path)
