@@ -58,7 +58,7 @@ impl Shared {
         invocation: Invocation,
         input: &[u8],
     ) -> (Result<Vec<u8>, CallError>, CallReport) {
-        let (result, report) = sandbox::execute(&self.env, plugin, invocation, input).await;
+        let (result, report) = sandbox::execute(&self.env, plugin.guest(), invocation, input).await;
         self.telemetry.metrics().record_call(&plugin.metrics, &report);
         (result, report)
     }
@@ -331,7 +331,7 @@ impl Host {
         options: CallOptions,
     ) -> CallOutcome {
         let invocation = self.invocation(options);
-        let (output, report) = sandbox::execute(&self.shared.env, plugin, invocation, input).await;
+        let (output, report) = sandbox::execute(&self.shared.env, plugin.guest(), invocation, input).await;
         CallOutcome {
             output,
             report: Arc::new(report),

@@ -3,6 +3,7 @@
 
 use crate::bindings::{Metadata, PrimitivePluginPre};
 use crate::cache::Origin;
+use crate::sandbox::Guest;
 use crate::sandbox::state::CallState;
 use crate::telemetry::PrimitiveMetrics;
 use std::path::PathBuf;
@@ -34,6 +35,16 @@ pub struct Primitive {
 }
 
 impl Primitive {
+    /// What the sandbox runs of it.
+    pub(crate) fn guest(&self) -> Guest<'_> {
+        Guest {
+            pre: &self.pre,
+            name: &self.metadata.name,
+            version: &self.metadata.version,
+            invokes: self.imports_invoke,
+        }
+    }
+
     /// Whether it imports `tta:primitives/invoke`, so it may call other primitives.
     pub fn invokes(&self) -> bool {
         self.imports_invoke

@@ -2,6 +2,7 @@
 //! signal, drains.
 
 use super::exit;
+use crate::catalog::{self, Policy, WorkflowFileError};
 use crate::config::ServerFlags;
 use crate::host::Host;
 use anyhow::Context as _;
@@ -30,7 +31,7 @@ pub(super) async fn serve(host: Host, args: &ServeArgs) -> anyhow::Result<u8> {
         eprintln!("error: config: {problem}");
     }
     if args.check {
-        let (rejected, invalid) = crate::server::check_files(&host).await;
+        let (rejected, invalid) = check_files(&host).await;
         let code = if !problems.is_empty() {
             exit::HOST
         } else if rejected > 0 {
@@ -68,4 +69,39 @@ pub(super) async fn serve(host: Host, args: &ServeArgs) -> anyhow::Result<u8> {
     }
     tracing::info!(drained, "stopped");
     Ok(exit::OK)
+}
+
+/// `serve --check`: loads every plugin and compiles every workflow of the configured
+/// directories, reporting each failure on stderr; returns how many plugins were rejected and workflows invalid.
+async fn check_files(host: &Host) -> (usize, usize) {
+    let server = &host.config().server;
+    let mut rejected = 0;
+    if let Some(dir) = &server.plugins_dir {
+        let paths = catalog::list(dir, "wasm").into_keys().collect();
+        for loaded in catalog::load_primitives(host, paths, Policy::ReportAll, |_, _, _| {}).await {
+            if let Err(e) = loaded.result {
+                eprintln!("error: plugin: {e}");
+                rejected += 1;
+            }
+        }
+    }
+    let mut invalid = 0;
+    if let Some(dir) = &server.workflows_dir {
+        for path in catalog::list(dir, "toml").into_keys() {
+            match catalog::read_workflow(host, &path) {
+                Ok(_) => {}
+                Err(WorkflowFileError::Invalid { problems, .. }) => {
+                    invalid += 1;
+                    for p in problems {
+                        eprintln!("{}", p.in_file(&path));
+                    }
+                }
+                Err(e @ WorkflowFileError::Read { .. }) => {
+                    invalid += 1;
+                    eprintln!("error: {e}");
+                }
+            }
+        }
+    }
+    (rejected, invalid)
 }

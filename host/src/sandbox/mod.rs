@@ -23,7 +23,6 @@ use crate::imports::invoke::InvokeState;
 use crate::imports::otel::OtelState;
 use crate::imports::telemetry::Recorder;
 use crate::invocation::Invocation;
-use crate::primitive::Primitive;
 use crate::report::{CallReport, CallStats, GuestLog, LogSource};
 use classify::{classify, last_stderr_words};
 use limiter::MemoryLimiter;
@@ -34,16 +33,29 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{CallHook, Store, UpdateDeadline};
 use wasmtime_wasi::WasiCtxBuilder;
 
-/// Runs `plugin` once on `input` under `invocation` and returns its output and its report.
+/// What the sandbox needs of a primitive to run it: its pre-linked component and names.
+#[derive(Clone, Copy)]
+pub struct Guest<'a> {
+    /// The component, compiled and pre-linked.
+    pub pre: &'a PrimitivePluginPre<CallState>,
+    /// Its name, for the report.
+    pub name: &'a str,
+    /// Its version, for the report.
+    pub version: &'a str,
+    /// Whether it imports `invoke`, so nested calls' fuel is charged to it.
+    pub invokes: bool,
+}
+
+/// Runs `guest` once on `input` under `invocation` and returns its output and its report.
 /// Nothing is metered or exported here: that is the caller's (`Host::execute`).
 pub async fn execute(
     env: &Arc<CallEnv>,
-    plugin: &Arc<Primitive>,
+    guest: Guest<'_>,
     invocation: Invocation,
     input: &[u8],
 ) -> (Result<Vec<u8>, CallError>, CallReport) {
     let limits = invocation.limits;
-    let report = invocation.report(&plugin.metadata.name, &plugin.metadata.version);
+    let report = invocation.report(guest.name, guest.version);
     if input.len() > limits.max_input_bytes {
         let err = CallError::InputTooLarge {
             size: input.len(),
@@ -70,13 +82,13 @@ pub async fn execute(
         ),
     };
     let (timeout, fuel, deadline) = (invocation.timeout, invocation.fuel, invocation.deadline);
-    let mut store = match new_store(env, invocation, report, plugin.imports_invoke) {
+    let mut store = match new_store(env, invocation, report, guest.invokes) {
         Ok(store) => store,
         Err((err, report)) => return (Err(err), report),
     };
 
     let began = Instant::now();
-    let instance = match within(deadline, plugin.pre.instantiate_async(&mut store)).await {
+    let instance = match within(deadline, guest.pre.instantiate_async(&mut store)).await {
         Some(Ok(instance)) => instance,
         Some(Err(e)) => {
             let err = classify(e, store.data(), fuel, timeout, true);

@@ -14,7 +14,6 @@ pub mod reload;
 pub mod request;
 pub mod uploads;
 
-use crate::catalog::{self, Policy, WorkflowFileError};
 use crate::config::ServerConfig;
 use crate::host::Host;
 use crate::listener;
@@ -27,41 +26,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::Semaphore;
-
-/// Loads every plugin and compiles every workflow of the configured directories, reporting
-/// each failure on stderr; returns how many plugins were rejected and workflows invalid.
-pub async fn check_files(host: &Host) -> (usize, usize) {
-    let server = &host.config().server;
-    let mut rejected = 0;
-    if let Some(dir) = &server.plugins_dir {
-        let paths = catalog::list(dir, "wasm").into_keys().collect();
-        for loaded in catalog::load_primitives(host, paths, Policy::ReportAll, |_, _, _| {}).await {
-            if let Err(e) = loaded.result {
-                eprintln!("error: plugin: {e}");
-                rejected += 1;
-            }
-        }
-    }
-    let mut invalid = 0;
-    if let Some(dir) = &server.workflows_dir {
-        for path in catalog::list(dir, "toml").into_keys() {
-            match catalog::read_workflow(host, &path) {
-                Ok(_) => {}
-                Err(WorkflowFileError::Invalid { problems, .. }) => {
-                    invalid += 1;
-                    for p in problems {
-                        eprintln!("{}", p.in_file(&path));
-                    }
-                }
-                Err(e @ WorkflowFileError::Read { .. }) => {
-                    invalid += 1;
-                    eprintln!("error: {e}");
-                }
-            }
-        }
-    }
-    (rejected, invalid)
-}
 
 /// A workflow the server can run, with what `GET /v1/workflows` shows of it.
 pub struct LoadedWorkflow {

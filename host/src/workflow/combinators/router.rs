@@ -4,9 +4,7 @@
 use crate::error::{StepError, StepErrorKind};
 use crate::primitive::Primitive;
 use crate::workflow::check::{Checker, Problem};
-use crate::workflow::step::{
-    Combinator, Compiler, Definition, Kind, StepCall, StepRef, StepResult, as_json, text,
-};
+use crate::workflow::step::{Combinator, Compiler, Definition, Kind, StepCall, StepRef, StepResult, as_json, text};
 use futures_util::future::BoxFuture;
 use schemars::JsonSchema;
 use serde::Deserialize;

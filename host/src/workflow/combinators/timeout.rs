@@ -3,9 +3,7 @@
 use crate::bindings::Value;
 use crate::error::{ErrorClass, StepError, StepErrorKind};
 use crate::workflow::check::{Checker, Problem};
-use crate::workflow::step::{
-    Combinator, Compiler, Definition, Kind, Scope, StepCall, StepRef, StepResult, required,
-};
+use crate::workflow::step::{Combinator, Compiler, Definition, Kind, Scope, StepCall, StepRef, StepResult, required};
 use futures_util::future::BoxFuture;
 use schemars::JsonSchema;
 use serde::Deserialize;
