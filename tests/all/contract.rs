@@ -68,6 +68,7 @@ fn deploy_dashboards_and_alerts_name_only_metrics_the_host_exports() {
     // Where instruments are defined: the host's own, and each subsystem's.
     let source: String = [
         "telemetry/metrics.rs",
+        "telemetry/guest_metrics.rs",
         "telemetry/call_series.rs",
         "telemetry/export.rs",
         "workflow/metrics.rs",
