@@ -1,9 +1,10 @@
 //! tta-host: runs workflow primitives as sandboxed WebAssembly components and makes
 //! every call observable.
 //!
-//! Data flows one way: [`Host::call`] → [`sandbox`] (one store, one instance, its limits)
-//! → the guest; what the guest reports comes back as a [`report::CallReport`]. See
-//! `ARCHITECTURE.md` for the map.
+//! Data flows one way, down the layers of `ARCHITECTURE.md`: [`Host::call`] →
+//! [`host::Host::execute`] (the one metered entry of every call) → [`sandbox`] (one store,
+//! one instance, its limits) → the guest, whose imports are the capabilities of
+//! [`imports`]; what the guest reports comes back as a [`report::CallReport`].
 
 pub mod bench;
 pub mod bindings;
