@@ -146,11 +146,20 @@ pub enum WorkflowFileError {
 
 /// Reads the workflow file at `path` and compiles it against `host`'s primitives.
 pub fn read_workflow(host: &Host, path: &Path) -> Result<Workflow, WorkflowFileError> {
-    let text = std::fs::read_to_string(path).map_err(|source| WorkflowFileError::Read {
+    compile_workflow(host, path, &read_workflow_text(path)?)
+}
+
+/// The text of the workflow file at `path`.
+pub fn read_workflow_text(path: &Path) -> Result<String, WorkflowFileError> {
+    std::fs::read_to_string(path).map_err(|source| WorkflowFileError::Read {
         path: path.to_owned(),
         source,
-    })?;
-    Workflow::from_text(&text, host).map_err(|problems| WorkflowFileError::Invalid {
+    })
+}
+
+/// Compiles `text`, read from the workflow file at `path`, against `host`'s primitives.
+pub fn compile_workflow(host: &Host, path: &Path, text: &str) -> Result<Workflow, WorkflowFileError> {
+    Workflow::from_text(text, host).map_err(|problems| WorkflowFileError::Invalid {
         path: path.to_owned(),
         problems,
     })

@@ -79,14 +79,18 @@ impl Invocation {
         let own = now + self.limits.timeout();
         let deadline = deadline.map_or(own, |d| d.min(own));
         Invocation {
+            correlation_id: self.correlation_id.clone(),
+            tenant: self.tenant.clone(),
             ids: self.ids.child(parent_span_id),
+            tracestate: self.tracestate.clone(),
             data,
             deadline,
             timeout: deadline.saturating_duration_since(now),
             fuel: self.limits.fuel,
             depth: 0,
             remote_parent: false,
-            ..self.clone()
+            limits: self.limits,
+            access: self.access.clone(),
         }
     }
 

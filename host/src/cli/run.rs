@@ -200,14 +200,12 @@ pub(super) async fn load_workflow(
     path: &Path,
     plugin_dir: &Path,
 ) -> anyhow::Result<Result<crate::workflow::Workflow, u8>> {
+    let text = catalog::read_workflow_text(path)?;
     // The primitives the file names, if it parses; every problem is reported below.
-    if let Some(file) = std::fs::read_to_string(path)
-        .ok()
-        .and_then(|text| crate::workflow::parse(&text).ok())
-    {
+    if let Ok(file) = crate::workflow::parse(&text) {
         load_named(host, plugin_dir, file.primitives()).await;
     }
-    match catalog::read_workflow(host, path) {
+    match catalog::compile_workflow(host, path, &text) {
         Ok(workflow) => Ok(Ok(workflow)),
         Err(WorkflowFileError::Invalid { problems, .. }) => {
             for p in &problems {
@@ -215,7 +213,7 @@ pub(super) async fn load_workflow(
             }
             Ok(Err(exit::INVALID_WORKFLOW))
         }
-        Err(e @ WorkflowFileError::Read { .. }) => Err(e.into()),
+        Err(e) => Err(e.into()),
     }
 }
 
