@@ -7,11 +7,11 @@
 //! slow primitive shows whether its time goes to start-up or to its own work.
 
 use crate::Host;
-use crate::host::CallOptions;
-use crate::primitive::Primitive;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tta_runtime::host::CallOptions;
+use tta_runtime::primitive::Primitive;
 
 /// Nanosecond samples of one measure.
 #[derive(Debug, Default, Clone)]
@@ -91,19 +91,19 @@ pub struct PrimitiveBench {
 /// Calls `plugin` `warmup` times, then `iterations` times measured.
 pub async fn primitive(
     host: &Host,
-    plugin: &Arc<Primitive>,
+    primitive: &Arc<Primitive>,
     input: &[u8],
     iterations: usize,
     warmup: usize,
 ) -> PrimitiveBench {
     for _ in 0..warmup {
-        host.call_primitive(plugin, input, CallOptions::default()).await;
+        host.call_primitive(primitive, input, CallOptions::default()).await;
     }
     let mut bench = PrimitiveBench::default();
     let started = Instant::now();
     for _ in 0..iterations {
         let t = Instant::now();
-        let outcome = host.call_primitive(plugin, input, CallOptions::default()).await;
+        let outcome = host.call_primitive(primitive, input, CallOptions::default()).await;
         bench.call.push(t.elapsed());
         let stats = &outcome.report.stats;
         bench.instantiate.push(stats.instantiate);
@@ -132,7 +132,7 @@ pub struct WorkflowBench {
 
 /// Runs `workflow` `warmup` times, then `iterations` times measured.
 pub async fn workflow(
-    workflow: &crate::workflow::Workflow,
+    workflow: &tta_workflow::Workflow,
     input: &[u8],
     iterations: usize,
     warmup: usize,

@@ -1,36 +1,23 @@
 //! tta-host: runs workflow primitives as sandboxed WebAssembly components and makes
 //! every call observable.
 //!
-//! Data flows one way, down the layers of `ARCHITECTURE.md`: [`Host::call`] →
-//! [`host::Host::execute`] (the one metered entry of every call) → [`sandbox`] (one store,
-//! one instance, its limits) → the guest, whose imports are the capabilities of
-//! [`imports`]; what the guest reports comes back as a [`report::CallReport`].
+//! This crate is the front (the commands, `bench`, `new`'s templates) over the layers of
+//! `ARCHITECTURE.md`, each a crate that can only name the ones below it: `tta-core` (data),
+//! `tta-telemetry`, `tta-runtime` ([`Host::call`] → [`host::Host::execute`], the one metered
+//! entry of every call → [`sandbox`] → the guest and its [`imports`]), `tta-workflow`,
+//! `tta-catalog`, `tta-server`. Their modules are re-exported here under the paths the
+//! tests, benchmarks and fuzz targets use.
 
 pub mod bench;
-pub mod bindings;
-pub mod cache;
-pub mod catalog;
 pub mod cli;
-pub mod compile;
-pub mod config;
-pub mod credentials;
-pub mod engine;
-pub mod error;
-pub mod host;
-pub mod imports;
-pub mod invocation;
-pub mod listener;
-pub mod primitive;
-pub mod registry;
-pub mod report;
-pub mod sandbox;
 pub mod scaffold;
-pub mod server;
-pub mod telemetry;
-pub mod tenant;
-pub mod text;
-pub mod trace_context;
-pub mod workflow;
+
+pub use tta_catalog as catalog;
+pub use tta_core::{bindings, config, credentials, error, listener, report, text, trace_context};
+pub use tta_runtime::{cache, compile, engine, host, imports, invocation, primitive, registry, sandbox, tenant};
+pub use tta_server as server;
+pub use tta_telemetry as telemetry;
+pub use tta_workflow as workflow;
 
 pub use config::{HostConfig, Limits};
 pub use error::{CallError, GuestError, LoadError};

@@ -67,16 +67,16 @@ fn selected_metrics(expr: &str) -> Vec<String> {
 fn deploy_dashboards_and_alerts_name_only_metrics_the_host_exports() {
     // Where instruments are defined: the host's own, and each subsystem's.
     let source: String = [
-        "telemetry/metrics.rs",
-        "telemetry/guest_metrics.rs",
-        "telemetry/call_series.rs",
-        "telemetry/export.rs",
-        "workflow/metrics.rs",
-        "server/metrics.rs",
-        "imports/http.rs",
+        "crates/telemetry/src/metrics.rs",
+        "crates/telemetry/src/guest_metrics.rs",
+        "crates/telemetry/src/call_series.rs",
+        "crates/telemetry/src/export.rs",
+        "crates/workflow/src/metrics.rs",
+        "crates/server/src/metrics.rs",
+        "crates/runtime/src/imports/http.rs",
     ]
     .iter()
-    .map(|file| std::fs::read_to_string(repo().join("host/src").join(file)).expect(file))
+    .map(|file| std::fs::read_to_string(repo().join(file)).expect(file))
     .collect();
     let defined = |name: &str| {
         let base = ["_bucket", "_sum", "_count"]

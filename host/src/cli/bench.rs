@@ -1,10 +1,10 @@
 //! `tta-host bench`: measures a primitive or a workflow the way tta-host's benchmarks do.
 
+use super::exit::{self, exit_code};
 use super::run::{TargetArgs, load_workflow, resolve_primitive};
-use super::{exit, exit_code};
-use crate::host::{CallOptions, Host};
 use clap::Args;
 use std::path::Path;
+use tta_runtime::host::{CallOptions, Host};
 
 /// `tta-host bench`.
 #[derive(Debug, Args)]
@@ -48,26 +48,29 @@ pub(super) async fn bench(host: &Host, args: &BenchArgs) -> anyhow::Result<u8> {
             exit::OK
         });
     }
-    let plugin = match resolve_primitive(host, &args.call.target, &args.call.plugin_dir).await {
-        Ok(plugin) => plugin,
+    let primitive = match resolve_primitive(host, &args.call.target, &args.call.plugin_dir).await {
+        Ok(primitive) => primitive,
         Err(code) => return Ok(code),
     };
-    let first = host.call_primitive(&plugin, &input, CallOptions::default()).await;
+    let first = host.call_primitive(&primitive, &input, CallOptions::default()).await;
     if let Err(e) = &first.output {
         eprintln!(
             "error: {}: {e} (fix the input or the primitive before measuring it)",
-            plugin.metadata.name
+            primitive.metadata.name
         );
         return Ok(exit_code(e));
     }
     eprintln!(
         "benchmarking {} {} ({}): {warmup} warm-up calls, {iterations} measured",
-        plugin.metadata.name,
-        plugin.metadata.version,
-        plugin.language.as_deref().unwrap_or("unknown language")
+        primitive.metadata.name,
+        primitive.metadata.version,
+        primitive.language.as_deref().unwrap_or("unknown language")
     );
-    let result = crate::bench::primitive(host, &plugin, &input, iterations, warmup).await;
-    print!("{}", crate::bench::render(&plugin.metadata.name, &result, iterations));
+    let result = crate::bench::primitive(host, &primitive, &input, iterations, warmup).await;
+    print!(
+        "{}",
+        crate::bench::render(&primitive.metadata.name, &result, iterations)
+    );
     Ok(if result.failures > 0 {
         exit::GUEST_ERROR
     } else {

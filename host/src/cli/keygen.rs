@@ -13,11 +13,11 @@ pub struct KeygenArgs {
 /// `tta-host keygen`: a new key and its hash, or the hash of a given key.
 pub(super) fn keygen(args: &KeygenArgs) {
     match &args.hash {
-        Some(key) => println!("{}", crate::tenant::hash_key(key)),
+        Some(key) => println!("{}", tta_runtime::tenant::hash_key(key)),
         None => {
-            let key = crate::tenant::generate_key();
+            let key = tta_runtime::tenant::generate_key();
             println!("key:            {key}");
-            println!("api_key_sha256: {}", crate::tenant::hash_key(&key));
+            println!("api_key_sha256: {}", tta_runtime::tenant::hash_key(&key));
         }
     }
 }

@@ -2,11 +2,11 @@
 
 use super::exit;
 use super::output::{human_bytes, human_duration};
-use crate::catalog::{self, Loaded, Policy};
-use crate::host::Host;
 use clap::Args;
 use std::io::Write as _;
 use std::path::PathBuf;
+use tta_catalog::{self as catalog, Loaded, Policy};
+use tta_runtime::host::Host;
 
 /// `tta-host load`.
 #[derive(Debug, Args)]
@@ -58,7 +58,7 @@ fn print_load_table(rows: &[Loaded]) {
                 format!(
                     "{}{}",
                     human_duration(p.compile_time),
-                    if p.origin == crate::cache::Origin::Cached {
+                    if p.origin == tta_runtime::cache::Origin::Cached {
                         " (cached)"
                     } else {
                         ""

@@ -6,6 +6,7 @@
 //! taken from the error's type ([`exit_code`], [`step_exit_code`]).
 
 mod bench;
+pub mod exit;
 mod keygen;
 mod load;
 mod new;
@@ -14,34 +15,14 @@ mod run;
 mod serve;
 mod validate;
 
+pub use exit::{exit_code, step_exit_code};
 pub use output::summary;
 
-use crate::config::{HostConfig, Layers, LimitFlags, TelemetryFlags};
-use crate::error::{CallError, ErrorClass, StepError, StepErrorKind};
-use crate::host::Host;
-use crate::telemetry::{Exporter, LogFormat, Telemetry};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
-
-/// Exit codes, stable for scripts.
-pub mod exit {
-    /// Success.
-    pub const OK: u8 = 0;
-    /// A host-side failure (bad config, I/O).
-    pub const HOST: u8 = 1;
-    /// Bad command-line usage (from clap).
-    pub const USAGE: u8 = 2;
-    /// A component was rejected at load.
-    pub const LOAD: u8 = 3;
-    /// The primitive returned an error.
-    pub const GUEST_ERROR: u8 = 4;
-    /// The guest trapped.
-    pub const TRAP: u8 = 5;
-    /// The call hit a limit: fuel, deadline, memory, stack, payload size, nesting.
-    pub const LIMIT: u8 = 6;
-    /// A workflow file is invalid.
-    pub const INVALID_WORKFLOW: u8 = 7;
-}
+use tta_core::config::{HostConfig, Layers, LimitFlags, TelemetryFlags};
+use tta_runtime::host::Host;
+use tta_telemetry::{Exporter, LogFormat, Telemetry};
 
 const EXIT_CODES_HELP: &str = "Exit codes: 0 success, 1 host error, 2 usage, 3 component rejected at load, \
 4 primitive returned an error, 5 guest trapped, 6 a limit was hit (fuel, deadline, memory, stack, size), \
@@ -144,7 +125,7 @@ pub fn main() -> u8 {
         _ => "trace".into(),
     };
     let telemetry = match Telemetry::builder(config.telemetry.clone())
-        .install_logger(format!("warn,tta_host={level}"))
+        .install_logger(tta_telemetry::log_filter(&level))
         .build()
     {
         Ok(telemetry) => telemetry,
@@ -219,25 +200,5 @@ async fn run_command(cli: Cli, config: HostConfig, telemetry: Telemetry) -> anyh
         }
         Command::New(args) => Ok(new::new_project(&args)),
         Command::Bench(args) => bench::bench(&host, &args).await,
-    }
-}
-
-/// The exit code of a failed call.
-pub fn exit_code(error: &CallError) -> u8 {
-    match error {
-        CallError::Guest(_) => exit::GUEST_ERROR,
-        CallError::Trap { .. } => exit::TRAP,
-        e if e.is_limit() => exit::LIMIT,
-        CallError::UnknownPrimitive { .. } => exit::LOAD,
-        _ => exit::HOST,
-    }
-}
-
-/// The exit code of a failed workflow run.
-pub fn step_exit_code(error: &StepError) -> u8 {
-    match error.kind {
-        StepErrorKind::Call(ErrorClass::Trap) => exit::TRAP,
-        kind if kind.is_limit() => exit::LIMIT,
-        _ => exit::GUEST_ERROR,
     }
 }

@@ -1,10 +1,10 @@
 //! What the CLI prints about a call: the guest's output, its logs, the one-line summary.
 
-use crate::bindings::Level;
-use crate::report::CallReport;
-use crate::telemetry::value_text;
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
+use tta_core::bindings::Level;
+use tta_core::report::CallReport;
+use tta_telemetry::value_text;
 
 /// Writes a result to stdout, ending the line on a terminal. Returns whether what is
 /// printed next on stderr must first start a line of its own: the output did not end with

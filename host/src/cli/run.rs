@@ -1,18 +1,18 @@
 //! `tta-host run`: one primitive, or a workflow file, once; and what `run` and `bench` share:
 //! the target, its input, the plugin directory it resolves names in.
 
+use super::exit::{self, exit_code, step_exit_code};
 use super::output::{human_duration, print_guest_logs, summary, write_output};
-use super::{exit, exit_code, step_exit_code};
-use crate::catalog::{self, Policy, WorkflowFileError};
-use crate::host::{CallOptions, Host};
-use crate::primitive::Primitive;
-use crate::telemetry::LogFormat;
-use crate::trace_context::parse_traceparent;
 use anyhow::Context as _;
 use clap::Args;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use tta_catalog::{self as catalog, Policy, WorkflowFileError};
+use tta_core::trace_context::parse_traceparent;
+use tta_runtime::host::{CallOptions, Host};
+use tta_runtime::primitive::Primitive;
+use tta_telemetry::LogFormat;
 
 /// What `run` and `bench` call, and its input.
 #[derive(Debug, Args)]
@@ -74,11 +74,11 @@ pub(super) async fn run(host: &Host, args: &RunArgs) -> anyhow::Result<u8> {
     if target_path.extension().is_some_and(|e| e == "toml") {
         return run_workflow(host, args, target_path, &input).await;
     }
-    let plugin = match resolve_primitive(host, &args.call.target, &args.call.plugin_dir).await {
-        Ok(plugin) => plugin,
+    let primitive = match resolve_primitive(host, &args.call.target, &args.call.plugin_dir).await {
+        Ok(primitive) => primitive,
         Err(code) => return Ok(code),
     };
-    let outcome = host.call_primitive(&plugin, &input, call_options(args)).await;
+    let outcome = host.call_primitive(&primitive, &input, call_options(args)).await;
     let json = host.config().telemetry.logs.format == LogFormat::Json;
     if !json {
         print_guest_logs(&outcome.report, 0);
@@ -95,7 +95,7 @@ pub(super) async fn run(host: &Host, args: &RunArgs) -> anyhow::Result<u8> {
                 correlation_id = %r.correlation_id,
                 trace_id = %format!("{:032x}", r.ids.trace_id),
                 span_id = %format!("{:016x}", r.ids.span_id),
-                primitive = %plugin.metadata.name,
+                primitive = %primitive.metadata.name,
                 tenant = %r.tenant,
                 error_type = e.error_type(),
                 "{e}"
@@ -103,7 +103,7 @@ pub(super) async fn run(host: &Host, args: &RunArgs) -> anyhow::Result<u8> {
             exit_code(e)
         }
         Err(e) => {
-            eprintln!("error: {}: {e}", plugin.metadata.name);
+            eprintln!("error: {}: {e}", primitive.metadata.name);
             exit_code(e)
         }
     };
@@ -111,7 +111,7 @@ pub(super) async fn run(host: &Host, args: &RunArgs) -> anyhow::Result<u8> {
         eprintln!("{}{}", if open_line { "\n" } else { "" }, summary(&outcome.report));
     }
     if args.trace {
-        eprint!("{}", crate::telemetry::tree::render(&outcome.report));
+        eprint!("{}", tta_telemetry::tree::render(&outcome.report));
     }
     if args.print_metrics {
         eprint!("{}", host.telemetry().metrics().render());
@@ -127,22 +127,22 @@ pub(super) async fn resolve_primitive(host: &Host, target: &str, plugin_dir: &Pa
     let target_path = Path::new(target);
     let is_file = target_path.extension().is_some_and(|e| e == "wasm") || target_path.is_file();
     if is_file {
-        let plugin = match load_file(host, target_path).await {
-            Some(Ok(plugin)) => plugin,
+        let primitive = match load_file(host, target_path).await {
+            Some(Ok(primitive)) => primitive,
             Some(Err(e)) => {
                 eprintln!("error: {e}");
                 return Err(exit::LOAD);
             }
             None => return Err(exit::LOAD),
         };
-        if plugin.invokes() {
+        if primitive.invokes() {
             load_plugin_dir(host, plugin_dir).await;
         }
-        return Ok(plugin);
+        return Ok(primitive);
     }
     load_named(host, plugin_dir, std::iter::once(target.to_owned())).await;
     match host.registry().get(target) {
-        Some(plugin) => Ok(plugin),
+        Some(primitive) => Ok(primitive),
         None => {
             eprintln!(
                 "error: no primitive named `{target}` in {} (loaded: {}); pass a .wasm file or build the plugins with `cargo xtask plugins`",
@@ -155,7 +155,7 @@ pub(super) async fn resolve_primitive(host: &Host, target: &str, plugin_dir: &Pa
 }
 
 /// Loads the component file at `path`.
-async fn load_file(host: &Host, path: &Path) -> Option<Result<Arc<Primitive>, crate::error::LoadError>> {
+async fn load_file(host: &Host, path: &Path) -> Option<Result<Arc<Primitive>, tta_core::error::LoadError>> {
     catalog::load_primitives(host, vec![path.to_owned()], Policy::FailFast, |_, _, _| {})
         .await
         .pop()
@@ -199,10 +199,10 @@ pub(super) async fn load_workflow(
     host: &Host,
     path: &Path,
     plugin_dir: &Path,
-) -> anyhow::Result<Result<crate::workflow::Workflow, u8>> {
+) -> anyhow::Result<Result<tta_workflow::Workflow, u8>> {
     let text = catalog::read_workflow_text(path)?;
     // The primitives the file names, if it parses; every problem is reported below.
-    if let Ok(file) = crate::workflow::parse(&text) {
+    if let Ok(file) = tta_workflow::parse(&text) {
         load_named(host, plugin_dir, file.primitives()).await;
     }
     match catalog::compile_workflow(host, path, &text) {
@@ -260,7 +260,7 @@ async fn run_workflow(host: &Host, args: &RunArgs, path: &Path, input: &[u8]) ->
         );
     }
     if args.trace {
-        eprint!("{}", crate::telemetry::tree::render_workflow(r));
+        eprint!("{}", tta_telemetry::tree::render_workflow(r));
     }
     if args.print_metrics {
         eprint!("{}", host.telemetry().metrics().render());

@@ -2,15 +2,15 @@
 //! signal, drains.
 
 use super::exit;
-use crate::catalog::{self, Policy, WorkflowFileError};
-use crate::config::ServerFlags;
-use crate::host::Host;
 use anyhow::Context as _;
 use clap::Args;
 use std::time::Duration;
+use tta_catalog::{self as catalog, Policy, WorkflowFileError};
+use tta_core::config::ServerFlags;
+use tta_runtime::host::Host;
 
 pub(super) const SERVE_HELP: &str = "Exit codes: 0 stopped cleanly (or --check found nothing wrong), 1 the config is invalid \
-or the listener cannot bind, 3 --check: a plugin is rejected, 7 --check: a workflow is invalid.";
+or the listener cannot bind, 3 --check: a primitive is rejected, 7 --check: a workflow is invalid.";
 
 /// `tta-host serve`.
 #[derive(Debug, Args)]
@@ -26,7 +26,7 @@ pub struct ServeArgs {
 /// `tta-host serve`: checks the config (all problems at once), binds, serves until a
 /// signal, drains.
 pub(super) async fn serve(host: Host, args: &ServeArgs) -> anyhow::Result<u8> {
-    let problems = crate::config::server::check(host.config());
+    let problems = tta_core::config::server::check(host.config());
     for problem in &problems {
         eprintln!("error: config: {problem}");
     }
@@ -54,13 +54,13 @@ pub(super) async fn serve(host: Host, args: &ServeArgs) -> anyhow::Result<u8> {
         return Ok(exit::HOST);
     }
     let listen = host.config().server.listen;
-    let server = crate::server::Server::bind(host.clone())
+    let server = tta_server::Server::bind(host.clone())
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = server.local_addr()?;
     tracing::info!(%addr, tenants = host.config().tenants.len(), primitives = host.registry().names().len(), "serving the HTTP API");
     eprintln!("tta-host serving on http://{addr}");
-    let drained = server.run(crate::server::shutdown_signal()).await;
+    let drained = server.run(tta_server::shutdown_signal()).await;
     let flushed = tokio::task::spawn_blocking(move || host.telemetry().flush(Duration::from_secs(5)))
         .await
         .unwrap_or(false);

@@ -3,10 +3,10 @@
 
 use super::exit;
 use super::run::load_plugin_dir;
-use crate::host::Host;
 use anyhow::Context as _;
 use clap::Args;
 use std::path::PathBuf;
+use tta_runtime::host::Host;
 
 /// `tta-host validate`.
 #[derive(Debug, Args)]
@@ -24,7 +24,7 @@ pub struct ValidateArgs {
 
 pub(super) async fn validate(host: &Host, args: &ValidateArgs) -> anyhow::Result<u8> {
     if args.schema {
-        print!("{}", crate::workflow::json_schema());
+        print!("{}", tta_workflow::json_schema());
         return Ok(exit::OK);
     }
     let have_plugins = args.plugin_dir.is_dir();
@@ -41,10 +41,10 @@ pub(super) async fn validate(host: &Host, args: &ValidateArgs) -> anyhow::Result
     let mut invalid = 0;
     for path in &args.files {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let problems = match crate::workflow::parse(&text) {
+        let problems = match tta_workflow::parse(&text) {
             Ok(file) => {
                 let check: Option<&dyn Fn(&str) -> bool> = if have_plugins { Some(&is_primitive) } else { None };
-                let problems = crate::workflow::validate(&file, &text, check);
+                let problems = tta_workflow::validate(&file, &text, check);
                 if problems.is_empty() {
                     println!(
                         "{}: OK (workflow `{}`, {} steps)",

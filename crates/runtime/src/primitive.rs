@@ -1,0 +1,62 @@
+//! A loaded primitive: what it said about itself, where it came from, and its compiled,
+//! pre-linked form, ready to instantiate once per call.
+
+use crate::cache::Origin;
+use crate::sandbox::Guest;
+use crate::sandbox::state::CallState;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tta_core::bindings::{Metadata, PrimitivePluginPre};
+use tta_telemetry::PrimitiveMetrics;
+
+/// A loaded, validated, ready-to-call primitive.
+pub struct Primitive {
+    /// What it says about itself.
+    pub metadata: Metadata,
+    /// The file it came from.
+    pub path: PathBuf,
+    /// Size of the component in bytes.
+    pub size: usize,
+    /// SHA-256 of the component, hex.
+    pub digest: String,
+    /// The source language, from the producers section, if it says.
+    pub language: Option<String>,
+    /// Time to compile or fetch from the cache.
+    pub compile_time: Duration,
+    /// Compiled now or taken from the cache.
+    pub origin: Origin,
+    /// The interfaces it imports.
+    pub imports: Vec<String>,
+    pub(crate) imports_invoke: bool,
+    pub(crate) pre: PrimitivePluginPre<CallState>,
+    /// Cached metric handles, so a call never looks its series up by name.
+    pub(crate) metrics: Arc<PrimitiveMetrics>,
+}
+
+impl Primitive {
+    /// What the sandbox runs of it.
+    pub(crate) fn guest(&self) -> Guest<'_> {
+        Guest {
+            pre: &self.pre,
+            name: &self.metadata.name,
+            version: &self.metadata.version,
+            invokes: self.imports_invoke,
+        }
+    }
+
+    /// Whether it imports `tta:primitives/invoke`, so it may call other primitives.
+    pub fn invokes(&self) -> bool {
+        self.imports_invoke
+    }
+}
+
+impl std::fmt::Debug for Primitive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Primitive")
+            .field("name", &self.metadata.name)
+            .field("version", &self.metadata.version)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}

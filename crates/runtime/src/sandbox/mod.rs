@@ -1,0 +1,320 @@
+//! One guest call: a fresh `Store` from the pool, its limits, and the classification of how it ended.
+//!
+//! Nothing survives a call: every call instantiates the component anew (copy-on-write
+//! from the pooling allocator), so no state leaks between calls or tenants. The WASI
+//! context grants nothing: no files, no sockets, no environment, no arguments; stdout
+//! and stderr are captured, bounded, and become the call's log records. The sandbox
+//! produces a report; it does not meter or export (that is `Host::execute`'s).
+
+mod classify;
+pub mod env;
+pub mod limiter;
+pub mod state;
+pub mod stdio;
+
+pub use env::CallEnv;
+pub use limiter::MemoryLimitExceeded;
+pub use state::CallState;
+
+use crate::imports::invoke::InvokeState;
+use crate::imports::otel::OtelState;
+use crate::imports::telemetry::Recorder;
+use crate::invocation::Invocation;
+use classify::{classify, last_stderr_words};
+use limiter::MemoryLimiter;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use stdio::CapturedOutput;
+use tta_core::bindings::{Context, Level, Metadata, PrimitivePlugin, PrimitivePluginPre};
+use tta_core::config::Limits;
+use tta_core::error::{CallError, GuestError};
+use tta_core::report::{CallReport, CallStats, GuestLog, LogSource};
+use wasmtime::component::ResourceTable;
+use wasmtime::{CallHook, Store, UpdateDeadline};
+use wasmtime_wasi::WasiCtxBuilder;
+
+/// What the sandbox needs of a primitive to run it: its pre-linked component and names.
+#[derive(Clone, Copy)]
+pub struct Guest<'a> {
+    /// The component, compiled and pre-linked.
+    pub pre: &'a PrimitivePluginPre<CallState>,
+    /// Its name, for the report.
+    pub name: &'a str,
+    /// Its version, for the report.
+    pub version: &'a str,
+    /// Whether it imports `invoke`, so nested calls' fuel is charged to it.
+    pub invokes: bool,
+}
+
+/// Runs `guest` once on `input` under `invocation` and returns its output and its report.
+/// Nothing is metered or exported here: that is the caller's (`Host::execute`).
+pub async fn execute(
+    env: &Arc<CallEnv>,
+    guest: Guest<'_>,
+    invocation: Invocation,
+    input: &[u8],
+) -> (Result<Vec<u8>, CallError>, CallReport) {
+    let limits = invocation.limits;
+    let report = invocation.report(guest.name, guest.version);
+    if input.len() > limits.max_input_bytes {
+        let err = CallError::InputTooLarge {
+            size: input.len(),
+            limit: limits.max_input_bytes,
+        };
+        let mut report = report;
+        report.error = Some(err.clone());
+        return (Err(err), report);
+    }
+    let context = Context {
+        correlation_id: invocation.correlation_id.clone(),
+        traceparent: invocation.ids.traceparent(),
+        tracestate: invocation.tracestate.clone(),
+        tenant: invocation.tenant.clone(),
+        data: invocation.data.clone(),
+        deadline_ms: Some(
+            u64::try_from(
+                invocation
+                    .deadline
+                    .saturating_duration_since(Instant::now())
+                    .as_millis(),
+            )
+            .unwrap_or(u64::MAX),
+        ),
+    };
+    let (timeout, fuel, deadline) = (invocation.timeout, invocation.fuel, invocation.deadline);
+    let mut store = match new_store(env, invocation, report, guest.invokes) {
+        Ok(store) => store,
+        Err((err, report)) => return (Err(err), report),
+    };
+
+    let began = Instant::now();
+    let instance = match within(deadline, guest.pre.instantiate_async(&mut store)).await {
+        Some(Ok(instance)) => instance,
+        Some(Err(e)) => {
+            let err = classify(e, store.data(), fuel, timeout, true);
+            return finish(store, Err(err), began.elapsed(), fuel, began);
+        }
+        None => {
+            let err = CallError::DeadlineExceeded { limit: timeout };
+            return finish(store, Err(err), began.elapsed(), fuel, began);
+        }
+    };
+    let instantiate = began.elapsed();
+    let outcome = within(
+        deadline,
+        instance
+            .tta_primitives_primitive()
+            .call_execute(&mut store, &context, input),
+    )
+    .await;
+    let result = match outcome {
+        Some(Ok(Ok(output))) if output.len() > limits.max_output_bytes => Err(CallError::OutputTooLarge {
+            size: output.len(),
+            limit: limits.max_output_bytes,
+        }),
+        Some(Ok(Ok(output))) => Ok(output),
+        Some(Ok(Err(e))) => Err(CallError::Guest(GuestError::from(e))),
+        Some(Err(e)) => Err(classify(e, store.data(), fuel, timeout, false)),
+        None => Err(CallError::DeadlineExceeded { limit: timeout }),
+    };
+    finish(store, result, instantiate, fuel, began)
+}
+
+/// How long past its deadline a call may still wait in the host. Guest code is stopped at
+/// the deadline by the epoch callback, but epochs cannot interrupt a guest that waits in the
+/// host — a WASI sleep, a poll on a clock or a stream — so the wait itself is bounded too.
+const HOST_WAIT_GRACE: Duration = Duration::from_millis(20);
+
+/// `future`'s output, or `None` once `deadline` (and the grace) has passed; dropping a
+/// wasmtime call future unwinds the guest's fiber, and the store is discarded after.
+async fn within<T>(deadline: Instant, future: impl std::future::Future<Output = T>) -> Option<T> {
+    let until = tokio::time::Instant::from_std(deadline + HOST_WAIT_GRACE);
+    tokio::time::timeout_at(until, future).await.ok()
+}
+
+/// Why `describe()` gave no metadata.
+pub enum DescribeFailure {
+    /// The exports have the right names but not the types of the world.
+    Types(String),
+    /// The call failed.
+    Call(CallError),
+}
+
+/// Calls `describe()` on a fresh instance, under the same limits as a call; this is also
+/// where the types of the exports are checked against the world.
+pub async fn describe(
+    env: &Arc<CallEnv>,
+    pre: &PrimitivePluginPre<CallState>,
+    limits: &Limits,
+) -> Result<Metadata, DescribeFailure> {
+    let invocation = Invocation::root(limits, "describe".into(), "default".into(), None);
+    let report = invocation.report("describe", "");
+    let (timeout, fuel, deadline) = (invocation.timeout, invocation.fuel, invocation.deadline);
+    let late = || DescribeFailure::Call(CallError::DeadlineExceeded { limit: timeout });
+    let mut store = new_store(env, invocation, report, false).map_err(|(err, _)| DescribeFailure::Call(err))?;
+    let instance = match within(deadline, pre.instance_pre().instantiate_async(&mut store)).await {
+        Some(Ok(instance)) => instance,
+        Some(Err(e)) => return Err(DescribeFailure::Call(classify(e, store.data(), fuel, timeout, true))),
+        None => return Err(late()),
+    };
+    let primitive =
+        PrimitivePlugin::new(&mut store, &instance).map_err(|e| DescribeFailure::Types(format!("{e:#}")))?;
+    match within(deadline, primitive.tta_primitives_primitive().call_describe(&mut store))
+        .await
+        .ok_or_else(late)?
+    {
+        Ok(metadata) => Ok(metadata),
+        Err(e) => {
+            let err = classify(e, store.data(), fuel, timeout, false);
+            // `finish` adds the guest's last words on stderr to a trap.
+            let (result, _) = finish(store, Err(err.clone()), Duration::ZERO, fuel, Instant::now());
+            Err(DescribeFailure::Call(result.err().unwrap_or(err)))
+        }
+    }
+}
+
+/// Fuel burned between two yields to the executor (~0.1 ms of guest code): how long a
+/// busy guest may keep other tenants' calls waiting for a worker thread.
+const FUEL_YIELD_INTERVAL: u64 = 200_000;
+
+/// A store for one call: WASI locked down, limits, fuel, deadline.
+#[allow(clippy::result_large_err)]
+fn new_store(
+    env: &Arc<CallEnv>,
+    invocation: Invocation,
+    report: CallReport,
+    charge_nested: bool,
+) -> Result<Store<CallState>, (CallError, CallReport)> {
+    let limits = invocation.limits;
+    let stdout = CapturedOutput::new(limits.max_stdio_bytes);
+    let stderr = CapturedOutput::new(limits.max_stdio_bytes);
+    let wasi = WasiCtxBuilder::new()
+        .stdout(stdout.clone())
+        .stderr(stderr.clone())
+        .allow_blocking_current_thread(false)
+        .build();
+    let fuel = invocation.fuel;
+    let deadline = invocation.deadline;
+    let state = CallState {
+        env: Arc::clone(env),
+        invocation,
+        wasi,
+        table: ResourceTable::new(),
+        limiter: MemoryLimiter::new(&limits),
+        stdout,
+        stderr,
+        recorder: Recorder::new(report, limits),
+        invoke: InvokeState::new(fuel),
+        otel: OtelState::default(),
+        http: None,
+    };
+    let mut store = Store::new(&env.engine, state);
+    store.limiter(|state| &mut state.limiter);
+    // Data a guest hands the host in one crossing can never exceed its own memory; with this
+    // bound an oversized output is lifted and then refused as `OutputTooLarge` by name.
+    store.set_hostcall_fuel(limits.max_memory_bytes.saturating_add(1 << 16));
+    // Yielding every so much fuel keeps long calls from hogging an executor thread, and
+    // makes the fuel counter current at each yield, so a deadline stop reports what was burned.
+    if let Err(e) = store
+        .set_fuel(fuel)
+        .and_then(|()| store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL)))
+    {
+        return Err((
+            CallError::Host(e.to_string()),
+            store.into_data().recorder.finish(SystemTime::now()),
+        ));
+    }
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if Instant::now() >= deadline {
+            Ok(UpdateDeadline::Interrupt)
+        } else {
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
+    if charge_nested {
+        store.call_hook(charge_nested_fuel);
+    }
+    Ok(store)
+}
+
+/// Moves fuel burned by a nested `invoke` call from this store's budget.
+fn charge_nested_fuel(mut cx: wasmtime::StoreContextMut<'_, CallState>, hook: CallHook) -> wasmtime::Result<()> {
+    match hook {
+        CallHook::CallingHost => {
+            let left = cx.get_fuel()?;
+            cx.data_mut().invoke.fuel_at_host_entry = left;
+        }
+        CallHook::ReturningFromHost => {
+            let debit = std::mem::take(&mut cx.data_mut().invoke.fuel_debit);
+            if debit > 0 {
+                let left = cx.get_fuel()?;
+                cx.set_fuel(left.saturating_sub(debit))?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn finish(
+    store: Store<CallState>,
+    result: Result<Vec<u8>, CallError>,
+    instantiate: Duration,
+    fuel_budget: u64,
+    began: Instant,
+) -> (Result<Vec<u8>, CallError>, CallReport) {
+    let wall = began.elapsed();
+    let fuel_left = store.get_fuel().unwrap_or(0);
+    let state = store.into_data();
+    let end = SystemTime::now();
+    let mut report = state.recorder.finish(end);
+    if let Some(http) = &state.http {
+        let max_spans = state.invocation.limits.max_spans;
+        for span in http.take_spans() {
+            if report.spans.len() < max_spans {
+                report.spans.push(span);
+            } else {
+                report.dropped.spans += 1;
+            }
+        }
+    }
+    let host_span = state.invocation.ids.span_id;
+    let max_logs = state.invocation.limits.max_log_records;
+    for (capture, source, level) in [
+        (&state.stdout, LogSource::Stdout, Level::Info),
+        (&state.stderr, LogSource::Stderr, Level::Warn),
+    ] {
+        let (text, dropped) = capture.take();
+        report.dropped.stdio_bytes += dropped;
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            if report.logs.len() >= max_logs {
+                report.dropped.logs += 1;
+                continue;
+            }
+            report.logs.push(GuestLog {
+                time: end,
+                level,
+                message: line.to_owned(),
+                fields: Vec::new(),
+                span_id: host_span,
+                source,
+            });
+        }
+    }
+    let mut result = result;
+    if let Err(CallError::Trap { detail, .. }) = &mut result
+        && detail.is_empty()
+    {
+        *detail = last_stderr_words(&report.logs);
+    }
+    report.stats = CallStats {
+        wall,
+        instantiate,
+        fuel_consumed: fuel_budget.saturating_sub(fuel_left),
+        memory_peak_bytes: state.limiter.peak_bytes(),
+        output_bytes: result.as_ref().map_or(0, Vec::len),
+    };
+    report.error = result.as_ref().err().cloned();
+    (result, report)
+}

@@ -1,0 +1,200 @@
+//! `tta-host serve`: the HTTP API that runs tenants' primitives and workflows.
+//!
+//! One listener (hyper HTTP/1 with a header-read timeout and a cap on open connections,
+//! so slow clients cannot hold workers or descriptors: `listener`), an axum router
+//! ([`api`]), the directories watched for plugins and workflows ([`reload`]), and graceful
+//! shutdown: stop accepting, let in-flight requests finish within a bound, flush telemetry.
+//! Nothing queues without bound: a tenant over its quota gets 429, a host out of capacity
+//! gets 503.
+
+pub mod api;
+pub mod metrics;
+pub mod problem;
+pub mod reload;
+pub mod request;
+pub mod uploads;
+
+use arc_swap::ArcSwap;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tta_core::config::ServerConfig;
+use tta_core::listener;
+use tta_runtime::host::Host;
+use tta_runtime::tenant::Tenants;
+use tta_workflow::Workflow;
+
+/// A workflow the server can run, with what `GET /v1/workflows` shows of it.
+pub struct LoadedWorkflow {
+    /// The compiled workflow.
+    pub workflow: Arc<Workflow>,
+    /// Its file.
+    pub path: PathBuf,
+}
+
+/// Everything the handlers share.
+pub struct App {
+    pub(crate) host: Host,
+    pub(crate) tenants: Tenants,
+    pub(crate) config: ServerConfig,
+    pub(crate) workflows: ArcSwap<BTreeMap<String, Arc<LoadedWorkflow>>>,
+    pub(crate) in_flight: Arc<Semaphore>,
+    pub(crate) max_in_flight: u32,
+    pub(crate) compile: Arc<Semaphore>,
+    /// Bytes of request bodies held in memory now (inputs; uploads go to disk).
+    pub(crate) buffered: Arc<AtomicUsize>,
+    /// The server's own instruments.
+    pub(crate) metrics: Arc<metrics::ServerMetrics>,
+    /// Who may read `/metrics` on the API listener.
+    pub(crate) scrape: tta_telemetry::scrape::ScrapeAuth,
+    pub(crate) ready: AtomicBool,
+    pub(crate) reloader: tokio::sync::Mutex<reload::Watcher>,
+}
+
+/// A running server.
+pub struct Server {
+    app: Arc<App>,
+    listener: tokio::net::TcpListener,
+}
+
+impl Server {
+    /// Binds the listener and loads the directories and uploads (reporting every file that
+    /// fails); call [`Server::run`] to serve.
+    pub async fn bind(host: Host) -> std::io::Result<Self> {
+        let config = host.config().server.clone();
+        let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        let max_in_flight = config.max_in_flight.unwrap_or(host.config().max_instances);
+        let tenants = Tenants::new(
+            &host.config().tenants,
+            &host.config().limits,
+            &config.default_quotas,
+            fair_share(max_in_flight),
+        );
+        let app = Arc::new(App {
+            buffered: Arc::default(),
+            scrape: tta_telemetry::scrape::ScrapeAuth::new(&host.config().telemetry.metrics),
+            metrics: host.telemetry().metrics().instruments::<metrics::ServerMetrics>(),
+            tenants,
+            in_flight: Arc::new(Semaphore::new(max_in_flight as usize)),
+            max_in_flight,
+            compile: Arc::new(Semaphore::new(config.compile_workers as usize)),
+            workflows: ArcSwap::default(),
+            ready: AtomicBool::new(false),
+            reloader: tokio::sync::Mutex::new(reload::Watcher::new(&config)),
+            config,
+            host,
+        });
+        app.reloader.lock().await.scan(&app, true).await;
+        app.ready.store(true, Ordering::Release);
+        Ok(Server { app, listener })
+    }
+
+    /// The address the API listens on.
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Bytes of request bodies the server holds in memory now: at most `max_in_flight` ×
+    /// the largest `max_request_bytes` (uploads stream to disk).
+    pub fn buffered_bytes(&self) -> usize {
+        self.app.buffered.load(Ordering::Acquire)
+    }
+
+    /// The tenants the server authenticates, with their effective quotas.
+    pub fn tenants(&self) -> &Tenants {
+        &self.app.tenants
+    }
+
+    /// Serves one connection over any byte stream, as [`Server::run`] serves each accepted
+    /// socket: the fuzzer feeds the API raw requests through an in-memory pipe this way.
+    pub fn serve_io<I>(&self, io: I) -> impl std::future::Future<Output = ()> + Send + 'static
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let router = api::router(Arc::clone(&self.app));
+        let connection = listener::connection(router, io, Duration::from_millis(self.app.config.header_timeout_ms));
+        async move {
+            let _ = connection.await;
+        }
+    }
+
+    /// Serves until `shutdown` completes, then drains: in-flight requests get
+    /// `server.shutdown_grace_ms` to finish. Returns whether they all did.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> bool {
+        let Server { app, listener } = self;
+        let router = api::router(Arc::clone(&app));
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let header_timeout = Duration::from_millis(app.config.header_timeout_ms);
+        let slots = listener::ConnectionSlots::new(app.config.max_connections as usize, "the API");
+        let reload = reload::spawn(Arc::clone(&app));
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                stream = listener::accept(&listener, "the API") => {
+                    let Some(slot) = slots.admit(&stream) else {
+                        app.metrics.http_rejected
+                            .with_label_values(&["too_many_connections", "anonymous"])
+                            .inc();
+                        continue;
+                    };
+                    let connection = graceful.watch(listener::connection(router.clone(), stream, header_timeout));
+                    tokio::spawn(async move {
+                        let _ = connection.await;
+                        drop(slot);
+                    });
+                }
+                () = &mut shutdown => break,
+            }
+        }
+        app.ready.store(false, Ordering::Release);
+        drop(listener);
+        if let Some(reload) = reload {
+            reload.abort();
+        }
+        let grace = Duration::from_millis(app.config.shutdown_grace_ms);
+        tracing::info!(
+            grace_ms = app.config.shutdown_grace_ms,
+            "shutting down: finishing in-flight requests"
+        );
+        let drained = tokio::time::timeout(grace, graceful.shutdown()).await.is_ok();
+        if !drained {
+            tracing::warn!(
+                grace_ms = app.config.shutdown_grace_ms,
+                "in-flight requests did not finish within the grace period; closing them"
+            );
+        }
+        drained
+    }
+}
+
+/// The in-flight slots a tenant that sets no `max_concurrent` (here or in
+/// `[server.default_quotas]`) may hold: half of the host's, so another tenant always has
+/// the other half.
+pub fn fair_share(max_in_flight: u32) -> u32 {
+    (max_in_flight / 2).max(1)
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

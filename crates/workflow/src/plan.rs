@@ -1,0 +1,119 @@
+//! A validated workflow compiled for running: steps by index, primitives resolved to
+//! loaded plugins, and each combinator's compiled form with the state that lives across
+//! runs (cache entries, breaker state). Compile once, run many times.
+
+use crate::definition::WorkflowFile;
+use crate::metrics::WorkflowMetrics;
+use crate::step::{Compiler, Kind};
+use crate::validate::{Problem, validate};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tta_runtime::host::Host;
+
+/// A workflow ready to run.
+pub struct Workflow {
+    pub(crate) name: String,
+    /// The engine's instruments, in the host's registry.
+    pub(crate) metrics: Arc<WorkflowMetrics>,
+    pub(crate) description: String,
+    pub(crate) root: usize,
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) host: Host,
+}
+
+impl std::fmt::Debug for Workflow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workflow")
+            .field("name", &self.name)
+            .field("steps", &self.nodes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Node {
+    pub(crate) name: String,
+    /// The `workflow.step.kind` of its span.
+    pub(crate) span_kind: &'static str,
+    pub(crate) kind: Kind,
+    /// `data` keys set from JSON pointers into the step's output.
+    pub(crate) set_data: Vec<(String, String)>,
+}
+
+/// Why a workflow could not be compiled.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    /// The file has problems; all of them, with their places.
+    #[error("the workflow is invalid:\n{}", .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<Problem>),
+}
+
+impl Workflow {
+    /// Validates `file` (parsed from `text`) against the primitives loaded in `host` and
+    /// compiles it.
+    pub fn compile(file: &WorkflowFile, text: &str, host: &Host) -> Result<Self, CompileError> {
+        let registry = host.registry();
+        let is_primitive = |name: &str| registry.get(name).is_some();
+        let problems = validate(file, text, Some(&is_primitive));
+        if !problems.is_empty() {
+            return Err(CompileError::Invalid(problems));
+        }
+        let index: HashMap<&str, usize> = file
+            .steps
+            .keys()
+            .enumerate()
+            .map(|(i, k)| (k.get_ref().as_str(), i))
+            .collect();
+        let mut nodes = Vec::with_capacity(file.steps.len());
+        for (name, step) in &file.steps {
+            let s = step.get_ref();
+            let cx = Compiler {
+                name: name.get_ref(),
+                api_key_env: s.api_key_env.as_deref(),
+                index: &index,
+                registry: &registry,
+            };
+            // Validation guarantees exactly one kind and every reference.
+            let [kind] = s.kinds()[..] else {
+                return Err(CompileError::Invalid(vec![cx.missing()]));
+            };
+            nodes.push(Node {
+                name: name.get_ref().clone(),
+                span_kind: kind.span_kind(),
+                kind: kind
+                    .compile(&cx)
+                    .map_err(|problem| CompileError::Invalid(vec![problem]))?,
+                set_data: s
+                    .set_data
+                    .iter()
+                    .map(|(k, p)| (k.clone(), p.get_ref().clone()))
+                    .collect(),
+            });
+        }
+        let root = index.get(file.root.get_ref().as_str()).copied().unwrap_or(0);
+        Ok(Workflow {
+            name: file.name.get_ref().clone(),
+            metrics: host.telemetry().metrics().instruments::<WorkflowMetrics>(),
+            description: file.description.clone(),
+            root,
+            nodes,
+            host: host.clone(),
+        })
+    }
+
+    /// Parses `text` and compiles it against the primitives loaded in `host`: the workflow,
+    /// or every problem of the file.
+    pub fn from_text(text: &str, host: &Host) -> Result<Self, Vec<Problem>> {
+        let file = crate::parse(text)?;
+        Workflow::compile(&file, text, host).map_err(|CompileError::Invalid(problems)| problems)
+    }
+
+    /// The workflow's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// What it does, for people.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+}
