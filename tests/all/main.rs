@@ -10,6 +10,7 @@ mod fences;
 /// Hand-written components of the world, shared with the benchmarks.
 #[path = "../../host/benches/common/generated.rs"]
 mod generated;
+mod http_out;
 mod languages;
 mod layers;
 mod limits;

@@ -181,6 +181,7 @@ impl Host {
                 engine,
                 metrics: Arc::clone(telemetry.metrics()),
                 http: telemetry.metrics().instruments(),
+                http_clients: Arc::default(),
                 invoker: Arc::new(Invoker { shared: weak.clone() }),
             }),
             linker,

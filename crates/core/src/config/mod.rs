@@ -6,16 +6,18 @@
 //! see `docs/configuration.md` for every key.
 
 pub mod flags;
+pub mod http;
 pub mod limits;
 pub mod server;
 pub mod telemetry;
 pub mod tenants;
 
 pub use flags::{LimitFlags, ServerFlags, TelemetryFlags};
+pub use http::HttpPolicy;
 pub use limits::Limits;
 pub use server::ServerConfig;
 pub use telemetry::{ObservabilityConfig, TelemetryConfigError};
-pub use tenants::{HttpPolicy, Quotas, TenantConfig};
+pub use tenants::{Quotas, TenantConfig};
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};

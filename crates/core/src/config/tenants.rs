@@ -2,6 +2,7 @@
 //! the outgoing HTTP their guests may make; with the checks of each.
 
 use super::Limits;
+use super::http::HttpPolicy;
 use crate::credentials;
 use serde::Deserialize;
 
@@ -71,29 +72,6 @@ pub struct Quotas {
     pub burst: Option<u32>,
 }
 
-/// Outgoing HTTP a tenant's guests may make.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct HttpPolicy {
-    /// Hosts (`name` or `name:port`) guests may call; `*.example.com` matches subdomains.
-    /// Empty: no outgoing HTTP at all.
-    pub allow: Vec<String>,
-    /// Time limit per request, in milliseconds.
-    pub timeout_ms: u64,
-    /// Largest response body per request, in bytes.
-    pub max_response_bytes: usize,
-}
-
-impl Default for HttpPolicy {
-    fn default() -> Self {
-        HttpPolicy {
-            allow: Vec::new(),
-            timeout_ms: 5_000,
-            max_response_bytes: 1 << 20,
-        }
-    }
-}
-
 impl Quotas {
     /// These quotas, each unset one taken from `defaults`.
     #[must_use]
@@ -108,30 +86,6 @@ impl Quotas {
             calls_per_second: self.calls_per_second.or(defaults.calls_per_second),
             burst: self.burst.or(defaults.burst),
         }
-    }
-}
-
-impl HttpPolicy {
-    /// Whether a guest may send a request to `host` (with `port` if the URL gave one).
-    pub fn allows(&self, host: &str, port: Option<u16>) -> bool {
-        self.matching_entry(host, port).is_some()
-    }
-
-    /// The `allow` entry that lets a guest reach `host`: the (bounded) label its requests
-    /// are counted under.
-    pub fn matching_entry(&self, host: &str, port: Option<u16>) -> Option<&str> {
-        let host = host.to_ascii_lowercase();
-        let with_port = port.map(|p| format!("{host}:{p}"));
-        self.allow.iter().map(String::as_str).find(|entry| {
-            let entry = entry.to_ascii_lowercase();
-            if let Some(suffix) = entry.strip_prefix("*.") {
-                host.ends_with(&format!(".{suffix}"))
-            } else if entry.contains(':') {
-                with_port.as_deref() == Some(entry.as_str())
-            } else {
-                host == entry
-            }
-        })
     }
 }
 
@@ -176,11 +130,7 @@ pub fn check_tenants(tenants: &[TenantConfig], host_limits: &Limits) -> Vec<Stri
         if t.uploads_per_minute == 0 {
             problems.push(format!("{at}: uploads_per_minute must be greater than 0"));
         }
-        if t.http.timeout_ms == 0 || t.http.max_response_bytes == 0 {
-            problems.push(format!(
-                "{at}: http.timeout_ms and http.max_response_bytes must be greater than 0"
-            ));
-        }
+        problems.extend(t.http.check(&at));
         for pattern in t.primitives.iter().chain(&t.workflows) {
             if pattern.is_empty() || pattern[..pattern.len() - 1].contains('*') {
                 problems.push(format!(

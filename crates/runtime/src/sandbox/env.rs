@@ -4,7 +4,7 @@
 //! A call's state holds one `Arc<CallEnv>`, never the host itself, so no type ties the
 //! linker that builds instances and the state of the instances into a loop.
 
-use crate::imports::http::HttpClientMetrics;
+use crate::imports::http::{HttpClientMetrics, HttpClients};
 use crate::imports::invoke::Invoke;
 use std::sync::Arc;
 use tta_telemetry::Metrics;
@@ -18,6 +18,8 @@ pub struct CallEnv {
     pub metrics: Arc<Metrics>,
     /// The HTTP client's instruments.
     pub http: Arc<HttpClientMetrics>,
+    /// Guests' HTTP connections and TLS configurations, per tenant.
+    pub http_clients: Arc<HttpClients>,
     /// Runs guests' nested calls.
     pub invoker: Arc<dyn Invoke>,
 }

@@ -37,6 +37,7 @@ impl WasiHttpView for CallState {
             Box::new(OutgoingHttp::new(
                 &self.env.metrics,
                 &self.env.http,
+                &self.env.http_clients,
                 &self.invocation,
                 &self.recorder.report.primitive,
             ))

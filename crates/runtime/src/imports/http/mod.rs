@@ -2,10 +2,19 @@
 //! instruments HTTPX: every request is a client span under the guest's current span, with
 //! `traceparent` injected, and is counted in `http_client_requests_total`.
 //!
-//! Denied unless the tenant's `http.allow` lists the host (the operator's own calls, from
-//! `run` or `load`, have no list: nothing is allowed). Each request has the tenant's timeout
-//! and response-size cap. The state is created on a call's first request, so primitives
-//! that never call out pay nothing.
+//! Denied unless the tenant's `http.allow` lists the scheme, host and port (the operator's
+//! own calls, from `run` or `load`, have no list: nothing is allowed). HTTPS is rustls
+//! ([`tls`]); connections are pooled per tenant and destination across calls ([`pool`]);
+//! each request has the tenant's timeouts (a guest's own `request-options` may only
+//! shorten them) and response-size cap ([`body`]). A redirect is the guest's to follow,
+//! so its target passes the same allowlist. The state is created on a call's first
+//! request, so primitives that never call out pay nothing.
+
+mod body;
+mod pool;
+mod tls;
+
+pub use pool::HttpClients;
 
 use crate::invocation::Invocation;
 use http_body_util::BodyExt as _;
@@ -15,6 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use tta_core::bindings::Value;
 use tta_core::config::HttpPolicy;
+use tta_core::config::http::Scheme;
 use tta_core::report::GuestSpanRecord;
 use tta_core::trace_context::{new_span_id, traceparent};
 use tta_telemetry::Metrics;
@@ -47,6 +57,8 @@ pub(crate) struct OutgoingHttp {
 /// What a request needs to know about its call.
 pub(crate) struct Hooks {
     policy: Option<HttpPolicy>,
+    clients: Arc<HttpClients>,
+    tenant: String,
     trace_id: u128,
     sampled: bool,
     tracestate: String,
@@ -101,6 +113,7 @@ impl OutgoingHttp {
     pub(crate) fn new(
         metrics: &Metrics,
         instruments: &Arc<HttpClientMetrics>,
+        clients: &Arc<HttpClients>,
         invocation: &Invocation,
         primitive: &str,
     ) -> Self {
@@ -108,6 +121,8 @@ impl OutgoingHttp {
             ctx: WasiHttpCtx::new(),
             hooks: Hooks {
                 policy: invocation.access.as_ref().map(|a| a.http.clone()),
+                clients: Arc::clone(clients),
+                tenant: invocation.tenant.clone(),
                 trace_id: invocation.ids.trace_id,
                 sampled: invocation.ids.sampled,
                 tracestate: invocation.tracestate.clone(),
@@ -171,12 +186,17 @@ impl WasiHttpHooks for Hooks {
     fn send_request(
         &mut self,
         mut request: hyper::Request<WasiBody>,
-        _options: Option<RequestOptions>,
+        options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> SendFuture {
         let uri = request.uri().clone();
         let host = uri.host().unwrap_or_default().to_owned();
         let port = uri.port_u16();
+        let scheme = if uri.scheme_str() == Some("http") {
+            Scheme::Http
+        } else {
+            Scheme::Https
+        };
         let method = request.method().as_str().to_owned();
         let span_id = new_span_id();
         let record = GuestSpanRecord {
@@ -188,14 +208,11 @@ impl WasiHttpHooks for Hooks {
             attributes: vec![
                 ("http.request.method".into(), text(method)),
                 ("url.full".into(), text(uri.to_string())),
+                ("url.scheme".into(), text(scheme.as_str())),
                 ("server.address".into(), text(host.clone())),
                 (
                     "server.port".into(),
-                    Value::Int(i64::from(port.unwrap_or(if uri.scheme_str() == Some("https") {
-                        443
-                    } else {
-                        80
-                    }))),
+                    Value::Int(i64::from(port.unwrap_or(scheme.default_port()))),
                 ),
             ],
             events: Vec::new(),
@@ -206,25 +223,22 @@ impl WasiHttpHooks for Hooks {
         let sink = Arc::clone(&self.sink);
         let allowed = self.policy.as_ref().and_then(|policy| {
             policy
-                .matching_entry(&host, port)
+                .matching_entry(scheme, &host, port)
                 .map(|entry| (entry.to_owned(), policy.clone()))
         });
-        let refuse = |mut record: GuestSpanRecord, reason: String, error: Error| -> SendFuture {
-            record.error = Some(reason);
-            sink.finish(record, "denied", "denied", began);
-            Box::new(async move { Err(error) })
-        };
         let Some((label, policy)) = allowed else {
-            let reason = format!(
-                "outgoing HTTP to `{host}` is not allowed for this tenant; the operator can add it to the tenant's `http.allow`"
-            );
-            return refuse(record, reason, Error::HttpRequestDenied);
+            let mut record = record;
+            record.error = Some(format!(
+                "outgoing HTTP to `{}://{host}{}` is not allowed for this tenant; the operator can add it to the tenant's `http.allow`",
+                scheme.as_str(),
+                port.map(|p| format!(":{p}")).unwrap_or_default()
+            ));
+            record
+                .attributes
+                .push(("error.type".into(), text(error_type(&Error::HttpRequestDenied))));
+            sink.finish(record, "denied", "denied", began);
+            return Box::new(async { Err(Error::HttpRequestDenied) });
         };
-        if uri.scheme_str() == Some("https") {
-            let reason = "https is not available to guests on this host; call an http:// endpoint (e.g. a TLS sidecar)"
-                .to_owned();
-            return refuse(record, reason, Error::HttpRequestDenied);
-        }
         let traceparent = traceparent(self.trace_id, span_id, self.sampled);
         let headers = request.headers_mut();
         if let Ok(value) = axum::http::HeaderValue::from_str(&traceparent) {
@@ -241,23 +255,50 @@ impl WasiHttpHooks for Hooks {
         {
             *request.uri_mut() = origin;
         }
-        let timeout = Duration::from_millis(policy.timeout_ms);
+        let ms = Duration::from_millis;
+        let shorter = |tenant: u64, guest: Option<Duration>| guest.map_or(ms(tenant), |g| g.min(ms(tenant)));
+        let options = options.unwrap_or_default();
+        let connect_timeout = shorter(policy.connect_timeout_ms, options.connect_timeout);
+        let first_byte = shorter(policy.first_byte_timeout_ms, options.first_byte_timeout);
+        let between_bytes = shorter(policy.between_bytes_timeout_ms, options.between_bytes_timeout);
+        let deadline = tokio::time::Instant::now() + ms(policy.timeout_ms);
         let max = policy.max_response_bytes;
+        let client = self.clients.tenant(&self.tenant, &policy);
+        let key = pool::Key {
+            scheme,
+            host: host.clone(),
+            port: port.unwrap_or(scheme.default_port()),
+        };
         Box::new(async move {
-            let sent = tokio::time::timeout(timeout, send(request, &host, port.unwrap_or(80))).await;
             let mut record = record;
-            let (response, driver) = match sent {
+            let fail = |mut record: GuestSpanRecord, error: Error, reason: String| {
+                record.error = Some(reason);
+                record.attributes.push(("error.type".into(), text(error_type(&error))));
+                sink.finish(record, &label, "error", began);
+                Err(error)
+            };
+            let mut connection = match client.connect(&key, connect_timeout).await {
+                Ok(connection) => connection,
+                Err((error, reason)) => return fail(record, error, reason),
+            };
+            record.attributes.push(("network.protocol.version".into(), text("1.1")));
+            if let Some(version) = connection.tls_version {
+                record.attributes.push(("tls.protocol.version".into(), text(version)));
+            }
+            record
+                .attributes
+                .push(("http.connection.reused".into(), Value::Boolean(connection.reused)));
+            let head = first_byte.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+            let response = match tokio::time::timeout(head, connection.sender.send_request(request)).await {
                 Err(_) => {
-                    record.error = Some(format!("no response within {} ms", timeout.as_millis()));
-                    sink.finish(record, &label, "error", began);
-                    return Err(Error::ConnectionReadTimeout);
+                    let reason = format!("no response head within {} ms", head.as_millis());
+                    return fail(record, Error::HttpResponseTimeout, reason);
                 }
                 Ok(Err(e)) => {
-                    record.error = Some(e.to_string());
-                    sink.finish(record, &label, "error", began);
-                    return Err(e);
+                    let reason = e.to_string();
+                    return fail(record, Error::Hyper(e), reason);
                 }
-                Ok(Ok(sent)) => sent,
+                Ok(Ok(response)) => response,
             };
             let status = response.status().as_u16();
             record
@@ -265,41 +306,33 @@ impl WasiHttpHooks for Hooks {
                 .push(("http.response.status_code".into(), Value::Int(i64::from(status))));
             if status >= 500 {
                 record.error = Some(format!("HTTP {status}"));
+                record.attributes.push(("error.type".into(), text(status.to_string())));
             }
             sink.finish(record, &label, &status.to_string(), began);
-            let response = response.map(|body| {
-                http_body_util::Limited::new(body, max)
-                    .map_err(move |e| match e.downcast::<hyper::Error>() {
-                        Ok(e) => Error::Hyper(*e),
-                        Err(_) => Error::HttpResponseBodySize(Some(max as u64)),
-                    })
-                    .boxed_unsync()
+            let response = response.map(|incoming| {
+                body::Bounded::new(incoming, max, between_bytes, deadline, (client, key, connection)).boxed_unsync()
             });
-            let io: Box<dyn Future<Output = Result<(), Error>> + Send> = Box::new(async move {
-                let _ = driver.await;
-                Ok(())
-            });
+            let io: Box<dyn Future<Output = Result<(), Error>> + Send> = Box::new(async { Ok(()) });
             Ok((response, io))
         })
     }
 }
 
-/// One HTTP/1.1 exchange on a new connection.
-async fn send(
-    request: hyper::Request<WasiBody>,
-    host: &str,
-    port: u16,
-) -> Result<(hyper::Response<hyper::body::Incoming>, tokio::task::JoinHandle<()>), Error> {
-    let stream = tokio::net::TcpStream::connect((host, port))
-        .await
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::ConnectionRefused => Error::ConnectionRefused,
-            _ => Error::Connect(e),
-        })?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-    let driver = tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    let response = sender.send_request(request).await?;
-    Ok((response, driver))
+/// The `error.type` of a failed request: its `wasi:http` `error-code` case.
+fn error_type(error: &Error) -> &'static str {
+    match error {
+        Error::HttpRequestDenied => "HTTP-request-denied",
+        Error::ConnectionLimitReached => "connection-limit-reached",
+        Error::ConnectionTimeout => "connection-timeout",
+        Error::ConnectionRefused => "connection-refused",
+        Error::Connect(_) | Error::DestinationUnavailable => "destination-unavailable",
+        Error::TlsCertificateError => "TLS-certificate-error",
+        Error::TlsAlertReceived { .. } => "TLS-alert-received",
+        Error::TlsProtocolError | Error::Tls(_) => "TLS-protocol-error",
+        Error::ConfigurationError => "configuration-error",
+        Error::HttpRequestUriInvalid => "HTTP-request-URI-invalid",
+        Error::HttpResponseTimeout => "HTTP-response-timeout",
+        Error::HttpProtocolError | Error::Hyper(_) => "HTTP-protocol-error",
+        _ => "internal-error",
+    }
 }
