@@ -7,6 +7,7 @@ mod cli;
 mod contract;
 mod crash;
 mod fences;
+mod genai;
 /// Hand-written components of the world, shared with the benchmarks.
 #[path = "../../host/benches/common/generated.rs"]
 mod generated;

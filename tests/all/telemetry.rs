@@ -588,7 +588,7 @@ async fn tenants_past_the_cap_share_one_series() {
     assert_eq!(count("t3"), None);
 }
 
-fn otlp_config(endpoint: String, protocol: OtlpProtocol) -> ObservabilityConfig {
+pub fn otlp_config(endpoint: String, protocol: OtlpProtocol) -> ObservabilityConfig {
     let mut t = telemetry_config();
     t.otlp.endpoint = Some(endpoint);
     t.otlp.protocol = protocol;

@@ -58,7 +58,8 @@ impl Shared {
         invocation: Invocation,
         input: &[u8],
     ) -> (Result<Vec<u8>, CallError>, CallReport) {
-        let (result, report) = sandbox::execute(&self.env, primitive.guest(), invocation, input).await;
+        let (result, mut report) = sandbox::execute(&self.env, primitive.guest(), invocation, input).await;
+        tta_telemetry::genai::complete(&mut report, &self.config.llm);
         self.telemetry.metrics().record_call(&primitive.metrics, &report);
         (result, report)
     }

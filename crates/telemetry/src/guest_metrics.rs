@@ -1,14 +1,16 @@
-//! Metrics a guest records, and the `llm.*` span attributes that become `llm_*` metrics:
+//! Metrics a guest records, and the `llm.*` span attributes that become `llm_*` metrics
+//! (and, through [`crate::genai`], the GenAI conventions' `gen_ai_client_*` histograms):
 //! names made Prometheus names, attributes made labels, every series capped per
 //! (primitive, tenant) and per tenant, so no guest can grow the registry without bound.
 
+use crate::genai::GenAiMetrics;
 use crate::instruments::{OVERFLOW, counter, remove_matching};
 use prometheus::{CounterVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 use tta_core::bindings::Value;
 use tta_core::config::telemetry::MetricsConfig;
-use tta_core::report::{CallReport, GuestMetric, MetricKind};
+use tta_core::report::{CallReport, GuestMetric, GuestSpanRecord, MetricKind};
 
 const GUEST_BUCKETS: &[f64] = &[
     0.001,
@@ -86,6 +88,7 @@ pub(super) struct GuestMetrics {
     llm_tokens: IntCounterVec,
     llm_cost: CounterVec,
     llm_requests: IntCounterVec,
+    genai: GenAiMetrics,
     /// `primitive_telemetry_dropped_total`, which series over the caps count in.
     guest_dropped: IntCounterVec,
     registry: Registry,
@@ -125,6 +128,7 @@ impl GuestMetrics {
                 "LLM requests reported by guests (spans carrying llm.* attributes).",
                 &["primitive_name", "model", "tenant"],
             ),
+            genai: GenAiMetrics::register(registry),
             guest_dropped,
             registry: registry.clone(),
             config: config.clone(),
@@ -136,6 +140,7 @@ impl GuestMetrics {
         remove_matching(&self.llm_tokens, labels);
         remove_matching(&self.llm_cost, labels);
         remove_matching(&self.llm_requests, labels);
+        self.genai.forget(labels);
         lock(&self.state).forget(primitive, tenant, labels);
     }
 
@@ -149,7 +154,7 @@ impl GuestMetrics {
             }
         }
         for span in &report.spans {
-            self.record_llm(&mut state, primitive, tenant, &span.attributes);
+            self.record_llm(&mut state, primitive, tenant, span);
         }
         drop(state);
         if overflow > 0 {
@@ -292,10 +297,10 @@ impl GuestMetrics {
         }
     }
 
-    fn record_llm(&self, state: &mut GuestState, primitive: &str, tenant: &str, attributes: &[(String, Value)]) {
-        let get = |key: &str| attributes.iter().find(|(k, _)| k == key).map(|(_, v)| v);
-        let prompt = get("llm.prompt_tokens").and_then(as_count);
-        let completion = get("llm.completion_tokens").and_then(as_count);
+    fn record_llm(&self, state: &mut GuestState, primitive: &str, tenant: &str, span: &GuestSpanRecord) {
+        let get = |key: &str| span.attributes.iter().find(|(k, _)| k == key).map(|(_, v)| v);
+        let prompt = get("llm.prompt_tokens").and_then(crate::genai::count);
+        let completion = get("llm.completion_tokens").and_then(crate::genai::count);
         let cost = get("llm.cost_usd")
             .and_then(as_float)
             .filter(|c| *c >= 0.0 && c.is_finite());
@@ -331,6 +336,7 @@ impl GuestMetrics {
         if let Some(c) = cost {
             self.llm_cost.with_label_values(&[primitive, &model, tenant]).inc_by(c);
         }
+        self.genai.record(span, primitive, tenant, &model);
     }
 }
 
@@ -339,15 +345,6 @@ impl GuestMetrics {
 pub(super) fn is_series_of(rest: &str, owner: &str) -> bool {
     rest.strip_prefix(owner)
         .is_some_and(|tail| tail.is_empty() || tail.starts_with('\u{0}'))
-}
-
-fn as_count(v: &Value) -> Option<u64> {
-    match v {
-        Value::Int(i) => u64::try_from(*i).ok(),
-        Value::Float(f) if *f >= 0.0 && f.is_finite() => Some(*f as u64),
-        Value::Str(s) => s.trim().parse().ok(),
-        _ => None,
-    }
 }
 
 fn as_float(v: &Value) -> Option<f64> {

@@ -11,6 +11,7 @@ pub mod buckets;
 pub mod call_series;
 pub mod export;
 pub mod file;
+pub mod genai;
 pub mod guest_metrics;
 pub mod instruments;
 pub mod logs;

@@ -8,6 +8,7 @@
 pub mod flags;
 pub mod http;
 pub mod limits;
+pub mod llm;
 pub mod server;
 pub mod telemetry;
 pub mod tenants;
@@ -15,6 +16,7 @@ pub mod tenants;
 pub use flags::{LimitFlags, ServerFlags, TelemetryFlags};
 pub use http::HttpPolicy;
 pub use limits::Limits;
+pub use llm::LlmConfig;
 pub use server::ServerConfig;
 pub use telemetry::{ObservabilityConfig, TelemetryConfigError};
 pub use tenants::{Quotas, TenantConfig};
@@ -47,6 +49,8 @@ pub struct HostConfig {
     pub server: ServerConfig,
     /// The tenants `serve` authenticates, with their access and quotas (`[[tenants]]`).
     pub tenants: Vec<TenantConfig>,
+    /// LLM calls guests report: the price table (`[llm]`).
+    pub llm: LlmConfig,
 }
 
 impl Default for HostConfig {
@@ -61,6 +65,7 @@ impl Default for HostConfig {
             telemetry: ObservabilityConfig::default(),
             server: ServerConfig::default(),
             tenants: Vec::new(),
+            llm: LlmConfig::default(),
         }
     }
 }
@@ -187,6 +192,12 @@ impl HostConfig {
             return Err(ConfigError::Value {
                 key: "limits.max_memory_bytes",
                 message: format!("{} is over the 4 GiB maximum of 32-bit wasm", l.max_memory_bytes),
+            });
+        }
+        if let Some(problem) = self.llm.check().into_iter().next() {
+            return Err(ConfigError::Value {
+                key: "llm.prices",
+                message: problem,
             });
         }
         self.telemetry.validate()?;
