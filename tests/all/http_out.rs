@@ -162,12 +162,12 @@ async fn guests_call_out_over_http_only_where_allowed_and_traced() {
 }
 
 /// A certificate authority of the test's own.
-struct Pki {
-    ca: CertifiedIssuer<'static, KeyPair>,
+pub struct Pki {
+    pub ca: CertifiedIssuer<'static, KeyPair>,
 }
 
 impl Pki {
-    fn new() -> Pki {
+    pub fn new() -> Pki {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params
@@ -175,6 +175,14 @@ impl Pki {
             .push(rcgen::DnType::CommonName, "tta-host test CA");
         let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("CA");
         Pki { ca }
+    }
+
+    /// A server certificate for `names` and its key, in PEM.
+    pub fn leaf_pem(&self, names: &[&str]) -> (String, String) {
+        let key = KeyPair::generate().expect("key");
+        let params = CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>()).expect("params");
+        let cert = params.signed_by(&key, &self.ca).expect("sign");
+        (cert.pem(), key.serialize_pem())
     }
 
     /// A server certificate for `names`, valid now unless `expired`.

@@ -6,6 +6,7 @@ mod calls;
 mod cli;
 mod contract;
 mod crash;
+mod export_tls;
 mod fences;
 mod genai;
 /// Hand-written components of the world, shared with the benchmarks.

@@ -22,6 +22,10 @@ use std::sync::{Arc, Mutex};
 pub struct Received {
     inner: Arc<Mutex<Store>>,
     behaviour: Behaviour,
+    /// A header every export must carry (name, value), as a hosted backend's key.
+    required: Option<(String, String)>,
+    /// Exports refused for want of it.
+    pub refused: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// How the receiver answers each export.
@@ -37,6 +41,31 @@ pub enum Behaviour {
 }
 
 impl Received {
+    /// Whether `value` (of the required header) lets an export in; counts a refusal.
+    fn admits(&self, value: Option<&[u8]>) -> bool {
+        let Some((_, expected)) = &self.required else {
+            return true;
+        };
+        let ok = value == Some(expected.as_bytes());
+        if !ok {
+            self.refused.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        ok
+    }
+
+    fn admits_grpc(&self, metadata: &tonic::metadata::MetadataMap) -> Result<(), tonic::Status> {
+        let value = self
+            .required
+            .as_ref()
+            .and_then(|(name, _)| metadata.get(name.as_str()))
+            .map(|v| v.as_bytes());
+        if self.admits(value) {
+            Ok(())
+        } else {
+            Err(tonic::Status::unauthenticated("the export has no valid key"))
+        }
+    }
+
     /// Waits and decides as the behaviour says: `true` when the export is accepted.
     async fn answer(&self) -> bool {
         match self.behaviour {
@@ -83,6 +112,26 @@ impl Received {
     }
 
     /// Every log record received.
+    /// The resource attributes of every span request received.
+    pub fn span_resources(&self) -> Vec<Vec<KeyValue>> {
+        self.store()
+            .traces
+            .iter()
+            .flat_map(|r| &r.resource_spans)
+            .filter_map(|r| r.resource.as_ref().map(|r| r.attributes.clone()))
+            .collect()
+    }
+
+    /// The resource attributes of every metrics request received.
+    pub fn metric_resources(&self) -> Vec<Vec<KeyValue>> {
+        self.store()
+            .metrics
+            .iter()
+            .flat_map(|r| &r.resource_metrics)
+            .filter_map(|r| r.resource.as_ref().map(|r| r.attributes.clone()))
+            .collect()
+    }
+
     pub fn logs(&self) -> Vec<LogRecord> {
         let store = self.store();
         store
@@ -142,6 +191,7 @@ impl TraceService for Received {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        self.admits_grpc(request.metadata())?;
         if !self.answer().await {
             return Err(tonic::Status::unavailable("the collector is failing on purpose"));
         }
@@ -156,6 +206,7 @@ impl LogsService for Received {
         &self,
         request: tonic::Request<ExportLogsServiceRequest>,
     ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
+        self.admits_grpc(request.metadata())?;
         if !self.answer().await {
             return Err(tonic::Status::unavailable("the collector is failing on purpose"));
         }
@@ -170,6 +221,7 @@ impl MetricsService for Received {
         &self,
         request: tonic::Request<ExportMetricsServiceRequest>,
     ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        self.admits_grpc(request.metadata())?;
         if !self.answer().await {
             return Err(tonic::Status::unavailable("the collector is failing on purpose"));
         }
@@ -204,56 +256,161 @@ pub async fn http() -> (SocketAddr, Received) {
     http_behaving(Behaviour::Healthy).await
 }
 
+impl Received {
+    /// The body of an HTTP export that carries the required header, gunzipped if need be.
+    fn admit_http(
+        &self,
+        headers: &axum::http::HeaderMap,
+        body: axum::body::Bytes,
+    ) -> Result<axum::body::Bytes, axum::http::StatusCode> {
+        let value = self
+            .required
+            .as_ref()
+            .and_then(|(name, _)| headers.get(name.as_str()))
+            .map(|v| v.as_bytes());
+        if !self.admits(value) {
+            return Err(axum::http::StatusCode::UNAUTHORIZED);
+        }
+        if headers.get("content-encoding").is_some_and(|v| v == "gzip") {
+            use std::io::Read as _;
+            let mut plain = Vec::new();
+            flate2::read::GzDecoder::new(&body[..])
+                .read_to_end(&mut plain)
+                .map_err(|_| axum::http::StatusCode::BAD_REQUEST)?;
+            return Ok(plain.into());
+        }
+        Ok(body)
+    }
+}
+
 /// Starts an HTTP/protobuf receiver that answers as `behaviour` says.
 pub async fn http_behaving(behaviour: Behaviour) -> (SocketAddr, Received) {
-    use axum::routing::post;
-    use prost::Message as _;
     let received = Received {
         behaviour,
         ..Received::default()
     };
-    let (t, l, m) = (received.clone(), received.clone(), received.clone());
-    let app = axum::Router::new()
-        .route(
-            "/v1/traces",
-            post(move |body: axum::body::Bytes| async move {
-                if !t.answer().await {
-                    return Err(axum::http::StatusCode::SERVICE_UNAVAILABLE);
-                }
-                let request =
-                    ExportTraceServiceRequest::decode(body).map_err(|_| axum::http::StatusCode::BAD_REQUEST)?;
-                t.store().traces.push(request);
-                Ok::<_, axum::http::StatusCode>(ExportTraceServiceResponse::default().encode_to_vec())
-            }),
-        )
-        .route(
-            "/v1/logs",
-            post(move |body: axum::body::Bytes| async move {
-                if !l.answer().await {
-                    return Err(axum::http::StatusCode::SERVICE_UNAVAILABLE);
-                }
-                let request =
-                    ExportLogsServiceRequest::decode(body).map_err(|_| axum::http::StatusCode::BAD_REQUEST)?;
-                l.store().logs.push(request);
-                Ok::<_, axum::http::StatusCode>(ExportLogsServiceResponse::default().encode_to_vec())
-            }),
-        )
-        .route(
-            "/v1/metrics",
-            post(move |body: axum::body::Bytes| async move {
-                if !m.answer().await {
-                    return Err(axum::http::StatusCode::SERVICE_UNAVAILABLE);
-                }
-                let request =
-                    ExportMetricsServiceRequest::decode(body).map_err(|_| axum::http::StatusCode::BAD_REQUEST)?;
-                m.store().metrics.push(request);
-                Ok::<_, axum::http::StatusCode>(ExportMetricsServiceResponse::default().encode_to_vec())
-            }),
-        );
+    let app = http_app(&received);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local addr");
     tokio::spawn(async move { axum::serve(listener, app).await });
     (addr, received)
+}
+
+fn http_app(received: &Received) -> axum::Router {
+    use axum::routing::post;
+    use prost::Message as _;
+    let (t, l, m) = (received.clone(), received.clone(), received.clone());
+    axum::Router::new()
+        .route(
+            "/v1/traces",
+            post(
+                move |headers: axum::http::HeaderMap, body: axum::body::Bytes| async move {
+                    let body = t.admit_http(&headers, body)?;
+                    if !t.answer().await {
+                        return Err(axum::http::StatusCode::SERVICE_UNAVAILABLE);
+                    }
+                    let request =
+                        ExportTraceServiceRequest::decode(body).map_err(|_| axum::http::StatusCode::BAD_REQUEST)?;
+                    t.store().traces.push(request);
+                    Ok::<_, axum::http::StatusCode>(ExportTraceServiceResponse::default().encode_to_vec())
+                },
+            ),
+        )
+        .route(
+            "/v1/logs",
+            post(
+                move |headers: axum::http::HeaderMap, body: axum::body::Bytes| async move {
+                    let body = l.admit_http(&headers, body)?;
+                    if !l.answer().await {
+                        return Err(axum::http::StatusCode::SERVICE_UNAVAILABLE);
+                    }
+                    let request =
+                        ExportLogsServiceRequest::decode(body).map_err(|_| axum::http::StatusCode::BAD_REQUEST)?;
+                    l.store().logs.push(request);
+                    Ok::<_, axum::http::StatusCode>(ExportLogsServiceResponse::default().encode_to_vec())
+                },
+            ),
+        )
+        .route(
+            "/v1/metrics",
+            post(
+                move |headers: axum::http::HeaderMap, body: axum::body::Bytes| async move {
+                    let body = m.admit_http(&headers, body)?;
+                    if !m.answer().await {
+                        return Err(axum::http::StatusCode::SERVICE_UNAVAILABLE);
+                    }
+                    let request =
+                        ExportMetricsServiceRequest::decode(body).map_err(|_| axum::http::StatusCode::BAD_REQUEST)?;
+                    m.store().metrics.push(request);
+                    Ok::<_, axum::http::StatusCode>(ExportMetricsServiceResponse::default().encode_to_vec())
+                },
+            ),
+        )
+}
+
+/// Starts a receiver as a hosted backend is: TLS with `cert_pem`/`key_pem`, and refusing
+/// every export without the header `required` (name, value); gzip accepted.
+pub async fn secured(
+    protocol: tta_host::config::telemetry::OtlpProtocol,
+    cert_pem: &str,
+    key_pem: &str,
+    required: (&str, &str),
+) -> (SocketAddr, Received) {
+    use tonic::codec::CompressionEncoding::Gzip;
+    let received = Received {
+        required: Some((required.0.to_owned(), required.1.to_owned())),
+        ..Received::default()
+    };
+    match protocol {
+        tta_host::config::telemetry::OtlpProtocol::Grpc => {
+            let incoming =
+                tonic::transport::server::TcpIncoming::bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+            let addr = incoming.local_addr().expect("local addr");
+            let tls = tonic::transport::ServerTlsConfig::new()
+                .identity(tonic::transport::Identity::from_pem(cert_pem, key_pem));
+            let router = tonic::transport::Server::builder()
+                .tls_config(tls)
+                .expect("TLS")
+                .add_service(TraceServiceServer::new(received.clone()).accept_compressed(Gzip))
+                .add_service(LogsServiceServer::new(received.clone()).accept_compressed(Gzip))
+                .add_service(MetricsServiceServer::new(received.clone()).accept_compressed(Gzip));
+            tokio::spawn(router.serve_with_incoming(incoming));
+            (addr, received)
+        }
+        tta_host::config::telemetry::OtlpProtocol::HttpProtobuf => {
+            use rustls::pki_types::pem::PemObject as _;
+            let chain = rustls::pki_types::CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .expect("certificate");
+            let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).expect("key");
+            let config =
+                rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                    .with_safe_default_protocol_versions()
+                    .expect("versions")
+                    .with_no_client_auth()
+                    .with_single_cert(chain, key)
+                    .expect("server config");
+            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let addr = listener.local_addr().expect("local addr");
+            let app = http_app(&received);
+            tokio::spawn(async move {
+                while let Ok((tcp, _)) = listener.accept().await {
+                    let (acceptor, app) = (acceptor.clone(), app.clone());
+                    tokio::spawn(async move {
+                        let Ok(tls) = acceptor.accept(tcp).await else { return };
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(
+                                hyper_util::rt::TokioIo::new(tls),
+                                hyper_util::service::TowerToHyperService::new(app),
+                            )
+                            .await;
+                    });
+                }
+            });
+            (addr, received)
+        }
+    }
 }
 
 /// A listener that accepts connections and never says a word: a hung collector.

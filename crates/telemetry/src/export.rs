@@ -340,7 +340,7 @@ pub(crate) fn run_worker(
                 drain(&mut setup, &mut batch, Some(deadline));
                 if let Some(pusher) = &mut setup.metrics_pusher {
                     let left = deadline.saturating_duration_since(Instant::now());
-                    let request = to_request(&metrics.registry().gather(), &setup.service, started);
+                    let request = to_request(&metrics.registry().gather(), &pusher.resource, started);
                     let _ = runtime.block_on(async { tokio::time::timeout(left, pusher.push(request)).await });
                 }
                 let left = deadline.saturating_duration_since(Instant::now());
@@ -376,7 +376,7 @@ pub(crate) fn run_worker(
                 if now >= next_push
                     && let Some(pusher) = &mut setup.metrics_pusher
                 {
-                    let request = to_request(&metrics.registry().gather(), &setup.service, started);
+                    let request = to_request(&metrics.registry().gather(), &pusher.resource, started);
                     let error = runtime.block_on(pusher.push(request)).err();
                     report_outcome("metrics", &mut pusher.failing, &pusher.destination, error.as_deref());
                     if error.is_some() {

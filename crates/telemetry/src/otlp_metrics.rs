@@ -14,8 +14,10 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prometheus::proto::{MetricFamily, MetricType};
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
-use tta_core::config::telemetry::{OtlpConfig, OtlpProtocol};
+use tta_core::config::otlp::Destination;
+use tta_core::config::telemetry::{Compression, OtlpProtocol};
 
 fn string_kv(key: &str, value: &str) -> KeyValue {
     KeyValue {
@@ -31,8 +33,29 @@ fn unix_nanos(t: SystemTime) -> u64 {
     u64::try_from(t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// Converts gathered families into one OTLP request for `service`; `start` is when counting began.
-pub fn to_request(families: &[MetricFamily], service: &str, start: SystemTime) -> ExportMetricsServiceRequest {
+/// The OTLP form of the SDK's resource, for requests built here.
+pub fn resource_attributes(resource: &opentelemetry_sdk::Resource) -> Vec<KeyValue> {
+    resource
+        .iter()
+        .map(|(key, value)| {
+            let value = match value {
+                opentelemetry::Value::I64(n) => any_value::Value::IntValue(*n),
+                opentelemetry::Value::Bool(b) => any_value::Value::BoolValue(*b),
+                opentelemetry::Value::F64(f) => any_value::Value::DoubleValue(*f),
+                other => any_value::Value::StringValue(other.to_string()),
+            };
+            KeyValue {
+                key: key.to_string(),
+                value: Some(AnyValue { value: Some(value) }),
+                ..Default::default()
+            }
+        })
+        .collect()
+}
+
+/// Converts gathered families into one OTLP request with `resource`; `start` is when
+/// counting began.
+pub fn to_request(families: &[MetricFamily], resource: &[KeyValue], start: SystemTime) -> ExportMetricsServiceRequest {
     let start = unix_nanos(start);
     let now = unix_nanos(SystemTime::now());
     let cumulative = AggregationTemporality::Cumulative as i32;
@@ -118,7 +141,7 @@ pub fn to_request(families: &[MetricFamily], service: &str, start: SystemTime) -
     ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
             resource: Some(Resource {
-                attributes: vec![string_kv("service.name", service)],
+                attributes: resource.to_vec(),
                 ..Default::default()
             }),
             scope_metrics: vec![ScopeMetrics {
@@ -139,6 +162,8 @@ pub fn to_request(families: &[MetricFamily], service: &str, start: SystemTime) -
 pub struct MetricsPusher {
     target: Target,
     timeout: Duration,
+    /// The resource of every request.
+    pub resource: Vec<KeyValue>,
     /// Where it sends, for messages.
     pub destination: String,
     /// Whether the last push failed, so a failure is reported once.
@@ -146,37 +171,63 @@ pub struct MetricsPusher {
 }
 
 enum Target {
-    Grpc(MetricsServiceClient<tonic::transport::Channel>),
-    Http { client: reqwest::Client, url: String },
+    Grpc {
+        client: MetricsServiceClient<tonic::transport::Channel>,
+        metadata: tonic::metadata::MetadataMap,
+    },
+    Http {
+        client: reqwest::Client,
+        url: String,
+        headers: reqwest::header::HeaderMap,
+        gzip: bool,
+    },
 }
 
 impl MetricsPusher {
-    /// A pusher for `config`; needs a tokio runtime context (the gRPC channel connects lazily).
-    pub fn new(config: &OtlpConfig) -> Result<Self, String> {
-        let endpoint = config.endpoint();
-        let timeout = Duration::from_millis(config.timeout_ms);
-        let (target, destination) = match config.protocol {
+    /// A pusher to `destination` with its resolved `headers`; needs a tokio runtime context
+    /// (the gRPC channel connects lazily).
+    pub fn new(
+        destination: &Destination,
+        headers: HashMap<String, String>,
+        resource: &opentelemetry_sdk::Resource,
+    ) -> Result<Self, String> {
+        let url = destination.url.clone();
+        let timeout = Duration::from_millis(destination.timeout_ms);
+        let gzip = destination.compression == Compression::Gzip;
+        let (target, label) = match destination.protocol {
             OtlpProtocol::Grpc => {
-                let channel = tonic::transport::Endpoint::from_shared(endpoint.clone())
-                    .map_err(|e| format!("{endpoint}: {e}"))?
+                let mut endpoint = tonic::transport::Endpoint::from_shared(url.clone())
+                    .map_err(|e| format!("{url}: {e}"))?
                     .connect_timeout(timeout)
-                    .timeout(timeout)
-                    .connect_lazy();
-                (
-                    Target::Grpc(MetricsServiceClient::new(channel)),
-                    format!("otlp grpc {endpoint}"),
-                )
+                    .timeout(timeout);
+                if url.starts_with("https://") {
+                    endpoint = endpoint
+                        .tls_config(crate::otlp::tonic_tls(destination)?)
+                        .map_err(|e| format!("TLS: {e}"))?;
+                }
+                let mut client = MetricsServiceClient::new(endpoint.connect_lazy());
+                if gzip {
+                    client = client.send_compressed(tonic::codec::CompressionEncoding::Gzip);
+                }
+                let metadata = crate::otlp::metadata(&headers)?;
+                (Target::Grpc { client, metadata }, format!("otlp grpc {url}"))
             }
             OtlpProtocol::HttpProtobuf => {
-                let client = reqwest::Client::builder()
-                    .timeout(timeout)
-                    .build()
-                    .map_err(|e| format!("HTTP client: {e}"))?;
-                let url = format!("{endpoint}/v1/metrics");
+                let client = crate::otlp::http_client(destination)?;
+                let mut map = reqwest::header::HeaderMap::new();
+                for (key, value) in &headers {
+                    let name = reqwest::header::HeaderName::from_bytes(key.as_bytes())
+                        .map_err(|_| format!("header `{key}` is not a valid header name"))?;
+                    let value = reqwest::header::HeaderValue::from_str(value)
+                        .map_err(|_| format!("the value of header `{key}` is not valid in a header"))?;
+                    map.insert(name, value);
+                }
                 (
                     Target::Http {
                         client,
                         url: url.clone(),
+                        headers: map,
+                        gzip,
                     },
                     format!("otlp http {url}"),
                 )
@@ -185,7 +236,8 @@ impl MetricsPusher {
         Ok(MetricsPusher {
             target,
             timeout,
-            destination,
+            resource: resource_attributes(resource),
+            destination: label,
             failing: false,
         })
     }
@@ -194,16 +246,30 @@ impl MetricsPusher {
     pub async fn push(&mut self, request: ExportMetricsServiceRequest) -> Result<(), String> {
         let send = async {
             match &mut self.target {
-                Target::Grpc(client) => client.export(request).await.map(drop).map_err(|s| s.to_string()),
-                Target::Http { client, url } => {
-                    let body = prost::Message::encode_to_vec(&request);
-                    let response = client
+                Target::Grpc { client, metadata } => {
+                    let mut request = tonic::Request::new(request);
+                    *request.metadata_mut() = metadata.clone();
+                    client.export(request).await.map(drop).map_err(|s| s.to_string())
+                }
+                Target::Http {
+                    client,
+                    url,
+                    headers,
+                    gzip,
+                } => {
+                    let mut body = prost::Message::encode_to_vec(&request);
+                    let mut post = client
                         .post(url.as_str())
-                        .header("content-type", "application/x-protobuf")
-                        .body(body)
-                        .send()
-                        .await
-                        .map_err(|e| e.to_string())?;
+                        .headers(headers.clone())
+                        .header("content-type", "application/x-protobuf");
+                    if *gzip {
+                        use std::io::Write as _;
+                        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                        encoder.write_all(&body).map_err(|e| e.to_string())?;
+                        body = encoder.finish().map_err(|e| e.to_string())?;
+                        post = post.header("content-encoding", "gzip");
+                    }
+                    let response = post.body(body).send().await.map_err(|e| e.to_string())?;
                     if response.status().is_success() {
                         Ok(())
                     } else {

@@ -9,6 +9,7 @@ pub mod flags;
 pub mod http;
 pub mod limits;
 pub mod llm;
+pub mod otlp;
 pub mod server;
 pub mod telemetry;
 pub mod tenants;

@@ -2,7 +2,10 @@
 //! the standard `OTEL_*` environment variables, and CLI flags, in that order of precedence
 //! (later wins).
 
+use super::otlp::parse_pairs;
+pub use super::otlp::{Compression, OtlpConfig, OtlpProtocol, Secret, Signal};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -22,8 +25,11 @@ pub struct ObservabilityConfig {
     pub logs: LogsConfig,
     /// Metrics.
     pub metrics: MetricsConfig,
-    /// The OTLP endpoint shared by all signals.
+    /// The OTLP endpoint shared by all signals, and each signal's own settings.
     pub otlp: OtlpConfig,
+    /// Resource attributes of every signal besides those the host sets
+    /// (`OTEL_RESOURCE_ATTRIBUTES` adds to them), e.g. `deployment.environment.name`.
+    pub resource: BTreeMap<String, String>,
     /// The export queue shared by all signals.
     pub export: ExportConfig,
 }
@@ -37,6 +43,7 @@ impl Default for ObservabilityConfig {
             logs: LogsConfig::default(),
             metrics: MetricsConfig::default(),
             otlp: OtlpConfig::default(),
+            resource: BTreeMap::new(),
             export: ExportConfig::default(),
         }
     }
@@ -180,52 +187,6 @@ impl Default for MetricsConfig {
     }
 }
 
-/// The OTLP wire protocol.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, clap::ValueEnum)]
-pub enum OtlpProtocol {
-    /// gRPC (default port 4317).
-    #[serde(rename = "grpc")]
-    #[value(name = "grpc")]
-    Grpc,
-    /// HTTP with protobuf bodies (default port 4318).
-    #[serde(rename = "http/protobuf")]
-    #[value(name = "http/protobuf")]
-    HttpProtobuf,
-}
-
-/// `[telemetry.otlp]`.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct OtlpConfig {
-    /// Base URL (`OTEL_EXPORTER_OTLP_ENDPOINT`); per protocol default when absent.
-    pub endpoint: Option<String>,
-    /// Protocol (`OTEL_EXPORTER_OTLP_PROTOCOL`).
-    pub protocol: OtlpProtocol,
-    /// Timeout of one export, in milliseconds (`OTEL_EXPORTER_OTLP_TIMEOUT`).
-    pub timeout_ms: u64,
-}
-
-impl Default for OtlpConfig {
-    fn default() -> Self {
-        OtlpConfig {
-            endpoint: None,
-            protocol: OtlpProtocol::Grpc,
-            timeout_ms: 5_000,
-        }
-    }
-}
-
-impl OtlpConfig {
-    /// The base URL exports go to.
-    pub fn endpoint(&self) -> String {
-        match (&self.endpoint, self.protocol) {
-            (Some(url), _) => url.trim_end_matches('/').to_owned(),
-            (None, OtlpProtocol::Grpc) => "http://localhost:4317".into(),
-            (None, OtlpProtocol::HttpProtobuf) => "http://localhost:4318".into(),
-        }
-    }
-}
-
 /// `[telemetry.export]`: the bounded queue between calls and exporters.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -268,7 +229,7 @@ pub struct TelemetryConfigError {
     pub problem: String,
 }
 
-fn bad(setting: &str, problem: impl Into<String>) -> TelemetryConfigError {
+pub(super) fn bad(setting: &str, problem: impl Into<String>) -> TelemetryConfigError {
     TelemetryConfigError {
         setting: setting.to_owned(),
         problem: problem.into(),
@@ -285,28 +246,21 @@ impl ObservabilityConfig {
         if let Some(v) = var("OTEL_SERVICE_NAME") {
             self.service_name = v;
         }
-        if let Some(v) = var("OTEL_EXPORTER_OTLP_PROTOCOL") {
-            self.otlp.protocol = parse_protocol("OTEL_EXPORTER_OTLP_PROTOCOL", &v)?;
+        if let Some(v) = var("OTEL_RESOURCE_ATTRIBUTES") {
+            let pairs = parse_pairs(&v).map_err(|problem| bad("OTEL_RESOURCE_ATTRIBUTES", problem))?;
+            self.resource.extend(pairs);
         }
-        if let Some(v) = var("OTEL_EXPORTER_OTLP_TIMEOUT") {
-            self.otlp.timeout_ms = v.parse().map_err(|_| {
-                bad(
-                    "OTEL_EXPORTER_OTLP_TIMEOUT",
-                    format!("{v:?} is not a number of milliseconds"),
-                )
-            })?;
-        }
-        if let Some(v) = var("OTEL_EXPORTER_OTLP_ENDPOINT") {
-            self.otlp.endpoint = Some(check_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", &v)?);
-            // An endpoint is an explicit wish for OTLP: every signal without its own choice goes there.
-            for exporters in [
-                &mut self.traces.exporters,
-                &mut self.logs.exporters,
-                &mut self.metrics.exporters,
-            ] {
-                if !exporters.contains(&Exporter::Otlp) {
-                    exporters.push(Exporter::Otlp);
-                }
+        self.otlp.apply_env(&var)?;
+        // An endpoint is an explicit wish for OTLP: a signal without its own choice goes there.
+        let shared = var("OTEL_EXPORTER_OTLP_ENDPOINT").is_some();
+        for (signal, exporters) in [
+            ("TRACES", &mut self.traces.exporters),
+            ("LOGS", &mut self.logs.exporters),
+            ("METRICS", &mut self.metrics.exporters),
+        ] {
+            let own = var(&format!("OTEL_EXPORTER_OTLP_{signal}_ENDPOINT")).is_some();
+            if (shared || own) && !exporters.contains(&Exporter::Otlp) {
+                exporters.push(Exporter::Otlp);
             }
         }
         for (name, exporters) in [
@@ -343,9 +297,7 @@ impl ObservabilityConfig {
                 format!("{} is not a ratio between 0.0 and 1.0", self.traces.sampler_arg),
             ));
         }
-        if let Some(endpoint) = &self.otlp.endpoint {
-            check_endpoint("telemetry.otlp.endpoint", endpoint)?;
-        }
+        self.otlp.validate()?;
         if self.traces.exporters.contains(&Exporter::File) && self.traces.file.is_none() {
             return Err(bad(
                 "telemetry.traces.file",
@@ -411,26 +363,6 @@ fn parse_bool(name: &str, v: &str) -> Result<bool, TelemetryConfigError> {
         "true" | "1" => Ok(true),
         "false" | "0" => Ok(false),
         _ => Err(bad(name, format!("{v:?} is not true or false"))),
-    }
-}
-
-fn parse_protocol(name: &str, v: &str) -> Result<OtlpProtocol, TelemetryConfigError> {
-    match v {
-        "grpc" => Ok(OtlpProtocol::Grpc),
-        "http/protobuf" => Ok(OtlpProtocol::HttpProtobuf),
-        "http/json" => Err(bad(name, "http/json is not supported; use grpc or http/protobuf")),
-        _ => Err(bad(name, format!("{v:?} is not grpc or http/protobuf"))),
-    }
-}
-
-fn check_endpoint(name: &str, v: &str) -> Result<String, TelemetryConfigError> {
-    if v.starts_with("http://") || v.starts_with("https://") {
-        Ok(v.to_owned())
-    } else {
-        Err(bad(
-            name,
-            format!("{v:?} is not an http:// or https:// URL (e.g. http://localhost:4317)"),
-        ))
     }
 }
 
