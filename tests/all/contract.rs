@@ -73,7 +73,8 @@ fn deploy_dashboards_and_alerts_name_only_metrics_the_host_exports() {
         "crates/telemetry/src/export.rs",
         "crates/workflow/src/metrics.rs",
         "crates/server/src/metrics.rs",
-        "crates/runtime/src/imports/http.rs",
+        "crates/runtime/src/imports/http/mod.rs",
+        "crates/telemetry/src/genai.rs",
     ]
     .iter()
     .map(|file| std::fs::read_to_string(repo().join(file)).expect(file))

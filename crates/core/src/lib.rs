@@ -1,6 +1,7 @@
 //! tta-core: the data every layer of tta-host shares — the contract's bindings, the
 //! errors with their closed classes, what a call reports, W3C trace context, the config as
-//! data, and the few plain helpers (bounded text, stored credentials, the HTTP listener).
+//! data, and the few plain helpers (bounded text, stored credentials, the HTTP listener,
+//! TLS client configurations).
 //!
 //! It is the bottom crate: it depends on no other crate of the host, so nothing here can
 //! reach telemetry, the runtime, workflows or the server.
@@ -12,6 +13,7 @@ pub mod error;
 pub mod listener;
 pub mod report;
 pub mod text;
+pub mod tls;
 pub mod trace_context;
 
 pub use config::{HostConfig, Limits};

@@ -9,6 +9,7 @@
 
 pub mod buckets;
 pub mod call_series;
+mod connect;
 pub mod export;
 pub mod file;
 pub mod genai;

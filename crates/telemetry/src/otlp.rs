@@ -5,16 +5,16 @@
 //! every signal with the same resource.
 
 use crate::TelemetryError;
+use crate::connect::{compression, headers, http_client, metadata, tonic_tls};
 use crate::export::{LogSink, SpanSink};
 use crate::otlp_metrics;
 use opentelemetry::KeyValue;
 use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _, WithTonicConfig as _};
 use opentelemetry_sdk::Resource;
-use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 use tta_core::config::otlp::Destination;
-use tta_core::config::telemetry::{Compression, ObservabilityConfig, OtlpProtocol, Signal};
+use tta_core::config::telemetry::{ObservabilityConfig, OtlpProtocol, Signal};
 
 pub(crate) type Sinks = (Vec<SpanSink>, Vec<LogSink>, Option<otlp_metrics::MetricsPusher>);
 
@@ -62,95 +62,6 @@ fn host_name() -> Option<String> {
         .find_map(|path| std::fs::read_to_string(path).ok())
         .map(|name| name.trim().to_owned())
         .filter(|name| !name.is_empty())
-}
-
-/// The headers of a destination, each value resolved; an error names the header and the
-/// reference, never a value.
-fn headers(destination: &Destination) -> Result<HashMap<String, String>, String> {
-    let var = |name: &str| std::env::var(name).ok();
-    destination
-        .headers
-        .iter()
-        .map(|(key, value)| {
-            value
-                .resolve(&var)
-                .map(|v| (key.clone(), v))
-                .map_err(|why| format!("header `{key}`: {why}"))
-        })
-        .collect()
-}
-
-fn read(path: &std::path::Path, what: &str) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("{what} `{}` cannot be read: {e}", path.display()))
-}
-
-/// The rustls configuration of an HTTPS destination.
-pub(crate) fn rustls_config(destination: &Destination) -> Result<rustls::ClientConfig, String> {
-    use rustls_pki_types::pem::PemObject as _;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    if let Some(path) = &destination.certificate {
-        let pem = read(path, "the CA certificate")?;
-        for cert in CertificateDer::pem_slice_iter(&pem) {
-            let cert = cert.map_err(|e| format!("the CA certificate `{}`: {e}", path.display()))?;
-            roots
-                .add(cert)
-                .map_err(|e| format!("the CA certificate `{}`: {e}", path.display()))?;
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots);
-    match &destination.client_identity {
-        None => Ok(builder.with_no_client_auth()),
-        Some((cert, key)) => {
-            let chain = CertificateDer::pem_slice_iter(&read(cert, "the client certificate")?)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("the client certificate `{}`: {e}", cert.display()))?;
-            let key = PrivateKeyDer::from_pem_slice(&read(key, "the client key")?)
-                .map_err(|e| format!("the client key `{}`: {e}", key.display()))?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| format!("the client certificate and key: {e}"))
-        }
-    }
-}
-
-/// The tonic TLS settings of an HTTPS gRPC destination.
-pub(crate) fn tonic_tls(destination: &Destination) -> Result<tonic::transport::ClientTlsConfig, String> {
-    let mut tls = tonic::transport::ClientTlsConfig::new().with_webpki_roots();
-    if let Some(path) = &destination.certificate {
-        tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(read(
-            path,
-            "the CA certificate",
-        )?));
-    }
-    if let Some((cert, key)) = &destination.client_identity {
-        tls = tls.identity(tonic::transport::Identity::from_pem(
-            read(cert, "the client certificate")?,
-            read(key, "the client key")?,
-        ));
-    }
-    Ok(tls)
-}
-
-/// An HTTP client for a destination: rustls, its timeout.
-pub(crate) fn http_client(destination: &Destination) -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(rustls_config(destination)?)
-        .timeout(Duration::from_millis(destination.timeout_ms))
-        .build()
-        .map_err(|e| format!("HTTP client: {e}"))
-}
-
-fn compression(c: Compression) -> Option<opentelemetry_otlp::Compression> {
-    match c {
-        Compression::None => None,
-        Compression::Gzip => Some(opentelemetry_otlp::Compression::Gzip),
-    }
 }
 
 /// Adds the OTLP exporters; runs inside the export runtime (gRPC channels connect lazily on it).
@@ -261,18 +172,4 @@ pub(crate) fn sinks(
         None
     };
     Ok((span_sinks, log_sinks, pusher))
-}
-
-/// Headers as gRPC metadata.
-pub(crate) fn metadata(headers: &HashMap<String, String>) -> Result<tonic::metadata::MetadataMap, String> {
-    let mut map = tonic::metadata::MetadataMap::new();
-    for (key, value) in headers {
-        let name = tonic::metadata::MetadataKey::from_bytes(key.to_ascii_lowercase().as_bytes())
-            .map_err(|_| format!("header `{key}` is not a valid gRPC metadata name"))?;
-        let value = value
-            .parse()
-            .map_err(|_| format!("the value of header `{key}` is not valid in a header"))?;
-        map.insert(name, value);
-    }
-    Ok(map)
 }

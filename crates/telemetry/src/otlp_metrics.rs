@@ -202,18 +202,18 @@ impl MetricsPusher {
                     .timeout(timeout);
                 if url.starts_with("https://") {
                     endpoint = endpoint
-                        .tls_config(crate::otlp::tonic_tls(destination)?)
+                        .tls_config(crate::connect::tonic_tls(destination)?)
                         .map_err(|e| format!("TLS: {e}"))?;
                 }
                 let mut client = MetricsServiceClient::new(endpoint.connect_lazy());
                 if gzip {
                     client = client.send_compressed(tonic::codec::CompressionEncoding::Gzip);
                 }
-                let metadata = crate::otlp::metadata(&headers)?;
+                let metadata = crate::connect::metadata(&headers)?;
                 (Target::Grpc { client, metadata }, format!("otlp grpc {url}"))
             }
             OtlpProtocol::HttpProtobuf => {
-                let client = crate::otlp::http_client(destination)?;
+                let client = crate::connect::http_client(destination)?;
                 let mut map = reqwest::header::HeaderMap::new();
                 for (key, value) in &headers {
                     let name = reqwest::header::HeaderName::from_bytes(key.as_bytes())

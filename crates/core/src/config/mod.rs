@@ -11,6 +11,7 @@ pub mod limits;
 pub mod llm;
 pub mod otlp;
 pub mod server;
+pub mod setting;
 pub mod telemetry;
 pub mod tenants;
 

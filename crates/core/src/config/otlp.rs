@@ -7,7 +7,7 @@
 //! Header values are secrets: in the file a value may be `env:NAME` or `file:PATH`, resolved
 //! when the exporters start, and no value is ever printed ([`Secret`]'s `Debug` hides it).
 
-use super::telemetry::{TelemetryConfigError, bad};
+use super::setting::{TelemetryConfigError, bad};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -4,6 +4,8 @@
 
 use super::otlp::parse_pairs;
 pub use super::otlp::{Compression, OtlpConfig, OtlpProtocol, Secret, Signal};
+pub use super::setting::TelemetryConfigError;
+use super::setting::bad;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -216,23 +218,6 @@ impl ExportConfig {
     /// The shutdown bound as a duration.
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_millis(self.shutdown_timeout_ms)
-    }
-}
-
-/// A setting that cannot work, with what to do instead.
-#[derive(Debug, thiserror::Error, PartialEq)]
-#[error("{setting}: {problem}")]
-pub struct TelemetryConfigError {
-    /// The setting (environment variable or config key).
-    pub setting: String,
-    /// What is wrong and how to fix it.
-    pub problem: String,
-}
-
-pub(super) fn bad(setting: &str, problem: impl Into<String>) -> TelemetryConfigError {
-    TelemetryConfigError {
-        setting: setting.to_owned(),
-        problem: problem.into(),
     }
 }
 

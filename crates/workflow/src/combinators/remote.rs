@@ -11,6 +11,7 @@ use std::ops::Range;
 use std::time::{Duration, Instant};
 use toml::Spanned;
 use tta_core::bindings::Value;
+use tta_core::config::http::Roots;
 use tta_core::error::{ErrorClass, StepError, StepErrorKind};
 
 /// The `execute` URL of a primitive on another tta-host.
@@ -163,13 +164,16 @@ impl RemoteCall {
     }
 }
 
-/// One HTTP client for every remote step: connections are pooled across runs.
+/// One HTTP client for every remote step (TLS with the Mozilla roots for `https` hosts):
+/// connections are pooled across runs.
 fn remote_client() -> &'static reqwest::Client {
     static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
     CLIENT.get_or_init(|| {
-        reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .build()
-            .unwrap_or_default()
+        let builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(5));
+        let builder = match tta_core::tls::client_config(Roots::Mozilla, &[], None) {
+            Ok(tls) => builder.tls_backend_preconfigured(std::sync::Arc::unwrap_or_clone(tls)),
+            Err(_) => builder,
+        };
+        builder.build().unwrap_or_else(|_| reqwest::Client::new())
     })
 }
