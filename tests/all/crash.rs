@@ -83,7 +83,7 @@ async fn a_host_killed_mid_upload_or_mid_reload_restarts_with_the_old_or_the_new
             let url = server.url("/v1/primitives/mine");
             let body = new.clone();
             tokio::spawn(async move {
-                reqwest::Client::new()
+                crate::http_client()
                     .put(url)
                     .bearer_auth(KEY_ACME)
                     .body(body)

@@ -458,7 +458,7 @@ async fn uploads_stream_to_disk_and_hold_the_tenants_slots() {
         "RSS grew {grown_mib} MiB while 120 MiB of uploads were received"
     );
     // They hold the tenant's four slots: a fifth upload and a call are refused.
-    let client = reqwest::Client::new();
+    let client = crate::http_client();
     let fifth = client
         .put(server.url("/v1/primitives/fifth"))
         .bearer_auth(KEY_ACME)
@@ -589,7 +589,7 @@ async fn metrics_need_the_scrape_credential_and_client_values_are_logged_bounded
         ),
     );
     let server = ServeProcess::start(&dir, &config).await;
-    let client = reqwest::Client::new();
+    let client = crate::http_client();
     for base in [format!("http://127.0.0.1:{port}"), server.url("")] {
         let url = format!("{base}/metrics");
         let anonymous = client.get(&url).send().await.expect("scrape");
@@ -670,7 +670,7 @@ async fn a_hostile_tenant_and_an_anonymous_client_cannot_harm_a_victim() {
         ),
     );
     let server = Arc::new(ServeProcess::start(&dir, &config).await);
-    let client = reqwest::Client::new();
+    let client = crate::http_client();
     let victim_call = |client: reqwest::Client, url: String| async move {
         let began = Instant::now();
         let ok = client

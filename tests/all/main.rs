@@ -74,6 +74,12 @@ pub fn tta_host_in(dir: &Path, args: &[&str]) -> std::process::Output {
 }
 
 /// A config for tests: default limits, a cache shared by the tests of this run.
+/// An HTTP client for the tests (rustls with ring, as the host's own clients).
+pub fn http_client() -> reqwest::Client {
+    tta_host::tls::install_default_provider();
+    reqwest::Client::new()
+}
+
 pub fn config() -> HostConfig {
     HostConfig {
         cache_dir: Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache")),

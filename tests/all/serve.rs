@@ -164,7 +164,7 @@ pub async fn send(
 
 fn client() -> &'static reqwest::Client {
     static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
-    CLIENT.get_or_init(reqwest::Client::new)
+    CLIENT.get_or_init(crate::http_client)
 }
 
 pub async fn execute(server: &TestServer, name: &str, key: &str, input: &str) -> Reply {
@@ -801,7 +801,7 @@ async fn graceful_shutdown_finishes_requests_in_flight() {
     in_flight.await.expect("client").problem(504, "deadline_exceeded");
     eprintln!("graceful shutdown drained in {:?}", began.elapsed());
     // Nothing listens any more.
-    let refused = reqwest::Client::new()
+    let refused = crate::http_client()
         .post(&url)
         .timeout(Duration::from_secs(2))
         .send()

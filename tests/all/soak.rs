@@ -102,7 +102,7 @@ impl Mix {
 }
 
 async fn client(server_url: String, worker: u64, stop: Arc<AtomicBool>) -> Tally {
-    let http = reqwest::Client::new();
+    let http = crate::http_client();
     let mut mix = Mix(0x9E37_79B9_7F4A_7C15 ^ (worker + 1));
     let mut tally = Tally::default();
     let uploads = [component("up-a", Execute::Echo), component("up-b", Execute::Echo)];
@@ -299,7 +299,7 @@ async fn serve_under_mixed_load_stays_flat_and_accounts_for_every_request() {
     assert!(server.running(), "tta-host serve died:\n{}", server.stderr());
 
     // Two scrapes: the second counts the first, so it must count everything sent plus one.
-    let http = reqwest::Client::new();
+    let http = crate::http_client();
     let scrape = || async {
         http.get(server.url("/metrics"))
             .send()

@@ -11,6 +11,12 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// Makes ring the process's default rustls provider, once, so that any HTTP client built
+/// without a configuration of the host's (a library user's, a test's) works too.
+pub fn install_default_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// A client configuration trusting `roots` and the CA certificates (PEM files) `cas`,
 /// presenting `identity` (certificate chain and key, PEM files) when given. The error
 /// names the file and what is wrong with it.

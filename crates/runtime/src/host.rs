@@ -160,6 +160,7 @@ impl Host {
     /// Starts a host whose calls are traced, metered and logged through `telemetry`.
     pub fn with_telemetry(config: HostConfig, telemetry: Telemetry) -> Result<Self, HostError> {
         config.validate()?;
+        tta_core::tls::install_default_provider();
         let engine = build_engine(&config).map_err(|e| HostError::Engine(format!("{e:#}")))?;
         let mut linker = Linker::<CallState>::new(&engine);
         crate::imports::add_to_linker(&mut linker).map_err(|e| HostError::Engine(format!("{e:#}")))?;

@@ -258,6 +258,7 @@ fn serve(c: &mut Criterion) {
     let tta = start_tta_server(&tta_rt, dir.path());
     let bare_rt = runtime(2);
     let bare = start_bare_server(&bare_rt);
+    tta_host::tls::install_default_provider();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(CONNECTIONS as usize)
         .tcp_nodelay(true)
