@@ -241,14 +241,7 @@ async fn route(request: hyper::Request<hyper::body::Incoming>) -> Result<hyper::
 }
 
 async fn tls_upstream(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> TlsUpstream {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .expect("server config");
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let acceptor = crate::otlp_receiver::acceptor(chain, key);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let handshakes = Arc::new(AtomicUsize::new(0));

@@ -383,14 +383,7 @@ pub async fn secured(
                 .collect::<Result<Vec<_>, _>>()
                 .expect("certificate");
             let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).expect("key");
-            let config =
-                rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                    .with_safe_default_protocol_versions()
-                    .expect("versions")
-                    .with_no_client_auth()
-                    .with_single_cert(chain, key)
-                    .expect("server config");
-            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+            let acceptor = acceptor(chain, key);
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
             let addr = listener.local_addr().expect("local addr");
             let app = http_app(&received);
@@ -411,6 +404,21 @@ pub async fn secured(
             (addr, received)
         }
     }
+}
+
+/// The TLS side of a loopback server presenting `chain`.
+pub fn acceptor(
+    chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+) -> tokio_rustls::TlsAcceptor {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("server config");
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
 }
 
 /// A listener that accepts connections and never says a word: a hung collector.
