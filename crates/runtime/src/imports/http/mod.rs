@@ -175,7 +175,8 @@ fn text(value: impl Into<String>) -> Value {
 
 impl WasiHttpHooks for Hooks {
     fn is_supported_scheme(&mut self, scheme: &axum::http::uri::Scheme) -> bool {
-        // `https` is accepted here so that its refusal is a span and a count, not a bare error.
+        // Both schemes reach `send_request`, where the allowlist decides, so that a refusal
+        // is a span and a count, not a bare error.
         *scheme == axum::http::uri::Scheme::HTTP || *scheme == axum::http::uri::Scheme::HTTPS
     }
 

@@ -12,6 +12,7 @@ use hyper::client::conn::http1::SendRequest;
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -45,6 +46,7 @@ impl HttpClients {
                     tls: OnceLock::new(),
                     slots: Arc::new(Semaphore::new(policy.max_connections)),
                     idle: Mutex::new(Vec::new()),
+                    sweeping: AtomicBool::new(false),
                 });
                 tenants.insert(tenant.to_owned(), Arc::clone(&client));
                 client
@@ -59,6 +61,8 @@ pub(crate) struct TenantClient {
     tls: OnceLock<Result<Arc<ClientConfig>, String>>,
     slots: Arc<Semaphore>,
     idle: Mutex<Vec<Idle>>,
+    /// Whether a task closes expired idle connections (one per tenant, while any is idle).
+    sweeping: AtomicBool,
 }
 
 struct Idle {
@@ -132,7 +136,7 @@ impl TenantClient {
     }
 
     /// Keeps `connection`, whose last response was read to its end, for the next request
-    /// to `key`; it is closed after the idle timeout.
+    /// to `key`; it is closed after the idle timeout (by one sweeping task per tenant).
     pub(crate) fn keep(self: &Arc<Self>, key: Key, mut connection: Connection) {
         connection.reused = true;
         self.idle.lock().unwrap_or_else(PoisonError::into_inner).push(Idle {
@@ -140,11 +144,18 @@ impl TenantClient {
             since: Instant::now(),
             connection,
         });
+        if self.sweeping.swap(true, Ordering::AcqRel) {
+            return;
+        }
         let client = Arc::clone(self);
         let idle_timeout = Duration::from_millis(self.policy.idle_timeout_ms);
         tokio::spawn(async move {
-            tokio::time::sleep(idle_timeout).await;
-            client.close_expired();
+            loop {
+                tokio::time::sleep(idle_timeout / 2).await;
+                if client.close_expired() {
+                    break;
+                }
+            }
         });
     }
 
@@ -165,12 +176,17 @@ impl TenantClient {
         }
     }
 
-    fn close_expired(&self) {
+    /// Closes the idle connections past the idle timeout; `true` (and the sweep ends) when
+    /// none is left idle.
+    fn close_expired(&self) -> bool {
         let idle_timeout = Duration::from_millis(self.policy.idle_timeout_ms);
-        self.idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|i| i.since.elapsed() < idle_timeout);
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        idle.retain(|i| i.since.elapsed() < idle_timeout);
+        let done = idle.is_empty();
+        if done {
+            self.sweeping.store(false, Ordering::Release);
+        }
+        done
     }
 
     /// A new connection: TCP, then TLS for https, then the HTTP/1.1 handshake.
