@@ -10,6 +10,7 @@
 pub mod buckets;
 pub mod call_series;
 mod connect;
+mod error;
 pub mod export;
 pub mod file;
 pub mod genai;
@@ -24,6 +25,7 @@ pub mod scrape;
 pub mod spans;
 pub mod tree;
 
+pub use error::TelemetryError;
 pub use file::JsonFileSpanExporter;
 pub use metrics::{Metrics, PrimitiveMetrics};
 pub use sampler::Sampler;
@@ -39,30 +41,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tta_core::bindings::Value;
 use tta_core::report::CallReport;
-
-/// Why telemetry could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum TelemetryError {
-    /// A setting is invalid.
-    #[error("telemetry configuration: {0}")]
-    Config(#[from] TelemetryConfigError),
-    /// An exporter could not be built (a malformed endpoint, an unwritable file).
-    #[error("cannot set up the {signal} exporter {destination}: {message}")]
-    Exporter {
-        /// traces, logs or metrics.
-        signal: &'static str,
-        /// Where it would have sent.
-        destination: String,
-        /// Why not.
-        message: String,
-    },
-    /// The export thread could not start.
-    #[error("cannot start the telemetry thread: {0}")]
-    Thread(String),
-    /// Shutdown did not finish flushing in time; what was left is lost.
-    #[error("telemetry shutdown did not finish within {0:?}; unsent telemetry was dropped")]
-    ShutdownTimeout(Duration),
-}
 
 struct Inner {
     config: ObservabilityConfig,

@@ -4,8 +4,8 @@
 //! configured CA, an optional client certificate), with its headers and compression, and
 //! every signal with the same resource.
 
-use crate::TelemetryError;
 use crate::connect::{compression, headers, http_client, metadata, tonic_tls};
+use crate::error::TelemetryError;
 use crate::export::{LogSink, SpanSink};
 use crate::otlp_metrics;
 use opentelemetry::KeyValue;

@@ -4,7 +4,7 @@
 //! Prometheus sends with its `authorization` scrape setting. Without one the endpoint is
 //! open, as Prometheus exporters are on a private network.
 
-use crate::Metrics;
+use crate::metrics::Metrics;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;

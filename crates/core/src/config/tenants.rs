@@ -1,8 +1,8 @@
 //! `[[tenants]]`: who may call, what they may reach, the quotas that fence them in, and
 //! the outgoing HTTP their guests may make; with the checks of each.
 
-use super::Limits;
 use super::http::HttpPolicy;
+use super::limits::Limits;
 use crate::credentials;
 use serde::Deserialize;
 

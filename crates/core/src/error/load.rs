@@ -1,7 +1,9 @@
 //! Why a file was not accepted as a primitive.
 
-use super::WORLD;
 use std::path::PathBuf;
+
+/// The WIT world every primitive must fit.
+pub const WORLD: &str = "tta:primitives/primitive-plugin@0.1.0";
 
 /// Why a file was not accepted as a primitive.
 #[derive(Debug, thiserror::Error)]

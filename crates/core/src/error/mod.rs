@@ -11,8 +11,5 @@ mod load;
 mod step;
 
 pub use call::{CallError, ErrorClass, GuestError};
-pub use load::LoadError;
+pub use load::{LoadError, WORLD};
 pub use step::{StepError, StepErrorKind};
-
-/// The WIT world every primitive must fit.
-pub const WORLD: &str = "tta:primitives/primitive-plugin@0.1.0";

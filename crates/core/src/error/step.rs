@@ -1,6 +1,6 @@
 //! Why a workflow step failed: the call's class, or a combinator's own reason.
 
-use super::{CallError, ErrorClass};
+use super::call::{CallError, ErrorClass};
 
 /// The kind of a step's failure, from a closed set: it labels metrics and spans, names the
 /// problem `type` of the API, and picks the CLI's exit code.
