@@ -5,6 +5,14 @@
 
 union double_int64 { double a; int64_t b; };
 
+// Imported Functions from `wasi:config/store@0.2.0-rc.1`
+
+__attribute__((__import_module__("wasi:config/store@0.2.0-rc.1"), __import_name__("get")))
+extern void __wasm_import_wasi_config_store_get(uint8_t *, size_t, uint8_t *);
+
+__attribute__((__import_module__("wasi:config/store@0.2.0-rc.1"), __import_name__("get-all")))
+extern void __wasm_import_wasi_config_store_get_all(uint8_t *);
+
 // Imported Functions from `tta:primitives/telemetry@0.1.0`
 
 __attribute__((__import_module__("tta:primitives/telemetry@0.1.0"), __import_name__("log")))
@@ -91,6 +99,57 @@ static uint8_t RET_AREA[(6*sizeof(void*))];
 
 // Helper Functions
 
+void wasi_config_store_error_free(wasi_config_store_error_t *ptr) {
+  switch ((int32_t) ptr->tag) {
+    case 0: {
+      primitive_plugin_string_free(&ptr->val.upstream);
+      break;
+    }
+    case 1: {
+      primitive_plugin_string_free(&ptr->val.io);
+      break;
+    }
+  }
+}
+
+void primitive_plugin_option_string_free(primitive_plugin_option_string_t *ptr) {
+  if (ptr->is_some) {
+    primitive_plugin_string_free(&ptr->val);
+  }
+}
+
+void wasi_config_store_result_option_string_error_free(wasi_config_store_result_option_string_error_t *ptr) {
+  if (!ptr->is_err) {
+    primitive_plugin_option_string_free(&ptr->val.ok);
+  } else {
+    wasi_config_store_error_free(&ptr->val.err);
+  }
+}
+
+void primitive_plugin_tuple2_string_string_free(primitive_plugin_tuple2_string_string_t *ptr) {
+  primitive_plugin_string_free(&ptr->f0);
+  primitive_plugin_string_free(&ptr->f1);
+}
+
+void primitive_plugin_list_tuple2_string_string_free(primitive_plugin_list_tuple2_string_string_t *ptr) {
+  size_t list_len = ptr->len;
+  if (list_len > 0) {
+    primitive_plugin_tuple2_string_string_t *list_ptr = ptr->ptr;
+    for (size_t i = 0; i < list_len; i++) {
+      primitive_plugin_tuple2_string_string_free(&list_ptr[i]);
+    }
+    free(list_ptr);
+  }
+}
+
+void wasi_config_store_result_list_tuple2_string_string_error_free(wasi_config_store_result_list_tuple2_string_string_error_t *ptr) {
+  if (!ptr->is_err) {
+    primitive_plugin_list_tuple2_string_string_free(&ptr->val.ok);
+  } else {
+    wasi_config_store_error_free(&ptr->val.err);
+  }
+}
+
 void tta_primitives_telemetry_value_free(tta_primitives_telemetry_value_t *ptr) {
   switch ((int32_t) ptr->tag) {
     case 0: {
@@ -140,22 +199,6 @@ tta_primitives_telemetry_borrow_span_t tta_primitives_telemetry_borrow_span(tta_
   return (tta_primitives_telemetry_borrow_span_t) { arg.__handle };
 }
 
-void primitive_plugin_tuple2_string_string_free(primitive_plugin_tuple2_string_string_t *ptr) {
-  primitive_plugin_string_free(&ptr->f0);
-  primitive_plugin_string_free(&ptr->f1);
-}
-
-void primitive_plugin_list_tuple2_string_string_free(primitive_plugin_list_tuple2_string_string_t *ptr) {
-  size_t list_len = ptr->len;
-  if (list_len > 0) {
-    primitive_plugin_tuple2_string_string_t *list_ptr = ptr->ptr;
-    for (size_t i = 0; i < list_len; i++) {
-      primitive_plugin_tuple2_string_string_free(&list_ptr[i]);
-    }
-    free(list_ptr);
-  }
-}
-
 void primitive_plugin_option_u64_free(primitive_plugin_option_u64_t *ptr) {
   if (ptr->is_some) {
   }
@@ -166,7 +209,6 @@ void tta_primitives_types_context_free(tta_primitives_types_context_t *ptr) {
   primitive_plugin_string_free(&ptr->traceparent);
   primitive_plugin_string_free(&ptr->tracestate);
   primitive_plugin_string_free(&ptr->tenant);
-  primitive_plugin_list_tuple2_string_string_free(&ptr->data);
   primitive_plugin_option_u64_free(&ptr->deadline_ms);
 }
 
@@ -247,6 +289,99 @@ void primitive_plugin_string_free(primitive_plugin_string_t *ret) {
 }
 
 // Component Adapters
+
+bool wasi_config_store_get(primitive_plugin_string_t *key, primitive_plugin_option_string_t *ret, wasi_config_store_error_t *err) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(4*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_wasi_config_store_get((uint8_t *) (*key).ptr, (*key).len, ptr);
+  wasi_config_store_result_option_string_error_t result;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      result.is_err = false;
+      primitive_plugin_option_string_t option;
+      switch ((int32_t) *((uint8_t*) (ptr + sizeof(void*)))) {
+        case 0: {
+          option.is_some = false;
+          break;
+        }
+        case 1: {
+          option.is_some = true;
+          option.val = (primitive_plugin_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+      }
+
+      result.val.ok = option;
+      break;
+    }
+    case 1: {
+      result.is_err = true;
+      wasi_config_store_error_t variant;
+      variant.tag = (int32_t) *((uint8_t*) (ptr + sizeof(void*)));
+      switch ((int32_t) variant.tag) {
+        case 0: {
+          variant.val.upstream = (primitive_plugin_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 1: {
+          variant.val.io = (primitive_plugin_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+      }
+
+      result.val.err = variant;
+      break;
+    }
+  }
+  if (!result.is_err) {
+    *ret = result.val.ok;
+    return 1;
+  } else {
+    *err = result.val.err;
+    return 0;
+  }
+}
+
+bool wasi_config_store_get_all(primitive_plugin_list_tuple2_string_string_t *ret, wasi_config_store_error_t *err) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(4*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_wasi_config_store_get_all(ptr);
+  wasi_config_store_result_list_tuple2_string_string_error_t result;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      result.is_err = false;
+      result.val.ok = (primitive_plugin_list_tuple2_string_string_t) { (primitive_plugin_tuple2_string_string_t*)(*((uint8_t **) (ptr + sizeof(void*)))), (*((size_t*) (ptr + (2*sizeof(void*))))) };
+      break;
+    }
+    case 1: {
+      result.is_err = true;
+      wasi_config_store_error_t variant;
+      variant.tag = (int32_t) *((uint8_t*) (ptr + sizeof(void*)));
+      switch ((int32_t) variant.tag) {
+        case 0: {
+          variant.val.upstream = (primitive_plugin_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+        case 1: {
+          variant.val.io = (primitive_plugin_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+      }
+
+      result.val.err = variant;
+      break;
+    }
+  }
+  if (!result.is_err) {
+    *ret = result.val.ok;
+    return 1;
+  } else {
+    *err = result.val.err;
+    return 0;
+  }
+}
 
 void tta_primitives_telemetry_log(tta_primitives_telemetry_level_t level, primitive_plugin_string_t *message, tta_primitives_telemetry_attributes_t *fields) {
   __wasm_import_tta_primitives_telemetry_log((int32_t) level, (uint8_t *) (*message).ptr, (*message).len, (uint8_t *) (*fields).ptr, (*fields).len);

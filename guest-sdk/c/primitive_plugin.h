@@ -14,6 +14,58 @@ typedef struct primitive_plugin_string_t {
   size_t len;
 } primitive_plugin_string_t;
 
+// An error type that encapsulates the different errors that can occur fetching configuration values.
+typedef struct wasi_config_store_error_t {
+  uint8_t tag;
+  union {
+    primitive_plugin_string_t     upstream;
+    primitive_plugin_string_t     io;
+  } val;
+} wasi_config_store_error_t;
+
+// This indicates an error from an "upstream" config source.
+// As this could be almost _anything_ (such as Vault, Kubernetes ConfigMaps, KeyValue buckets, etc),
+// the error message is a string.
+#define WASI_CONFIG_STORE_ERROR_UPSTREAM 0
+// This indicates an error from an I/O operation.
+// As this could be almost _anything_ (such as a file read, network connection, etc),
+// the error message is a string.
+// Depending on how this ends up being consumed,
+// we may consider moving this to use the `wasi:io/error` type instead.
+// For simplicity right now in supporting multiple implementations, it is being left as a string.
+#define WASI_CONFIG_STORE_ERROR_IO 1
+
+typedef struct {
+  bool is_some;
+  primitive_plugin_string_t val;
+} primitive_plugin_option_string_t;
+
+typedef struct {
+  bool is_err;
+  union {
+    primitive_plugin_option_string_t ok;
+    wasi_config_store_error_t err;
+  } val;
+} wasi_config_store_result_option_string_error_t;
+
+typedef struct {
+  primitive_plugin_string_t f0;
+  primitive_plugin_string_t f1;
+} primitive_plugin_tuple2_string_string_t;
+
+typedef struct {
+  primitive_plugin_tuple2_string_string_t *ptr;
+  size_t len;
+} primitive_plugin_list_tuple2_string_string_t;
+
+typedef struct {
+  bool is_err;
+  union {
+    primitive_plugin_list_tuple2_string_string_t ok;
+    wasi_config_store_error_t err;
+  } val;
+} wasi_config_store_result_list_tuple2_string_string_error_t;
+
 // The severity of a log record.
 typedef uint8_t tta_primitives_telemetry_level_t;
 
@@ -66,16 +118,6 @@ typedef struct tta_primitives_telemetry_own_span_t {
 typedef struct tta_primitives_telemetry_borrow_span_t {
   int32_t __handle;
 } tta_primitives_telemetry_borrow_span_t;
-
-typedef struct {
-  primitive_plugin_string_t f0;
-  primitive_plugin_string_t f1;
-} primitive_plugin_tuple2_string_string_t;
-
-typedef struct {
-  primitive_plugin_tuple2_string_string_t *ptr;
-  size_t len;
-} primitive_plugin_list_tuple2_string_string_t;
 
 typedef struct {
   bool is_some;
@@ -168,6 +210,17 @@ typedef struct {
   } val;
 } exports_tta_primitives_primitive_result_list_u8_error_t;
 
+// Imported Functions from `wasi:config/store@0.2.0-rc.1`
+// Gets a configuration value of type `string` associated with the `key`.
+// 
+// The value is returned as an `option<string>`. If the key is not found,
+// `Ok(none)` is returned. If an error occurs, an `Err(error)` is returned.
+extern bool wasi_config_store_get(primitive_plugin_string_t *key, primitive_plugin_option_string_t *ret, wasi_config_store_error_t *err);
+// Gets a list of configuration key-value pairs of type `string`.
+// 
+// If an error occurs, an `Err(error)` is returned.
+extern bool wasi_config_store_get_all(primitive_plugin_list_tuple2_string_string_t *ret, wasi_config_store_error_t *err);
+
 // Imported Functions from `tta:primitives/telemetry@0.1.0`
 // Emits a structured log record of the current call, correlated with its
 // trace id, span id and correlation id.
@@ -201,6 +254,18 @@ bool exports_tta_primitives_primitive_execute(exports_tta_primitives_primitive_c
 
 // Helper Functions
 
+void wasi_config_store_error_free(wasi_config_store_error_t *ptr);
+
+void primitive_plugin_option_string_free(primitive_plugin_option_string_t *ptr);
+
+void wasi_config_store_result_option_string_error_free(wasi_config_store_result_option_string_error_t *ptr);
+
+void primitive_plugin_tuple2_string_string_free(primitive_plugin_tuple2_string_string_t *ptr);
+
+void primitive_plugin_list_tuple2_string_string_free(primitive_plugin_list_tuple2_string_string_t *ptr);
+
+void wasi_config_store_result_list_tuple2_string_string_error_free(wasi_config_store_result_list_tuple2_string_string_error_t *ptr);
+
 void tta_primitives_telemetry_value_free(tta_primitives_telemetry_value_t *ptr);
 
 void tta_primitives_telemetry_tuple2_string_value_free(tta_primitives_telemetry_tuple2_string_value_t *ptr);
@@ -212,10 +277,6 @@ extern void tta_primitives_telemetry_span_drop_own(tta_primitives_telemetry_own_
 extern void tta_primitives_telemetry_span_drop_borrow(tta_primitives_telemetry_borrow_span_t handle);
 
 extern tta_primitives_telemetry_borrow_span_t tta_primitives_telemetry_borrow_span(tta_primitives_telemetry_own_span_t handle);
-
-void primitive_plugin_tuple2_string_string_free(primitive_plugin_tuple2_string_string_t *ptr);
-
-void primitive_plugin_list_tuple2_string_string_free(primitive_plugin_list_tuple2_string_string_t *ptr);
 
 void primitive_plugin_option_u64_free(primitive_plugin_option_u64_t *ptr);
 

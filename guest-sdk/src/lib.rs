@@ -39,6 +39,10 @@
 //!
 //! Everything a guest reports through [`log`], [`span`], [`counter_add`] and
 //! [`histogram_record`] lands on the host's span of the current call, with no further setup.
+//!
+//! Configuration and secrets the operator gives the primitive's tenant are read with
+//! [`config::get`] (`wasi:config/store`, so the same code reads config under Spin or
+//! wasmCloud); a component that never reads one does not import the interface.
 
 #[doc(hidden)]
 pub use wit_bindgen;
@@ -50,8 +54,16 @@ extern crate self as tta_guest;
 #[allow(missing_docs, clippy::all, unsafe_op_in_unsafe_fn)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit/0.1.0",
-        world: "tta:primitives/primitive-plugin@0.1.0",
+        path: ["../wit/0.1.0", "../wit/deps/config"],
+        inline: "
+            package tta:guest;
+
+            world primitive-plugin {
+                include tta:primitives/primitive-plugin@0.1.0;
+                import wasi:config/store@0.2.0-rc.1;
+            }
+        ",
+        world: "tta:guest/primitive-plugin",
         pub_export_macro: true,
         export_macro_name: "__export_primitive_plugin",
         default_bindings_module: "tta_guest::bindings",
@@ -65,6 +77,7 @@ use bindings::tta::primitives::{invoke as wit_invoke, telemetry};
 pub use bindings::tta::primitives::telemetry::{Level, Span, Value};
 pub use bindings::tta::primitives::types::{Context, Error, ErrorKind, Metadata};
 
+pub mod config;
 mod json;
 mod macros;
 mod types;

@@ -13,7 +13,9 @@ pub mod cli;
 pub mod scaffold;
 
 pub use tta_catalog as catalog;
-pub use tta_core::{bindings, config, credentials, error, listener, report, text, tls, trace_context};
+pub use tta_core::{
+    bindings, config, credentials, error, guest_config, listener, redact, report, text, tls, trace_context,
+};
 pub use tta_runtime::{cache, compile, engine, host, imports, invocation, primitive, registry, sandbox, tenant};
 pub use tta_server as server;
 pub use tta_telemetry as telemetry;

@@ -99,13 +99,39 @@ const fn verbatim(path: &'static str, contents: &'static [u8]) -> File {
     }
 }
 
-/// The WIT of the contract, which every project but Rust's (the SDK has it) carries.
-const WIT: [File; 5] = [
-    verbatim("wit/world.wit", include_bytes!("../../wit/0.1.0/world.wit")),
-    verbatim("wit/types.wit", include_bytes!("../../wit/0.1.0/types.wit")),
-    verbatim("wit/primitive.wit", include_bytes!("../../wit/0.1.0/primitive.wit")),
-    verbatim("wit/telemetry.wit", include_bytes!("../../wit/0.1.0/telemetry.wit")),
-    verbatim("wit/invoke.wit", include_bytes!("../../wit/0.1.0/invoke.wit")),
+/// The WIT every project but Rust's (the SDK has it) carries: the guest world
+/// (`wit/guest`: the contract plus `wasi:config`) with the contract and `wasi:config` as its
+/// dependencies.
+const WIT: [File; 8] = [
+    verbatim("wit/world.wit", include_bytes!("../../wit/guest/world.wit")),
+    verbatim(
+        "wit/deps/primitives/world.wit",
+        include_bytes!("../../wit/0.1.0/world.wit"),
+    ),
+    verbatim(
+        "wit/deps/primitives/types.wit",
+        include_bytes!("../../wit/0.1.0/types.wit"),
+    ),
+    verbatim(
+        "wit/deps/primitives/primitive.wit",
+        include_bytes!("../../wit/0.1.0/primitive.wit"),
+    ),
+    verbatim(
+        "wit/deps/primitives/telemetry.wit",
+        include_bytes!("../../wit/0.1.0/telemetry.wit"),
+    ),
+    verbatim(
+        "wit/deps/primitives/invoke.wit",
+        include_bytes!("../../wit/0.1.0/invoke.wit"),
+    ),
+    verbatim(
+        "wit/deps/config/store.wit",
+        include_bytes!("../../wit/deps/config/store.wit"),
+    ),
+    verbatim(
+        "wit/deps/config/world.wit",
+        include_bytes!("../../wit/deps/config/world.wit"),
+    ),
 ];
 
 fn files(language: Language) -> Vec<File> {

@@ -120,6 +120,19 @@ async fn component_importing_another_wasi_otel_version_is_told_which_one_the_hos
 }
 
 #[tokio::test]
+async fn component_importing_a_draft_wasi_config_is_told_which_version_the_host_has() {
+    let component =
+        wat::parse_str(r#"(component (import "wasi:config/store@0.2.0-draft" (instance (export "get-all" (func)))))"#)
+            .expect("wat");
+    let err = load_err(&component).await;
+    let LoadError::WrongWorld { reason, .. } = &err else {
+        panic!("expected WrongWorld, got {err}");
+    };
+    assert!(reason.contains("`wasi:config/store@0.2.0-draft`"), "{reason}");
+    assert!(reason.contains("wasi:config/store@0.2.0-rc.1"), "{reason}");
+}
+
+#[tokio::test]
 async fn component_with_a_mistyped_export_is_wrong_world() {
     let component = wat::parse_str(
         r#"(component

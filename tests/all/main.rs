@@ -12,6 +12,7 @@ mod genai;
 /// Hand-written components of the world, shared with the benchmarks.
 #[path = "../../host/benches/common/generated.rs"]
 mod generated;
+mod guest_config;
 mod http_out;
 mod languages;
 mod layers;

@@ -14,11 +14,39 @@ pub struct ServeProcess {
     /// Where it listens.
     pub addr: std::net::SocketAddr,
     stderr: Arc<Mutex<String>>,
+    stdout: Arc<Mutex<String>>,
+}
+
+/// A line to look for and where to send what it yields, the first time it does.
+type Watch = (fn(&str) -> Option<String>, tokio::sync::oneshot::Sender<String>);
+
+/// Keeps reading `pipe` into `into`, line by line, so the pipe never fills and blocks the
+/// server; the first line `found` matches is sent on `first`.
+fn drain(pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static, into: Arc<Mutex<String>>, mut first: Option<Watch>) {
+    let mut lines = tokio::io::BufReader::new(pipe).lines();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some((found, _)) = &first
+                && let Some(value) = found(&line)
+                && let Some((_, send)) = first.take()
+            {
+                let _ = send.send(value);
+            }
+            let mut kept = into.lock().expect("output buffer");
+            kept.push_str(&line);
+            kept.push('\n');
+        }
+    });
 }
 
 impl ServeProcess {
     /// Starts `tta-host --config <config> serve` in `dir` and waits until it listens.
     pub async fn start(dir: &Path, config: &Path) -> ServeProcess {
+        Self::start_with_env(dir, config, &[]).await
+    }
+
+    /// [`ServeProcess::start`] with more environment variables.
+    pub async fn start_with_env(dir: &Path, config: &Path, env: &[(&str, &str)]) -> ServeProcess {
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tta-host"))
             .args(["--config", &config.to_string_lossy(), "serve"])
             .current_dir(dir)
@@ -30,30 +58,26 @@ impl ServeProcess {
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .env_remove("OTEL_SDK_DISABLED")
             .env_remove("OTEL_TRACES_SAMPLER")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .expect("tta-host starts");
         let stderr = Arc::new(Mutex::new(String::new()));
-        let mut lines = tokio::io::BufReader::new(child.stderr.take().expect("stderr piped")).lines();
+        let stdout = Arc::new(Mutex::new(String::new()));
         let (found, address) = tokio::sync::oneshot::channel();
-        let kept = Arc::clone(&stderr);
-        // Keeps reading so the pipe never fills and blocks the server.
-        tokio::spawn(async move {
-            let mut found = Some(found);
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(addr) = line.strip_prefix("tta-host serving on http://")
-                    && let Some(found) = found.take()
-                {
-                    let _ = found.send(addr.trim().to_owned());
-                }
-                let mut kept = kept.lock().expect("stderr buffer");
-                kept.push_str(&line);
-                kept.push('\n');
-            }
-        });
+        let listening: fn(&str) -> Option<String> = |line| {
+            line.strip_prefix("tta-host serving on http://")
+                .map(|a| a.trim().to_owned())
+        };
+        drain(
+            child.stderr.take().expect("stderr piped"),
+            Arc::clone(&stderr),
+            Some((listening, found)),
+        );
+        drain(child.stdout.take().expect("stdout piped"), Arc::clone(&stdout), None);
         let addr = match tokio::time::timeout(Duration::from_secs(120), address).await {
             Ok(Ok(addr)) => addr.parse().expect("a socket address"),
             _ => panic!(
@@ -61,7 +85,12 @@ impl ServeProcess {
                 stderr.lock().expect("stderr buffer")
             ),
         };
-        ServeProcess { child, addr, stderr }
+        ServeProcess {
+            child,
+            addr,
+            stderr,
+            stdout,
+        }
     }
 
     /// The URL of `path` on this server.
@@ -77,6 +106,11 @@ impl ServeProcess {
     /// What it wrote to stderr so far.
     pub fn stderr(&self) -> String {
         self.stderr.lock().expect("stderr buffer").clone()
+    }
+
+    /// What it wrote to stdout so far.
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().expect("stdout buffer").clone()
     }
 
     /// Whether it is still running (it has not crashed).

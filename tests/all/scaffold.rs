@@ -12,7 +12,8 @@ fn text(bytes: &[u8]) -> String {
 }
 
 /// Makes, builds, loads and runs a project; returns what it printed for `input.json`.
-fn new_build_load_run(lang: &str, language: &str) -> String {
+/// Also runs it with `--config-value config`, whose output must contain `expected`.
+fn new_build_load_run(lang: &str, language: &str, (config, expected): (&str, &str)) -> String {
     let parent = tempfile::tempdir().expect("temp dir");
     let name = format!("hello-{lang}");
     let made = tta_host(parent.path(), &["new", &name, "--lang", lang]);
@@ -55,11 +56,24 @@ fn new_build_load_run(lang: &str, language: &str) -> String {
 
     let run = tta_host(&project, &["run", &wasm, "--input-file", "input.json"]);
     assert!(run.status.success(), "run: {}", text(&run.stderr));
+    let configured = tta_host(
+        &project,
+        &["run", &wasm, "--input-file", "input.json", "--config-value", config],
+    );
+    assert!(configured.status.success(), "run: {}", text(&configured.stderr));
+    let configured = text(&configured.stdout);
+    assert!(
+        configured.contains(expected),
+        "the template reads `{config}`: {configured}"
+    );
     let bad = tta_host(&project, &["run", &wasm, "--input", ""]);
     assert_eq!(bad.status.code(), Some(4), "a typed error: {}", text(&bad.stderr));
     assert!(text(&bad.stderr).contains("invalid-input"), "{}", text(&bad.stderr));
     text(&run.stdout)
 }
+
+/// The greeting word each template reads from `wasi:config`, and what it then says.
+const HOWDY: (&str, &str) = ("greeting=Howdy", "Howdy, Ada!");
 
 fn greeting(output: &str) -> String {
     let json: serde_json::Value = serde_json::from_str(output).expect("JSON output");
@@ -68,22 +82,22 @@ fn greeting(output: &str) -> String {
 
 #[test]
 fn new_rust_project_builds_loads_and_runs() {
-    assert_eq!(greeting(&new_build_load_run("rust", "Rust")), "Hello, Ada!");
+    assert_eq!(greeting(&new_build_load_run("rust", "Rust", HOWDY)), "Hello, Ada!");
 }
 
 #[test]
 fn new_python_project_builds_loads_and_runs() {
-    assert_eq!(greeting(&new_build_load_run("python", "Python")), "Hello, Ada!");
+    assert_eq!(greeting(&new_build_load_run("python", "Python", HOWDY)), "Hello, Ada!");
 }
 
 #[test]
 fn new_js_project_builds_loads_and_runs() {
-    assert_eq!(greeting(&new_build_load_run("js", "JavaScript")), "Hello, Ada!");
+    assert_eq!(greeting(&new_build_load_run("js", "JavaScript", HOWDY)), "Hello, Ada!");
 }
 
 #[test]
 fn new_c_project_builds_loads_and_runs() {
-    let output = new_build_load_run("c", "C");
+    let output = new_build_load_run("c", "C", ("prefix=>> ", r#">> {"name": "Ada"}"#));
     assert_eq!(output.trim(), r#"{"name": "Ada"}"#, "the C template echoes");
 }
 

@@ -65,7 +65,7 @@ impl Workshop {
     pub fn new(root: &Path, target_dir: &Path) -> Self {
         Self {
             root: root.to_path_buf(),
-            wit: root.join("wit/0.1.0"),
+            wit: root.join("wit/guest"),
             tools: target_dir.join("tools"),
         }
     }
@@ -230,7 +230,7 @@ const C_SDK_FILES: [&str; 3] = [
 
 /// Regenerates the committed C bindings in [`C_SDK`].
 pub fn write_c_sdk(root: &Path) -> Result<(), String> {
-    c_bindings(&root.join("wit/0.1.0"), &root.join(C_SDK))
+    c_bindings(&root.join("wit/guest"), &root.join(C_SDK))
 }
 
 /// Writes the C bindings of the `primitive-plugin` world (`primitive_plugin.{h,c}` and the

@@ -8,10 +8,12 @@
 //! The world bound here is the published `primitive-plugin` plus the optional `wasi:otel`
 //! 0.2.0-rc.2 imports (`wit/deps/otel`), so a guest instrumented with an OpenTelemetry SDK
 //! for Spin or wasmCloud links unchanged; a guest that does not import them is not affected.
-//! Its `wasi:clocks` types are wasmtime-wasi's, which provides those interfaces.
+//! Its `wasi:clocks` types are wasmtime-wasi's, which provides those interfaces. It also binds
+//! `wasi:config/store` 0.2.0-rc.1 (`wit/deps/config`, the version wasmtime-wasi-config 48
+//! implements), through which a guest reads its tenant's configuration and secrets.
 
 wasmtime::component::bindgen!({
-    path: ["../../wit/0.1.0", "../../wit/deps/clocks", "../../wit/deps/otel"],
+    path: ["../../wit/0.1.0", "../../wit/deps/clocks", "../../wit/deps/otel", "../../wit/deps/config"],
     inline: "
         package tta:host;
 
@@ -20,6 +22,7 @@ wasmtime::component::bindgen!({
             import wasi:otel/tracing@0.2.0-rc.2;
             import wasi:otel/logs@0.2.0-rc.2;
             import wasi:otel/metrics@0.2.0-rc.2;
+            import wasi:config/store@0.2.0-rc.1;
         }
     ",
     world: "tta:host/primitive-plugin",

@@ -34,6 +34,10 @@ const WASI_OTEL_IMPORTS: [&str; 4] = [
     "wasi:otel/metrics@0.2.0-rc.2",
 ];
 
+/// The `wasi:config` interface a primitive may import: the version wasmtime-wasi-config 48
+/// implements. An older draft (e.g. `0.2.0-draft`) is refused here, by name, not at link.
+const WASI_CONFIG_IMPORTS: [&str; 1] = ["wasi:config/store@0.2.0-rc.1"];
+
 /// The interface a primitive must export.
 pub const PRIMITIVE_EXPORT: &str = "tta:primitives/primitive@0.1.0";
 
@@ -186,7 +190,10 @@ fn check_imports(engine: &wasmtime::Engine, path: &Path, component: &Component) 
     let unknown: Vec<&String> = names
         .iter()
         .filter(|name| {
-            !TTA_IMPORTS.contains(&name.as_str()) && !WASI_OTEL_IMPORTS.contains(&name.as_str()) && !is_wasi_p2(name)
+            !TTA_IMPORTS.contains(&name.as_str())
+                && !WASI_OTEL_IMPORTS.contains(&name.as_str())
+                && !WASI_CONFIG_IMPORTS.contains(&name.as_str())
+                && !is_wasi_p2(name)
         })
         .collect();
     if !unknown.is_empty() {
@@ -196,7 +203,7 @@ fn check_imports(engine: &wasmtime::Engine, path: &Path, component: &Component) 
             reason: format!(
                 "it imports {}, which this host does not provide; a primitive may import only \
                  tta:primitives/{{telemetry,invoke}}@0.1.0, WASI 0.2 (wasi:cli, wasi:clocks, wasi:random, ...) \
-                 and wasi:otel/{{tracing,logs,metrics}}@0.2.0-rc.2",
+                 wasi:otel/{{tracing,logs,metrics}}@0.2.0-rc.2 and wasi:config/store@0.2.0-rc.1",
                 list.join(", ")
             ),
         });
@@ -204,9 +211,12 @@ fn check_imports(engine: &wasmtime::Engine, path: &Path, component: &Component) 
     Ok(names)
 }
 
-/// A WASI 0.2 interface (`wasi:otel` is matched by exact version, above).
+/// A WASI 0.2 interface (`wasi:otel` and `wasi:config` are matched by exact version, above).
 fn is_wasi_p2(name: &str) -> bool {
-    name.starts_with("wasi:") && !name.starts_with("wasi:otel/") && name.contains("@0.2.")
+    name.starts_with("wasi:")
+        && !name.starts_with("wasi:otel/")
+        && !name.starts_with("wasi:config/")
+        && name.contains("@0.2.")
 }
 
 fn export_names(engine: &wasmtime::Engine, component: &Component) -> Vec<String> {

@@ -19,6 +19,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tta_core::config::{HostConfig, Limits};
 use tta_core::error::{CallError, LoadError};
+use tta_core::guest_config::GuestConfig;
 use tta_core::report::CallReport;
 use tta_core::trace_context::{self, parse_traceparent};
 use tta_telemetry::Telemetry;
@@ -123,6 +124,8 @@ pub struct CallOptions {
     /// What the caller may reach: its own and its allowed shared primitives. `None` is the
     /// operator, who reaches every shared primitive.
     pub access: Option<Arc<Access>>,
+    /// What the caller's guests read through `wasi:config`; none when absent.
+    pub config: Option<Arc<GuestConfig>>,
 }
 
 /// The result of one call and its report.
@@ -371,6 +374,9 @@ impl Host {
         let limits = options.limits.as_ref().unwrap_or(&self.shared.config.limits);
         let mut invocation = Invocation::root(limits, correlation_id, tenant, parent);
         invocation.access = options.access;
+        if let Some(config) = options.config {
+            invocation.config = config;
+        }
         invocation.ids.sampled = self
             .shared
             .telemetry

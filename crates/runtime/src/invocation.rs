@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 use std::time::{Duration, Instant};
 use tta_core::config::Limits;
+use tta_core::guest_config::GuestConfig;
 use tta_core::report::{CallReport, CallStats, Dropped};
 use tta_core::trace_context::{Parent, SpanIds, new_span_id};
 
@@ -37,6 +38,9 @@ pub struct Invocation {
     pub limits: Limits,
     /// What the tenant may reach through `invoke`; `None` is the operator (everything shared).
     pub access: Option<Arc<Access>>,
+    /// What the tenant's guests read through `wasi:config`, and the secrets scrubbed from
+    /// the call's signals.
+    pub config: Arc<GuestConfig>,
 }
 
 impl Invocation {
@@ -57,6 +61,7 @@ impl Invocation {
             remote_parent: parent.is_some(),
             limits: *limits,
             access: None,
+            config: GuestConfig::empty(),
         }
     }
 
@@ -91,6 +96,7 @@ impl Invocation {
             remote_parent: false,
             limits: self.limits,
             access: self.access.clone(),
+            config: Arc::clone(&self.config),
         }
     }
 

@@ -11,12 +11,15 @@
 //! its own upload rate, reserves its place under `max_uploads` before its body is read (so
 //! concurrent uploads cannot pass the quota), and compiles one at a time per tenant.
 
+use arc_swap::ArcSwap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
-use tta_core::config::{HttpPolicy, Limits, Quotas, TenantConfig};
+use tta_core::config::{GuestValues, HttpPolicy, Limits, Quotas, TenantConfig};
 use tta_core::credentials;
+use tta_core::guest_config::GuestConfig;
 
 /// A name pattern of an allowlist: a name, `prefix*`, or `*`.
 #[derive(Debug, Clone, PartialEq)]
@@ -147,6 +150,10 @@ pub struct Tenant {
     /// One compile at a time per tenant: the shared compile workers are taken in turn
     /// (first come, first served), so a tenant waits for at most one compile of each other.
     compiling: Arc<tokio::sync::Semaphore>,
+    /// What its guests read through `wasi:config`, swapped when a secret's file changes.
+    config: ArcSwap<GuestConfig>,
+    /// The values as the config file gives them, to resolve them again.
+    values: (GuestValues, BTreeMap<String, GuestValues>),
 }
 
 #[derive(Debug)]
@@ -242,6 +249,7 @@ impl Tenant {
             Mutex::new(Bucket::new(rate, size))
         });
         let per_minute = config.uploads_per_minute.max(1);
+        let values = (config.guest_values(), config.overlay.clone());
         Tenant {
             id: config.id.clone(),
             access: Arc::new(Access::new(
@@ -267,7 +275,26 @@ impl Tenant {
             uploads_per_minute: per_minute,
             uploading: Mutex::default(),
             compiling: Arc::new(tokio::sync::Semaphore::new(1)),
+            config: ArcSwap::from_pointee(resolve_config(&config.id, &values)),
+            values,
         }
+    }
+
+    /// What the tenant's guests read through `wasi:config` now.
+    pub fn config(&self) -> Arc<GuestConfig> {
+        self.config.load_full()
+    }
+
+    /// Reads the tenant's secrets again if a file one came from has changed, and swaps them
+    /// in; on an error the values in use are kept. `true` when new values were swapped in.
+    pub fn refresh_config(&self) -> Result<bool, Vec<String>> {
+        if !self.config.load().files_changed() {
+            return Ok(false);
+        }
+        let (base, overlay) = &self.values;
+        let fresh = GuestConfig::resolve(base, overlay, &|name| std::env::var(name).ok())?;
+        self.config.store(Arc::new(fresh));
+        Ok(true)
     }
 
     /// Takes a call slot and a rate token, or says why not. Nothing waits.
@@ -381,10 +408,38 @@ impl Tenants {
         self.tenants.iter().find(|t| t.id == id)
     }
 
+    /// Reads again the secrets of every tenant whose secret files changed; a tenant whose
+    /// files cannot be read keeps the values it has, and the problem is logged by name.
+    pub fn refresh_config(&self) {
+        for tenant in &self.tenants {
+            match tenant.refresh_config() {
+                Ok(true) => {
+                    tracing::info!(tenant = %tenant.id, "the tenant's secrets changed on disk; its calls read the new values")
+                }
+                Ok(false) => {}
+                Err(problems) => tracing::warn!(
+                    tenant = %tenant.id,
+                    problems = %problems.join("; "),
+                    "the tenant's secret files changed but cannot be read; keeping the values in use"
+                ),
+            }
+        }
+    }
+
     /// All tenants, in config order.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Tenant>> {
         self.tenants.iter()
     }
+}
+
+/// The tenant's values resolved; the config has passed [`check_tenants`], so a reference
+/// that fails now (its variable unset or file removed since) leaves the tenant without
+/// values, and says so.
+fn resolve_config(tenant: &str, (base, overlay): &(GuestValues, BTreeMap<String, GuestValues>)) -> GuestConfig {
+    GuestConfig::resolve(base, overlay, &|name| std::env::var(name).ok()).unwrap_or_else(|problems| {
+        tracing::error!(tenant, problems = %problems.join("; "), "the tenant's secrets cannot be read; its guests see no config values");
+        GuestConfig::default()
+    })
 }
 
 /// The SHA-256 of an API key, hex: what the config stores.

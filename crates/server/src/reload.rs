@@ -113,6 +113,7 @@ impl Watcher {
 
     /// Loads what changed since the last scan; `initial` reports progress for the first.
     pub(crate) async fn scan(&mut self, app: &App, initial: bool) {
+        app.tenants.refresh_config();
         self.scan_uploads(app).await;
         let mut plugins_changed = false;
         if let Some(dir) = self.plugins_dir.clone() {

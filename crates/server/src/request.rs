@@ -93,6 +93,7 @@ impl RequestIds {
             data: Vec::new(),
             limits: Some(tenant.limits),
             access: Some(Arc::clone(&tenant.access)),
+            config: Some(tenant.config()),
         }
     }
 }

@@ -103,4 +103,41 @@ pub fn bench(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
         })
     });
     parts.finish();
+    guest_config(c, rt, &baseline);
+}
+
+pub const CONFIG_GROUP: &str = "guest_config";
+/// The `config-probe` call reading one key once, and [`CONFIG_READS`] more times.
+pub const CONFIG_ONE: &str = "one_read";
+pub const CONFIG_MANY: &str = "many_reads";
+pub const CONFIG_READS: u32 = 100;
+
+/// What a `wasi:config` read adds to a call: the same call reading one key once and
+/// [`CONFIG_READS`] more times, with a tenant's worth of values and secrets (so the
+/// redaction pass runs too); the difference over the count is the cost of one read.
+fn guest_config(c: &mut Criterion, rt: &tokio::runtime::Runtime, host: &Host) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/config-probe.wasm");
+    let probe = rt
+        .block_on(host.load(&path))
+        .unwrap_or_else(|e| panic!("{}: {e} (run `cargo xtask plugins` first)", path.display()));
+    let pairs: Vec<(String, String)> = (0..32).map(|i| (format!("key_{i}"), format!("value {i}"))).collect();
+    let secrets = [(
+        "api_key".to_owned(),
+        tta_host::config::Secret("sk-bench-0123456789".to_owned()),
+    )];
+    let config = Arc::new(tta_host::guest_config::GuestConfig::from_pairs(&pairs, &secrets).expect("config"));
+    let options = || CallOptions {
+        config: Some(Arc::clone(&config)),
+        ..CallOptions::default()
+    };
+    let one = r#"{"keys": ["key_7"], "reads": 1}"#.to_owned();
+    let many = format!(r#"{{"keys": ["key_7"], "reads": {}}}"#, CONFIG_READS + 1);
+    let mut group = c.benchmark_group(CONFIG_GROUP);
+    for (id, input) in [(CONFIG_ONE, one), (CONFIG_MANY, many)] {
+        group.bench_function(id, |b| {
+            b.to_async(rt)
+                .iter(|| host.call_primitive_unobserved(&probe, input.as_bytes(), options()))
+        });
+    }
+    group.finish();
 }

@@ -7,7 +7,8 @@
 
 use crate::backends::{COLLECTORS, GROUP as BACKENDS_GROUP, SCRAPERS};
 use crate::calls::{
-    BARE_FRESH, BARE_FRESH_MADVISE, BARE_WARM, BASELINE, GROUP, PARTS, PARTS_GROUP, SAMPLED, UNSAMPLED,
+    BARE_FRESH, BARE_FRESH_MADVISE, BARE_WARM, BASELINE, CONFIG_GROUP, CONFIG_MANY, CONFIG_ONE, CONFIG_READS, GROUP,
+    PARTS, PARTS_GROUP, SAMPLED, UNSAMPLED,
 };
 use crate::engine_modes::{FUEL_GROUP, FUEL_MODES, PAYLOAD_GROUP, PAYLOAD_SIZES};
 use crate::growth::{PLUGIN_COLD, PLUGIN_COUNTS, PLUGIN_GROUP, STEP_COUNTS, STEP_GROUP, TENANT_COUNTS, TENANT_GROUP};
@@ -142,6 +143,23 @@ fn calls(out: &mut String) {
         .filter_map(|id| Some(vec![id.replace('_', " "), time(mean(PARTS_GROUP, id)?)]))
         .collect();
     table(out, &["part of the instrumentation", "mean"], &rows);
+}
+
+fn guest_config(out: &mut String) {
+    let (Some(one), Some(many)) = (mean(CONFIG_GROUP, CONFIG_ONE), mean(CONFIG_GROUP, CONFIG_MANY)) else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "### `wasi:config` reads (`config-probe`, 32 values and a secret)\n"
+    );
+    let per_read = (many - one) / f64::from(CONFIG_READS);
+    let rows = vec![
+        vec!["call reading one key".to_owned(), time(one)],
+        vec![format!("call reading it {} more times", CONFIG_READS), time(many)],
+        vec!["one read (the difference over the count)".to_owned(), time(per_read)],
+    ];
+    table(out, &["measure", "mean"], &rows);
 }
 
 fn engine_modes(out: &mut String) {
@@ -311,6 +329,7 @@ fn growth(out: &mut String) {
 pub fn write() {
     let mut out = format!("Measured on {}.\n\n", machine());
     calls(&mut out);
+    guest_config(&mut out);
     engine_modes(&mut out);
     load(&mut out);
     growth(&mut out);

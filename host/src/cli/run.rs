@@ -9,6 +9,9 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tta_catalog::{self as catalog, Policy, WorkflowFileError};
+use tta_core::config::Secret;
+use tta_core::config::guest::valid_key;
+use tta_core::guest_config::GuestConfig;
 use tta_core::trace_context::parse_traceparent;
 use tta_runtime::host::{CallOptions, Host};
 use tta_runtime::primitive::Primitive;
@@ -57,6 +60,51 @@ pub struct RunArgs {
     /// Print this run's Prometheus metrics (the `/metrics` text) on stderr when it ends.
     #[arg(long)]
     pub print_metrics: bool,
+    /// A value the primitive reads through `wasi:config/store`, `key=value` (repeatable).
+    #[arg(long = "config-value", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub config_values: Vec<(String, String)>,
+    /// A secret the primitive reads through `wasi:config/store`, `key=env:VAR` or
+    /// `key=file:PATH` (repeatable); its value is scrubbed from every log, span, metric and
+    /// error of the run.
+    #[arg(long = "secret", value_name = "KEY=env:VAR|KEY=file:PATH", value_parser = parse_secret)]
+    pub secrets: Vec<(String, Secret)>,
+}
+
+/// A `--secret`: a reference only, since a value on the command line is visible to every
+/// user of the machine (`ps`) and stays in shell history.
+fn parse_secret(s: &str) -> Result<(String, Secret), String> {
+    let (key, reference) = parse_key_value(s)?;
+    let secret = Secret(reference);
+    if !secret.is_reference() {
+        return Err(format!(
+            "the secret `{key}` must be a reference, `{key}=env:VAR` or `{key}=file:PATH`: a value on the command line is visible to every user of the machine"
+        ));
+    }
+    Ok((key, secret))
+}
+
+/// What the primitive reads through `wasi:config`: the `--config-value`s and the resolved
+/// `--secret`s; the error names every key whose reference cannot be read.
+fn guest_config(args: &RunArgs) -> anyhow::Result<Arc<GuestConfig>> {
+    for key in args
+        .config_values
+        .iter()
+        .map(|(k, _)| k)
+        .chain(args.secrets.iter().map(|(k, _)| k))
+    {
+        if !valid_key(key) {
+            anyhow::bail!("config key `{key}` is invalid; use letters, digits, `_`, `-` and `.`");
+        }
+    }
+    GuestConfig::from_pairs(&args.config_values, &args.secrets)
+        .map(Arc::new)
+        .map_err(|problems| {
+            let named: Vec<&str> = problems
+                .iter()
+                .map(|p| p.strip_prefix("secrets.").unwrap_or(p))
+                .collect();
+            anyhow::anyhow!("--secret {}", named.join("; --secret "))
+        })
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -69,16 +117,19 @@ pub(super) async fn run(host: &Host, args: &RunArgs) -> anyhow::Result<u8> {
     if let Some(tp) = &args.traceparent {
         parse_traceparent(tp).map_err(|e| anyhow::anyhow!("--traceparent: {e}"))?;
     }
+    let config = guest_config(args)?;
     let input = args.call.read_input()?;
     let target_path = Path::new(&args.call.target);
     if target_path.extension().is_some_and(|e| e == "toml") {
-        return run_workflow(host, args, target_path, &input).await;
+        return run_workflow(host, args, target_path, &input, config).await;
     }
     let primitive = match resolve_primitive(host, &args.call.target, &args.call.plugin_dir).await {
         Ok(primitive) => primitive,
         Err(code) => return Ok(code),
     };
-    let outcome = host.call_primitive(&primitive, &input, call_options(args)).await;
+    let outcome = host
+        .call_primitive(&primitive, &input, call_options(args, config))
+        .await;
     let json = host.config().telemetry.logs.format == LogFormat::Json;
     if !json {
         print_guest_logs(&outcome.report, 0);
@@ -180,8 +231,9 @@ async fn load_named(host: &Host, plugin_dir: &Path, names: impl IntoIterator<Ite
     }
 }
 
-fn call_options(args: &RunArgs) -> CallOptions {
+fn call_options(args: &RunArgs, config: Arc<GuestConfig>) -> CallOptions {
     CallOptions {
+        config: Some(config),
         correlation_id: args.correlation_id.clone(),
         tenant: Some(args.tenant.clone()),
         traceparent: args.traceparent.clone(),
@@ -217,12 +269,18 @@ pub(super) async fn load_workflow(
     }
 }
 
-async fn run_workflow(host: &Host, args: &RunArgs, path: &Path, input: &[u8]) -> anyhow::Result<u8> {
+async fn run_workflow(
+    host: &Host,
+    args: &RunArgs,
+    path: &Path,
+    input: &[u8],
+    config: Arc<GuestConfig>,
+) -> anyhow::Result<u8> {
     let workflow = match load_workflow(host, path, &args.call.plugin_dir).await? {
         Ok(workflow) => workflow,
         Err(code) => return Ok(code),
     };
-    let outcome = workflow.run(input, call_options(args)).await;
+    let outcome = workflow.run(input, call_options(args, config)).await;
     let json = host.config().telemetry.logs.format == LogFormat::Json;
     if !json {
         for call in &outcome.report.calls {

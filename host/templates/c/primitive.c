@@ -1,6 +1,6 @@
 // `{{name}}`: a tta-host primitive in C. Edit `execute`; `./build.sh` makes `{{name}}.wasm`.
 //
-// sdk/ holds the bindings of tta:primitives@0.1.0 (made by `wit-bindgen c`). Memory the
+// sdk/ holds the bindings of tta:primitives@0.1.0 and wasi:config (made by `wit-bindgen c`). Memory the
 // host hands in (ctx, input) is ours to free; memory handed back (output, error message,
 // metadata strings) must come from malloc: the bindings free it after the host copies it.
 
@@ -41,7 +41,26 @@ bool exports_tta_primitives_primitive_execute(exports_tta_primitives_primitive_c
   tta_primitives_telemetry_attributes_t attrs = {&size, 1};
   primitive_plugin_string_t span_name = str("{{name}}.echo");
   tta_primitives_telemetry_own_span_t span = tta_primitives_telemetry_constructor_span(&span_name, &attrs);
-  // The output: the input itself, handed back without a copy.
+  // The output: the input itself, handed back without a copy, after the `prefix` the host's
+  // configuration may give (`wasi:config`: `run --config-value prefix=...`, or the
+  // tenant's `[tenants.config]` under `serve`). A missing key is `is_some == false`.
+  primitive_plugin_string_t key = str("prefix");
+  primitive_plugin_option_string_t prefix = {0};
+  wasi_config_store_error_t config_err;
+  if (!wasi_config_store_get(&key, &prefix, &config_err)) {
+    wasi_config_store_error_free(&config_err);
+  } else if (prefix.is_some && prefix.val.len > 0) {
+    size_t len = prefix.val.len + input->len;
+    uint8_t *out = malloc(len);
+    if (out != NULL) {
+      memcpy(out, prefix.val.ptr, prefix.val.len);
+      memcpy(out + prefix.val.len, input->ptr, input->len);
+      primitive_plugin_list_u8_free(input);
+      input->ptr = out;
+      input->len = len;
+    }
+  }
+  primitive_plugin_option_string_free(&prefix);
   ret->ptr = input->ptr;
   ret->len = input->len;
   tta_primitives_telemetry_span_drop_own(span);

@@ -4,6 +4,9 @@
 // Uint8Array; throw `{ payload: error }` to return a typed error.
 
 import { log, Span, counterAdd } from "tta:primitives/telemetry@0.1.0";
+// Configuration from the host: `run --config-value greeting=Howdy`, or the tenant's
+// `[tenants.config]` under `serve`; a missing key is `undefined`.
+import { get as config } from "wasi:config/store@0.2.0-rc.1";
 
 function invalid(message) {
   return { payload: { kind: "invalid-input", message, retryable: false } };
@@ -26,7 +29,7 @@ export const primitive = {
       throw invalid('`name` is missing or empty: send {"name": "Ada"}');
     }
     const span = new Span("{{name}}.greet", [["name.length", { tag: "int", val: BigInt(name.length) }]]);
-    const greeting = `Hello, ${name}!`;
+    const greeting = `${config("greeting") ?? "Hello"}, ${name}!`;
     span.end();
     counterAdd("greetings", 1, []);
     log("info", "greeted", [["name", { tag: "str", val: name }]]);

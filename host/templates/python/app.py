@@ -7,12 +7,21 @@ import json
 
 from componentize_py_types import Err
 from wit_world import exports
-from wit_world.imports import telemetry
+from wit_world.imports import store, telemetry
 from wit_world.imports.types import Error, ErrorKind, Metadata
 
 
 def invalid(message: str) -> Err:
     return Err(Error(ErrorKind.INVALID_INPUT, message, False))
+
+
+def greeting_word() -> str:
+    """Configuration from the host (`wasi:config`): `run --config-value greeting=Howdy`,
+    or the tenant's `[tenants.config]` under `serve`; a missing key is None."""
+    try:
+        return store.get("greeting") or "Hello"
+    except Err:
+        return "Hello"
 
 
 class Primitive(exports.Primitive):
@@ -28,7 +37,7 @@ class Primitive(exports.Primitive):
         if not isinstance(name, str) or not name.strip():
             raise invalid('`name` is missing or empty: send {"name": "Ada"}')
         with telemetry.Span("{{name}}.greet", [("name.length", telemetry.Value_Int(len(name)))]):
-            greeting = f"Hello, {name}!"
+            greeting = f"{greeting_word()}, {name}!"
         telemetry.counter_add("greetings", 1.0, [])
         telemetry.log(telemetry.Level.INFO, "greeted", [("name", telemetry.Value_Str(name))])
         return json.dumps({"greeting": greeting}).encode()

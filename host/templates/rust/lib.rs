@@ -29,7 +29,10 @@ impl JsonPrimitive for Primitive {
         }
         let span = tta_guest::span("{{name}}.greet");
         span.attr("name.length", input.name.len());
-        let greeting = format!("Hello, {}!", input.name);
+        // Configuration from the host (`wasi:config`): `run --config-value greeting=Howdy`,
+        // or the tenant's `[tenants.config]` under `serve`.
+        let word = tta_guest::config::get("greeting").unwrap_or_else(|| "Hello".to_owned());
+        let greeting = format!("{word}, {}!", input.name);
         drop(span);
         tta_guest::counter_add("greetings", 1.0, &[]);
         tta_guest::info!(name = input.name.as_str(); "greeted");

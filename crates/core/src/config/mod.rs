@@ -6,19 +6,23 @@
 //! see `docs/configuration.md` for every key.
 
 pub mod flags;
+pub mod guest;
 pub mod http;
 pub mod limits;
 pub mod llm;
 pub mod otlp;
+pub mod secret;
 pub mod server;
 pub mod setting;
 pub mod telemetry;
 pub mod tenants;
 
 pub use flags::{LimitFlags, ServerFlags, TelemetryFlags};
+pub use guest::GuestValues;
 pub use http::HttpPolicy;
 pub use limits::Limits;
 pub use llm::LlmConfig;
+pub use secret::Secret;
 pub use server::ServerConfig;
 pub use telemetry::{ObservabilityConfig, TelemetryConfigError};
 pub use tenants::{Quotas, TenantConfig};

@@ -7,6 +7,7 @@
 //! Header values are secrets: in the file a value may be `env:NAME` or `file:PATH`, resolved
 //! when the exporters start, and no value is ever printed ([`Secret`]'s `Debug` hides it).
 
+pub use super::secret::Secret;
 use super::setting::{TelemetryConfigError, bad};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -34,33 +35,6 @@ pub enum Compression {
     None,
     /// gzip.
     Gzip,
-}
-
-/// A value that must never be shown: `Debug` prints `[redacted]`.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(pub String);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl Secret {
-    /// The value, reading `env:NAME` and `file:PATH` references through `var` and the file
-    /// system; the error names the reference, never a value.
-    pub fn resolve(&self, var: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
-        if let Some(name) = self.0.strip_prefix("env:") {
-            return var(name).ok_or_else(|| format!("the environment variable `{name}` is not set"));
-        }
-        if let Some(path) = self.0.strip_prefix("file:") {
-            return std::fs::read_to_string(path)
-                .map(|v| v.trim_end_matches(['\n', '\r']).to_owned())
-                .map_err(|e| format!("the file `{path}` cannot be read: {e}"));
-        }
-        Ok(self.0.clone())
-    }
 }
 
 /// Settings one signal may override.

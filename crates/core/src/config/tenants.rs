@@ -1,10 +1,14 @@
 //! `[[tenants]]`: who may call, what they may reach, the quotas that fence them in, and
 //! the outgoing HTTP their guests may make; with the checks of each.
 
+use super::guest::{GuestValues, check_guest_values};
 use super::http::HttpPolicy;
 use super::limits::Limits;
+use super::secret::Secret;
 use crate::credentials;
+use crate::guest_config::GuestConfig;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 
 /// One tenant as the config file declares it (`[[tenants]]`).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -39,6 +43,28 @@ pub struct TenantConfig {
     /// Outgoing HTTP from the tenant's guests (`wasi:http`); denied unless hosts are listed.
     #[serde(default)]
     pub http: HttpPolicy,
+    /// Plain values its guests read through `wasi:config/store` (`[tenants.config]`).
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+    /// Secret values its guests read the same way, as references: `env:NAME`, `file:PATH`
+    /// (`[tenants.secrets]`). Scrubbed from every signal of the tenant's calls.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, Secret>,
+    /// Values one primitive sees over the tenant's (`[tenants.overlay."<primitive>"]`, with
+    /// `config` and `secrets` tables of its own).
+    #[serde(default)]
+    pub overlay: BTreeMap<String, GuestValues>,
+}
+
+impl TenantConfig {
+    /// The tenant's own values for its guests (without the overlays).
+    #[must_use]
+    pub fn guest_values(&self) -> GuestValues {
+        GuestValues {
+            config: self.config.clone(),
+            secrets: self.secrets.clone(),
+        }
+    }
 }
 
 fn default_max_uploads() -> usize {
@@ -131,6 +157,14 @@ pub fn check_tenants(tenants: &[TenantConfig], host_limits: &Limits) -> Vec<Stri
             problems.push(format!("{at}: uploads_per_minute must be greater than 0"));
         }
         problems.extend(t.http.check(&at));
+        problems.extend(check_guest_values(&at, &t.guest_values(), &t.overlay));
+        if let Err(unresolved) = GuestConfig::resolve(&t.guest_values(), &t.overlay, &|name| std::env::var(name).ok()) {
+            problems.extend(
+                unresolved
+                    .into_iter()
+                    .map(|why| format!("{at}: {why}; set it, or fix the reference (`env:NAME` or `file:PATH`)")),
+            );
+        }
         for pattern in t.primitives.iter().chain(&t.workflows) {
             if pattern.is_empty() || pattern[..pattern.len() - 1].contains('*') {
                 problems.push(format!(

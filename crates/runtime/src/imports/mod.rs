@@ -6,6 +6,7 @@
 //! nothing here names it. A new capability is one module here, one line in [`add_to_linker`],
 //! and its state and view in `sandbox/state.rs`.
 
+pub mod config;
 pub mod http;
 pub mod invoke;
 pub mod otel;
@@ -20,6 +21,7 @@ pub trait CallView:
     + telemetry::RecorderView
     + invoke::InvokeView
     + otel::OtelView
+    + config::ConfigView
     + 'static
 {
 }
@@ -30,17 +32,19 @@ impl<T> CallView for T where
         + telemetry::RecorderView
         + invoke::InvokeView
         + otel::OtelView
+        + config::ConfigView
         + 'static
 {
 }
 
 /// Adds every import of the world to `linker`: WASI 0.2 (locked down per call by the
-/// sandbox), outgoing `wasi:http`, and the host's own (`tta:primitives`, `wasi:otel`).
+/// sandbox), outgoing `wasi:http`, `wasi:config`, and the host's own (`tta:primitives`, `wasi:otel`).
 pub fn add_to_linker<T: CallView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
     http::add_to_linker(linker)?;
     telemetry::add_to_linker(linker)?;
     invoke::add_to_linker(linker)?;
     otel::add_to_linker(linker)?;
+    config::add_to_linker(linker)?;
     Ok(())
 }

@@ -315,6 +315,13 @@ fn finish(
         memory_peak_bytes: state.limiter.peak_bytes(),
         output_bytes: result.as_ref().map_or(0, Vec::len),
     };
+    let redactor = state.invocation.config.redactor();
+    if !redactor.is_empty() {
+        redactor.report(&mut report);
+        if let Err(e) = &mut result {
+            redactor.error(e);
+        }
+    }
     report.error = result.as_ref().err().cloned();
     (result, report)
 }

@@ -4,6 +4,7 @@
 use super::env::CallEnv;
 use super::limiter::MemoryLimiter;
 use super::stdio::CapturedOutput;
+use crate::imports::config::{ConfigCtx, ConfigView};
 use crate::imports::http::OutgoingHttp;
 use crate::imports::invoke::{InvokeCtx, InvokeState, InvokeView};
 use crate::imports::otel::{OtelCtx, OtelState, OtelView};
@@ -82,6 +83,15 @@ impl OtelView for CallState {
         OtelCtx {
             rec: &mut self.recorder,
             state: &mut self.otel,
+        }
+    }
+}
+
+impl ConfigView for CallState {
+    fn config(&mut self) -> ConfigCtx<'_> {
+        ConfigCtx {
+            config: &self.invocation.config,
+            primitive: &self.recorder.report.primitive,
         }
     }
 }
