@@ -61,6 +61,34 @@ step "tta-host validate workflows/*.toml, then run the LLM-style pipeline workfl
 "$tta" run workflows/llm-pipeline.toml --input '{"text": "Every guest call is traced. Fuel is metered. Cost is tracked per model.", "tier": "thorough"}' --trace
 echo
 
+step "a real LLM call: the assistant workflow (validate, route by size, llm_call with retry and a fallback model, format)"
+# Against $TTA_LLM_BASE_URL (OpenAI, a local Ollama, …; key in $OPENAI_API_KEY, model in
+# $TTA_LLM_MODEL) when set, else against a stand-in OpenAI-compatible provider on loopback.
+standin_pid=
+if [ -n "${TTA_LLM_BASE_URL:-}" ]; then
+  base="$TTA_LLM_BASE_URL"
+  model="${TTA_LLM_MODEL:-gpt-4o-mini}"
+  key_var=OPENAI_API_KEY
+else
+  cargo build --release --locked -q -p tta-llm-standin
+  export TTA_DEMO_LLM_KEY="sk-demo-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
+  rm -f target/demo-llm.url
+  ./target/release/llm-standin --api-key-env TTA_DEMO_LLM_KEY >target/demo-llm.url &
+  standin_pid=$!
+  for _ in $(seq 50); do [ -s target/demo-llm.url ] && break; sleep 0.1; done
+  base="$(head -1 target/demo-llm.url)"
+  model=gpt-4o-mini
+  key_var=TTA_DEMO_LLM_KEY
+fi
+origin="$(printf '%s' "$base" | sed -E 's#^(https?://[^/]+).*#\1#')"
+secret=()
+[ -n "${!key_var:-}" ] && secret=(--secret "api_key=env:$key_var")
+"$tta" run workflows/llm-assistant.toml --input '{"question": "What does a WebAssembly sandbox protect a host from?"}' \
+  --config-value "base_url=$base" --config-value "model=$model" --config-value stream=true \
+  "${secret[@]}" --allow-http "$origin" --trace || echo "exit code $?"
+echo
+[ -n "$standin_pid" ] && kill "$standin_pid"
+
 step "the order saga with a declined card: the completed reservation is compensated (exit code 4)"
 "$tta" run workflows/order-saga.toml --input '{"sku": "book-42", "qty": 1, "amount": 2000}' --trace || echo "exit code $?"
 

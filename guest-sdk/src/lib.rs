@@ -96,6 +96,10 @@ pub trait Primitive {
     fn execute(ctx: &Context, input: &[u8]) -> Result<Vec<u8>, Error>;
 }
 
+/// The span attribute a failed call records a dependency's HTTP `Retry-After` under
+/// (delta-seconds): a workflow `retry` over the call waits at least that long.
+pub const RETRY_AFTER: &str = "http.response.header.retry-after";
+
 /// Key/value attributes for [`log`], [`span_with`] and the metric functions; see [`attributes!`].
 pub type Attributes = Vec<(String, Value)>;
 

@@ -17,6 +17,7 @@ mod http_out;
 mod languages;
 mod layers;
 mod limits;
+mod llm;
 mod load;
 mod otlp_receiver;
 mod process;

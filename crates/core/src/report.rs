@@ -167,7 +167,32 @@ impl CallReport {
     pub fn status(&self) -> &'static str {
         if self.error.is_none() { "success" } else { "error" }
     }
+
+    /// The wait a failed dependency asked for, as the guest reported it: the
+    /// `http.response.header.retry-after` attribute (HTTP delta-seconds, as a number or a
+    /// string of one) of the last of its spans that has one, at most [`MAX_RETRY_AFTER`].
+    pub fn retry_after(&self) -> Option<Duration> {
+        let seconds = self.spans.iter().rev().find_map(|span| {
+            span.attributes
+                .iter()
+                .find(|(key, _)| key == RETRY_AFTER)
+                .and_then(|(_, value)| match value {
+                    Value::Int(s) => u64::try_from(*s).ok().map(|s| s as f64),
+                    Value::Float(s) if s.is_finite() && *s >= 0.0 => Some(*s),
+                    Value::Str(s) => s.trim().parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0),
+                    _ => None,
+                })
+        })?;
+        Some(Duration::from_secs_f64(seconds.min(MAX_RETRY_AFTER.as_secs_f64())))
+    }
 }
+
+/// The attribute a guest records an HTTP `Retry-After` under (the HTTP semantic
+/// conventions' `http.response.header.<key>`).
+pub const RETRY_AFTER: &str = "http.response.header.retry-after";
+
+/// The longest `Retry-After` the host believes; a longer one is cut to it.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// Everything one workflow run produced besides its output.
 #[derive(Debug, Clone)]

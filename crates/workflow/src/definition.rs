@@ -133,6 +133,10 @@ pub struct Step {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
     pub set_data: BTreeMap<String, Spanned<String>>,
+    /// Context `data` this step and the steps it runs see, and the steps after it do not:
+    /// `data = { model_tier = "large" }` (a primitive reads it from its context).
+    #[serde(default)]
+    pub data: BTreeMap<String, String>,
 }
 
 impl Step {

@@ -37,6 +37,8 @@ pub(crate) struct Node {
     pub(crate) kind: Kind,
     /// `data` keys set from JSON pointers into the step's output.
     pub(crate) set_data: Vec<(String, String)>,
+    /// `data` the step and the steps it runs see (and the steps after it do not).
+    pub(crate) data: Vec<(String, String)>,
 }
 
 /// Why a workflow could not be compiled.
@@ -87,6 +89,7 @@ impl Workflow {
                     .iter()
                     .map(|(k, p)| (k.clone(), p.get_ref().clone()))
                     .collect(),
+                data: s.data.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             });
         }
         let root = index.get(file.root.get_ref().as_str()).copied().unwrap_or(0);

@@ -6,7 +6,7 @@
 
 use crate::metrics::WorkflowMetrics;
 use crate::plan::Workflow;
-use crate::step::{Data, Driver, Kind, Scope, StepCall, StepResult, StepSpan, text};
+use crate::step::{Data, Driver, Kind, MAX_DATA_VALUE, Scope, StepCall, StepResult, StepSpan, text};
 use futures_util::future::BoxFuture;
 use serde_json::Value as Json;
 use std::sync::{Arc, Mutex};
@@ -41,9 +41,6 @@ pub(crate) struct Run<'w> {
     tenant_label: String,
     collected: Mutex<Collected>,
 }
-
-/// The longest value `set_data` copies into the context.
-const MAX_DATA_VALUE: usize = 8 * 1024;
 
 impl Workflow {
     /// Runs the workflow once on `input`.
@@ -154,18 +151,28 @@ impl Driver for Run<'_> {
         Box::pin(async move {
             let invocation = self.invocation.step(scope.parent, scope.data.clone(), scope.deadline);
             let (result, report) = self.wf.host.execute(primitive, invocation, input).await;
+            let result = result.map_err(|e| StepError {
+                retry_after: report.retry_after(),
+                ..StepError::from_call(step, &e)
+            });
             self.collected
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .calls
                 .push(report);
-            result.map_err(|e| StepError::from_call(step, &e))
+            result
         })
     }
 
     fn step<'s>(&'s self, index: usize, input: Vec<u8>, scope: Scope) -> BoxFuture<'s, StepResult> {
         Box::pin(GrowStack(Box::pin(async move {
             let node = &self.wf.nodes[index];
+            let outer = (!node.data.is_empty()).then(|| scope.data.clone());
+            let mut scope = scope;
+            for (key, value) in &node.data {
+                scope.data.retain(|(k, _)| k != key);
+                scope.data.push((key.clone(), value.clone()));
+            }
             let result = match &node.kind {
                 Kind::Primitive(primitive) => self
                     .call(&node.name, primitive, &input, &scope)
@@ -191,6 +198,10 @@ impl Driver for Run<'_> {
                 }
             };
             result.map(|(output, data)| {
+                let data = match outer {
+                    Some(outer) => scoped(&node.data, data, &outer),
+                    None => data,
+                };
                 let data = set_data(&node.set_data, &output, data);
                 (output, data)
             })
@@ -213,6 +224,19 @@ impl<F: std::future::Future> std::future::Future for GrowStack<F> {
         let inner = self.0.as_mut();
         stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, move || inner.poll(cx))
     }
+}
+
+/// The data after a step with its own `data`: those keys are the step's alone, so they
+/// go back to the values they had before it (or away).
+fn scoped(own: &[(String, String)], mut data: Data, outer: &Data) -> Data {
+    data.retain(|(k, _)| !own.iter().any(|(own, _)| own == k));
+    data.extend(
+        outer
+            .iter()
+            .filter(|(k, _)| own.iter().any(|(own, _)| own == k))
+            .cloned(),
+    );
+    data
 }
 
 /// Copies values of `output` (JSON) at each pointer into `data`.
@@ -257,6 +281,32 @@ mod tests {
         assert_eq!(
             data,
             vec![("category".into(), "billing".into()), ("count".into(), "3".into())]
+        );
+    }
+
+    #[test]
+    fn a_steps_own_data_does_not_outlive_it() {
+        let own = [
+            ("model_tier".to_owned(), "large".to_owned()),
+            ("fresh".to_owned(), "x".to_owned()),
+        ];
+        let outer = vec![
+            ("model_tier".to_owned(), "small".to_owned()),
+            ("kept".to_owned(), "1".to_owned()),
+        ];
+        let after = vec![
+            ("kept".to_owned(), "1".to_owned()),
+            ("model_tier".to_owned(), "large".to_owned()),
+            ("fresh".to_owned(), "x".to_owned()),
+            ("set".to_owned(), "2".to_owned()),
+        ];
+        assert_eq!(
+            scoped(&own, after, &outer),
+            vec![
+                ("kept".to_owned(), "1".to_owned()),
+                ("set".to_owned(), "2".to_owned()),
+                ("model_tier".to_owned(), "small".to_owned())
+            ]
         );
     }
 }

@@ -148,6 +148,9 @@ pub(crate) trait Driver: Sync {
     fn invocation(&self) -> &Invocation;
 }
 
+/// The longest value `set_data` copies into the context, and a step's own `data` may hold.
+pub(crate) const MAX_DATA_VALUE: usize = 8 * 1024;
+
 /// The context `data` a step passes on.
 pub(crate) type Data = Vec<(String, String)>;
 /// A step's output and the data after it, or why it failed.

@@ -128,6 +128,18 @@ fn check_step(c: &mut Checker<'_>, at: &str, step: &Spanned<Step>) {
     for (key, pointer) in &s.set_data {
         c.pointer(&format!("{at}.set_data.{key}"), pointer);
     }
+    for (key, value) in &s.data {
+        if key.is_empty() || value.len() > crate::step::MAX_DATA_VALUE {
+            c.report(
+                span.clone(),
+                format!("{at}.data.{key}"),
+                format!(
+                    "a `data` entry needs a key and a value of at most {} bytes",
+                    crate::step::MAX_DATA_VALUE
+                ),
+            );
+        }
+    }
 }
 
 /// Reports each cycle once, as the chain of step names that closes it.

@@ -60,7 +60,7 @@ pub enum Command {
     /// The output goes to stdout; guest logs and a summary (status, wall time, fuel,
     /// peak memory) go to stderr.
     #[command(after_help = EXIT_CODES_HELP)]
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Check workflow files and report every problem with its line, column and key.
     ///
     /// Steps must exist, primitives must be loadable from the plugin directory, routes must

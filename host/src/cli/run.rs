@@ -9,12 +9,13 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tta_catalog::{self as catalog, Policy, WorkflowFileError};
-use tta_core::config::Secret;
 use tta_core::config::guest::valid_key;
+use tta_core::config::{HttpPolicy, Secret};
 use tta_core::guest_config::GuestConfig;
 use tta_core::trace_context::parse_traceparent;
 use tta_runtime::host::{CallOptions, Host};
 use tta_runtime::primitive::Primitive;
+use tta_runtime::tenant::Access;
 use tta_telemetry::LogFormat;
 
 /// What `run` and `bench` call, and its input.
@@ -68,6 +69,52 @@ pub struct RunArgs {
     /// error of the run.
     #[arg(long = "secret", value_name = "KEY=env:VAR|KEY=file:PATH", value_parser = parse_secret)]
     pub secrets: Vec<(String, Secret)>,
+    /// Lets the primitive reach a destination over `wasi:http` (repeatable):
+    /// `https://api.openai.com`, `http://127.0.0.1:11434`, `https://*.internal.example`.
+    /// A bare host means https only. Without it, every outgoing request is refused.
+    #[arg(long = "allow-http", value_name = "ORIGIN", value_parser = parse_allow)]
+    pub allow_http: Vec<String>,
+    /// A CA certificate file (PEM) trusted for outgoing HTTPS besides the Mozilla roots
+    /// (repeatable), for a private service or a local proxy.
+    #[arg(long = "ca-file", value_name = "PATH", requires = "allow_http")]
+    pub ca_files: Vec<PathBuf>,
+    /// The time limit of each outgoing request, from sending it to the end of its body, and
+    /// of the wait for its first byte, in milliseconds.
+    #[arg(long = "http-timeout-ms", value_name = "MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub http_timeout_ms: u64,
+}
+
+/// An `--allow-http` entry, checked as the config file's `[http] allow` entries are.
+fn parse_allow(s: &str) -> Result<String, String> {
+    let policy = HttpPolicy {
+        allow: vec![s.to_owned()],
+        ..HttpPolicy::default()
+    };
+    match policy.check("--allow-http").into_iter().next() {
+        Some(problem) => Err(problem),
+        None => Ok(s.to_owned()),
+    }
+}
+
+/// What the primitive may reach over `wasi:http`: nothing unless `--allow-http` says.
+fn access(args: &RunArgs) -> anyhow::Result<Option<Arc<Access>>> {
+    if args.allow_http.is_empty() {
+        return Ok(None);
+    }
+    let policy = HttpPolicy {
+        allow: args.allow_http.clone(),
+        ca_files: args.ca_files.clone(),
+        timeout_ms: args.http_timeout_ms,
+        first_byte_timeout_ms: args.http_timeout_ms,
+        between_bytes_timeout_ms: args.http_timeout_ms,
+        ..HttpPolicy::default()
+    };
+    let problems = policy.check("--ca-file");
+    if !problems.is_empty() {
+        anyhow::bail!("{}", problems.join("\n"));
+    }
+    let all = ["*".to_owned()];
+    Ok(Some(Arc::new(Access::new(&args.tenant, &all, &all, policy))))
 }
 
 /// A `--secret`: a reference only, since a value on the command line is visible to every
@@ -118,17 +165,18 @@ pub(super) async fn run(host: &Host, args: &RunArgs) -> anyhow::Result<u8> {
         parse_traceparent(tp).map_err(|e| anyhow::anyhow!("--traceparent: {e}"))?;
     }
     let config = guest_config(args)?;
+    let access = access(args)?;
     let input = args.call.read_input()?;
     let target_path = Path::new(&args.call.target);
     if target_path.extension().is_some_and(|e| e == "toml") {
-        return run_workflow(host, args, target_path, &input, config).await;
+        return run_workflow(host, args, target_path, &input, config, access).await;
     }
     let primitive = match resolve_primitive(host, &args.call.target, &args.call.plugin_dir).await {
         Ok(primitive) => primitive,
         Err(code) => return Ok(code),
     };
     let outcome = host
-        .call_primitive(&primitive, &input, call_options(args, config))
+        .call_primitive(&primitive, &input, call_options(args, config, access))
         .await;
     let json = host.config().telemetry.logs.format == LogFormat::Json;
     if !json {
@@ -231,9 +279,10 @@ async fn load_named(host: &Host, plugin_dir: &Path, names: impl IntoIterator<Ite
     }
 }
 
-fn call_options(args: &RunArgs, config: Arc<GuestConfig>) -> CallOptions {
+fn call_options(args: &RunArgs, config: Arc<GuestConfig>, access: Option<Arc<Access>>) -> CallOptions {
     CallOptions {
         config: Some(config),
+        access,
         correlation_id: args.correlation_id.clone(),
         tenant: Some(args.tenant.clone()),
         traceparent: args.traceparent.clone(),
@@ -275,12 +324,13 @@ async fn run_workflow(
     path: &Path,
     input: &[u8],
     config: Arc<GuestConfig>,
+    access: Option<Arc<Access>>,
 ) -> anyhow::Result<u8> {
     let workflow = match load_workflow(host, path, &args.call.plugin_dir).await? {
         Ok(workflow) => workflow,
         Err(code) => return Ok(code),
     };
-    let outcome = workflow.run(input, call_options(args, config)).await;
+    let outcome = workflow.run(input, call_options(args, config, access)).await;
     let json = host.config().telemetry.logs.format == LogFormat::Json;
     if !json {
         for call in &outcome.report.calls {

@@ -69,6 +69,9 @@ pub struct StepError {
     pub retryable: bool,
     /// Whether a guest trapped (for a parallel step: any of its branches).
     pub trap: bool,
+    /// How long the failed dependency asked to be left alone before a retry (an HTTP
+    /// `Retry-After` the guest reported); `retry` waits at least this long.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl StepError {
@@ -80,6 +83,7 @@ impl StepError {
             message: message.into(),
             retryable: false,
             trap: false,
+            retry_after: None,
         }
     }
 
@@ -95,6 +99,7 @@ impl StepError {
                 _ => false,
             },
             trap: matches!(error, CallError::Trap { .. }),
+            retry_after: None,
         }
     }
 

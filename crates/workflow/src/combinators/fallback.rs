@@ -86,6 +86,7 @@ impl Combinator for Alternatives {
                 ),
                 retryable: last.as_ref().is_some_and(|e| e.retryable),
                 trap: false,
+                retry_after: last.and_then(|e| e.retry_after),
             })
         })
     }

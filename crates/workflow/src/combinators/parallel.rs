@@ -146,6 +146,7 @@ impl Combinator for Branches {
                     ),
                     retryable: errors.iter().all(|e| e.retryable),
                     trap: errors.iter().any(|e| e.trap),
+                    retry_after: errors.iter().filter_map(|e| e.retry_after).max(),
                 });
             }
             let combined = if branches.iter().all(|(n, _)| n.is_some()) {

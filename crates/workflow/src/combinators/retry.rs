@@ -1,5 +1,6 @@
 //! `retry = { step = "a", max_attempts = 3, … }`: a step run again on retryable failures,
-//! with exponential backoff and jitter, each attempt a span of its own.
+//! with exponential backoff and jitter (never less than a dependency's `Retry-After`), each
+//! attempt a span of its own.
 
 use crate::check::{Checker, Problem};
 use crate::step::{Combinator, Compiler, Definition, Kind, Scope, StepCall, StepRef, StepResult, StepSpan, required};
@@ -9,6 +10,7 @@ use serde::Deserialize;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 use tta_core::bindings::Value;
+use tta_core::error::StepError;
 
 /// `retry = { step = "a", max_attempts = 3, … }`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -23,7 +25,8 @@ pub struct Retry {
     /// Delay before the second attempt; doubles each time, with jitter.
     #[serde(default = "default_backoff_ms")]
     pub backoff_ms: u64,
-    /// The longest delay between attempts.
+    /// The longest delay between attempts. A failed dependency's `Retry-After` (reported by
+    /// the guest) is waited for when it is no longer than this, and ends the retries when it is.
     #[serde(default = "default_max_backoff_ms")]
     pub max_backoff_ms: u64,
     /// Also retry traps (by default only retryable guest errors and deadline overruns).
@@ -117,6 +120,16 @@ impl Combinator for Attempts {
                     data,
                 };
                 let result = run.step(self.step, input.clone(), inner).await;
+                if let Err(StepError {
+                    retry_after: Some(after),
+                    ..
+                }) = &result
+                {
+                    attempt_span.attr(
+                        "retry.retry_after_ms",
+                        Value::Int(i64::try_from(after.as_millis()).unwrap_or(i64::MAX)),
+                    );
+                }
                 run.finish(attempt_span, &result);
                 if attempt > 1 {
                     let (workflow, tenant) = run.labels();
@@ -142,7 +155,17 @@ impl Combinator for Attempts {
                     .backoff
                     .saturating_mul(1 << (attempt - 1).min(16))
                     .min(self.max_backoff);
-                let delay = base.mul_f64(0.5 + rand::random::<f64>() * 0.5);
+                let mut delay = base.mul_f64(0.5 + rand::random::<f64>() * 0.5);
+                // A dependency's own `Retry-After` is a floor; one longer than this step's
+                // `max_backoff_ms` is not waited for.
+                if let Some(after) = error.retry_after {
+                    if after > self.max_backoff {
+                        span.attr("retry.attempts", Value::Int(i64::from(attempt)));
+                        span.attr("retry.exhausted", Value::Boolean(false));
+                        return Err(error);
+                    }
+                    delay = delay.max(after);
+                }
                 if scope.deadline.is_some_and(|d| Instant::now() + delay >= d) {
                     span.attr("retry.attempts", Value::Int(i64::from(attempt)));
                     return Err(error);
