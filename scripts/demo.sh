@@ -6,8 +6,8 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
-step "building tta-host (release)"
-cargo build --release --locked -p tta-host
+step "building tta-host and the stand-in LLM provider (release)"
+cargo build --release --locked -p tta-host -p tta-llm-standin
 step "building the plugins from source (cargo xtask plugins)"
 cargo xtask plugins
 
@@ -70,7 +70,6 @@ if [ -n "${TTA_LLM_BASE_URL:-}" ]; then
   model="${TTA_LLM_MODEL:-gpt-4o-mini}"
   key_var=OPENAI_API_KEY
 else
-  cargo build --release --locked -q -p tta-llm-standin
   export TTA_DEMO_LLM_KEY="sk-demo-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
   rm -f target/demo-llm.url
   ./target/release/llm-standin --api-key-env TTA_DEMO_LLM_KEY >target/demo-llm.url &

@@ -22,17 +22,26 @@ bin=target/debug/examples/instructions
 calls=200
 "$bin" sampled 5 # compiles echo into the artifact cache outside valgrind
 
+# Callgrind runs a process on one core: the scenarios run side by side, their counts unmoved.
+scenarios="bare_fresh uninstrumented unsampled sampled"
+outs="$(mktemp -d)"
+pids=""
+for scenario in $scenarios; do
+  valgrind --tool=callgrind --callgrind-out-file="$outs/$scenario" --collect-atstart=no \
+    --toggle-collect='tta_measure_*' "$bin" "$scenario" "$calls" >/dev/null 2>&1 &
+  pids="$pids $!"
+done
+for pid in $pids; do
+  wait "$pid" || { echo "error: a callgrind run failed (run it alone: valgrind --tool=callgrind $bin sampled 5)" >&2; exit 1; }
+done
 results=""
-for scenario in bare_fresh uninstrumented unsampled sampled; do
-  out="$(mktemp)"
-  valgrind --tool=callgrind --callgrind-out-file="$out" --collect-atstart=no \
-    --toggle-collect='tta_measure_*' "$bin" "$scenario" "$calls" >/dev/null 2>&1
-  total="$(awk '/^(summary|totals):/ {print $2; exit}' "$out")"
-  rm -f "$out"
+for scenario in $scenarios; do
+  total="$(awk '/^(summary|totals):/ {print $2; exit}' "$outs/$scenario")"
   per_call=$((total / calls))
   printf '%-16s %10d instructions per call\n' "$scenario" "$per_call" >&2
   results="$results $scenario=$per_call"
 done
+rm -rf "$outs"
 
 python3 - "$@" $results <<'PY'
 import json, sys

@@ -52,11 +52,12 @@ if ! $guests_built; then
   exit 1
 fi
 
-# --all-targets also runs the overhead benchmark once in test mode (numbers: cargo bench -p
-# tta-host --bench overhead), in the same build as the tests. The soak of `serve` runs for
-# TTA_SOAK_SECONDS (60 unless set); its curve is printed below.
-step "tests and the benchmark in test mode (cargo test --workspace --all-targets)"
-cargo test --workspace --all-targets --locked
+# --benches also runs the overhead benchmark once in test mode (numbers: cargo bench -p
+# tta-host --bench overhead), in the same build as the tests. Examples are not built here:
+# clippy checks them, and the one there is (`instructions`) is built and run below. The soak
+# of `serve` runs for TTA_SOAK_SECONDS (60 unless set); its curve is printed below.
+step "tests and the benchmark in test mode (cargo test --workspace --lib --bins --tests --benches)"
+cargo test --workspace --lib --bins --tests --benches --locked
 cat target/soak/report.md >&2 || true
 
 if ! wait "$background"; then

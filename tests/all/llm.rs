@@ -174,6 +174,11 @@ async fn the_assistant_calls_a_provider_over_https_and_every_failure_is_typed() 
     let limited = chat(KEY_ACME, serde_json::json!({"prompt": "hi", "model": "fail-429"})).await;
     let why = detail(&limited, 503, "unavailable");
     assert!(why.contains("HTTP 429") && why.contains("retry after 1 s"), "{why}");
+    assert_eq!(
+        limited.header("retry-after"),
+        "1",
+        "the provider's wait is passed on to the client"
+    );
     let failed = chat(KEY_ACME, serde_json::json!({"prompt": "hi", "model": "fail-500"})).await;
     assert!(detail(&failed, 503, "unavailable").contains("HTTP 500"));
     let stalled = chat(KEY_ACME, serde_json::json!({"prompt": "hi", "model": "stall"})).await;

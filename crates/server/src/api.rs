@@ -89,7 +89,7 @@ async fn execute(State(app): State<Arc<App>>, Path(name): Path<String>, headers:
             );
             Ok(response)
         }
-        Err(error) => Err(Problem::from_call(&error)),
+        Err(error) => Err(Problem::from_call(&error).waiting(report.retry_after())),
     };
     ids.ran(result, &report.ids, tenant)
 }

@@ -65,7 +65,16 @@ impl Problem {
         );
         problem.retryable = error.retryable;
         problem.step = Some(error.step.clone());
-        problem
+        problem.waiting(error.retry_after)
+    }
+
+    /// Passes on the wait a failed dependency asked for (a guest-reported `Retry-After`)
+    /// as this answer's `Retry-After`, when the answer is a retryable 503.
+    pub fn waiting(mut self, after: Option<Duration>) -> Self {
+        if self.retryable && self.status == StatusCode::SERVICE_UNAVAILABLE && after.is_some() {
+            self.retry_after = after;
+        }
+        self
     }
 
     /// Sets the request's ids.
