@@ -124,11 +124,7 @@ async fn the_assistant_calls_a_provider_over_https_and_every_failure_is_typed() 
     let short = assistant(KEY_ACME, "What is WebAssembly?").await;
     assert_eq!(short.status, 200, "{}", String::from_utf8_lossy(&short.body));
     let text = short.json()["text"].as_str().unwrap_or_default().to_owned();
-    assert!(
-        text.contains("You asked: \\\"What is WebAssembly?\\\"")
-            || text.contains("You asked: \"What is WebAssembly?\""),
-        "{text}"
-    );
+    assert!(text.contains("You asked: \"What is WebAssembly?\""), "{text}");
     assert!(text.contains("streamed: true"), "{text}");
     let seen = standin.seen();
     assert_eq!(seen.len(), 1);

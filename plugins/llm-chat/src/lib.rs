@@ -70,9 +70,9 @@ fn config(key: &str) -> Result<Option<String>, Error> {
     })
 }
 
-fn number<T: std::str::FromStr>(key: &str, default: Option<T>) -> Result<Option<T>, Error> {
+fn number<T: std::str::FromStr>(key: &str) -> Result<Option<T>, Error> {
     match config(key)? {
-        None => Ok(default),
+        None => Ok(None),
         Some(text) => text
             .trim()
             .parse()
@@ -105,11 +105,11 @@ impl Settings {
             api_key: config("api_key")?.filter(|k| !k.is_empty()),
             provider: config("provider")?.unwrap_or_else(|| "openai".into()),
             stream,
-            max_tokens: number("max_tokens", None)?,
+            max_tokens: number("max_tokens")?,
             timeouts: Timeouts {
-                connect_ms: number("connect_timeout_ms", Some(10_000))?.unwrap_or(10_000),
-                first_byte_ms: number("first_byte_timeout_ms", Some(60_000))?.unwrap_or(60_000),
-                between_bytes_ms: number("between_bytes_timeout_ms", Some(30_000))?.unwrap_or(30_000),
+                connect_ms: number("connect_timeout_ms")?.unwrap_or(10_000),
+                first_byte_ms: number("first_byte_timeout_ms")?.unwrap_or(60_000),
+                between_bytes_ms: number("between_bytes_timeout_ms")?.unwrap_or(30_000),
             },
         })
     }
