@@ -4,7 +4,7 @@
 //!
 //! Every function feeds the input to the real host (real wasmtime, the real parsers, the
 //! real HTTP stack) and panics only when the host breaks a promise: a panic inside the
-//! host, a hang, a host error blamed on a guest, a `/v1` answer without a valid key, or
+//! host, a hang, a host error blamed on a guest, a `/v1` or `/mcp` answer without a valid key, or
 //! one tenant reaching another's primitive. Errors the host reports properly are fine.
 
 use std::future::Future;
@@ -305,9 +305,9 @@ fn tenant(id: &str, key: &str, access: &str) -> tta_host::config::TenantConfig {
 
 /// Target `http_api`: the bytes as what a client sends on one connection (usually one or
 /// more HTTP/1 requests), served by the real router over an in-memory pipe. Checked on the
-/// first answer: never a 500; nothing under `/v1` answered 2xx without a valid key; tenant
-/// `beta` never reaches `secret`. After every input: the server holds no request body in
-/// memory, and its metric series stay under [`MAX_SERIES`].
+/// first answer: never a 500; nothing under `/v1` or `/mcp` answered 2xx without a valid key;
+/// tenant `beta` never reaches `secret` (by path, or as an MCP tool). After every input: the
+/// server holds no request body in memory, and its metric series stay under [`MAX_SERIES`].
 pub fn http_api(data: &[u8]) {
     let api = api();
     let answer = block_on("an API connection", async {
@@ -367,11 +367,19 @@ fn check_answer(request: &[u8], answer: &[u8]) {
     } else {
         None
     };
-    if path.starts_with("/v1") {
+    if path.starts_with("/v1") || path.starts_with("/mcp") {
         assert!(
             tenant.is_some(),
             "{path} answered {status} without a valid key: {:?}",
             String::from_utf8_lossy(request)
+        );
+    }
+    if tenant == Some("beta") && path.starts_with("/mcp") {
+        let answer = String::from_utf8_lossy(answer);
+        assert!(
+            !(answer.contains("\"name\":\"secret\"")
+                || (request_mentions_secret(request) && answer.contains("\"isError\":false"))),
+            "tenant beta listed or called `secret` over MCP: {answer}"
         );
     }
     if tenant == Some("beta") {
@@ -381,6 +389,10 @@ fn check_answer(request: &[u8], answer: &[u8]) {
             String::from_utf8_lossy(request)
         );
     }
+}
+
+fn request_mentions_secret(request: &[u8]) -> bool {
+    request.windows(6).any(|w| w == b"secret")
 }
 
 fn percent_decoded(path: &str) -> String {

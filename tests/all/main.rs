@@ -19,6 +19,7 @@ mod layers;
 mod limits;
 mod llm;
 mod load;
+mod mcp;
 mod otlp_receiver;
 mod process;
 mod scaffold;

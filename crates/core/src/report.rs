@@ -160,6 +160,9 @@ pub struct CallReport {
     pub nested: Vec<CallReport>,
     /// What was dropped over the limits.
     pub dropped: Dropped,
+    /// What the caller put on the call's host span (the MCP server's `mcp.method.name`,
+    /// `gen_ai.tool.name`, …); empty below the top level.
+    pub attributes: Vec<(String, Value)>,
 }
 
 impl CallReport {
@@ -219,6 +222,8 @@ pub struct WorkflowReport {
     pub spans: Vec<GuestSpanRecord>,
     /// The primitive calls, each under the span of the step that made it, in order ended.
     pub calls: Vec<CallReport>,
+    /// What the caller put on the root span, as [`CallReport::attributes`].
+    pub attributes: Vec<(String, Value)>,
 }
 
 impl WorkflowReport {

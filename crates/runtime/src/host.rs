@@ -126,6 +126,9 @@ pub struct CallOptions {
     pub access: Option<Arc<Access>>,
     /// What the caller's guests read through `wasi:config`; none when absent.
     pub config: Option<Arc<GuestConfig>>,
+    /// Attributes for the call's host span (or a workflow's root span), beside the host's own:
+    /// the MCP server's `mcp.method.name`, `gen_ai.tool.name` and the like.
+    pub attributes: Vec<(String, tta_core::bindings::Value)>,
 }
 
 /// The result of one call and its report.
@@ -384,6 +387,7 @@ impl Host {
             .sample(invocation.ids.trace_id, parent.map(|p| p.sampled));
         invocation.tracestate = options.tracestate.unwrap_or_default();
         invocation.data = options.data;
+        invocation.attributes = options.attributes;
         invocation
     }
 }

@@ -6,6 +6,7 @@ use crate::tenant::Access;
 use std::sync::Arc;
 use std::time::SystemTime;
 use std::time::{Duration, Instant};
+use tta_core::bindings::Value;
 use tta_core::config::Limits;
 use tta_core::guest_config::GuestConfig;
 use tta_core::report::{CallReport, CallStats, Dropped};
@@ -41,6 +42,8 @@ pub struct Invocation {
     /// What the tenant's guests read through `wasi:config`, and the secrets scrubbed from
     /// the call's signals.
     pub config: Arc<GuestConfig>,
+    /// What the caller puts on this call's host span; only a top-level call has any.
+    pub attributes: Vec<(String, Value)>,
 }
 
 impl Invocation {
@@ -62,6 +65,7 @@ impl Invocation {
             limits: *limits,
             access: None,
             config: GuestConfig::empty(),
+            attributes: Vec::new(),
         }
     }
 
@@ -73,6 +77,7 @@ impl Invocation {
             fuel,
             depth: self.depth + 1,
             remote_parent: false,
+            attributes: Vec::new(),
             ..self.clone()
         }
     }
@@ -97,6 +102,7 @@ impl Invocation {
             limits: self.limits,
             access: self.access.clone(),
             config: Arc::clone(&self.config),
+            attributes: Vec::new(),
         }
     }
 
@@ -120,6 +126,7 @@ impl Invocation {
             metrics: Vec::new(),
             nested: Vec::new(),
             dropped: Dropped::default(),
+            attributes: self.attributes.clone(),
         }
     }
 }

@@ -17,7 +17,7 @@ use super::request::{
     RequestIds, TenantId, admit, authenticate, capacity, header_value, not_found, primitive_json, read_body,
     with_tenant,
 };
-use super::{App, uploads};
+use super::{App, mcp, uploads};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{MatchedPath, Path, Request, State};
@@ -44,6 +44,14 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/readyz", get(readyz));
     if app.config.metrics {
         router = router.route("/metrics", get(metrics));
+    }
+    if app.config.mcp.enabled {
+        router = router.route(
+            "/mcp",
+            post(mcp::http::post)
+                .get(mcp::http::no_session)
+                .delete(mcp::http::no_session),
+        );
     }
     router
         .fallback(not_found_route)
@@ -203,7 +211,7 @@ async fn not_found_route(headers: HeaderMap, method: Method, uri: axum::http::Ur
         StatusCode::NOT_FOUND,
         "no_route",
         format!(
-            "no route {} {}; the API is POST /v1/primitives/{{name}}/execute, POST /v1/workflows/{{name}}/run, GET /v1/primitives, GET /v1/workflows, PUT|DELETE /v1/primitives/{{name}}",
+            "no route {} {}; the API is POST /v1/primitives/{{name}}/execute, POST /v1/workflows/{{name}}/run, GET /v1/primitives, GET /v1/workflows, PUT|DELETE /v1/primitives/{{name}}, POST /mcp",
             text::bounded(method.as_str(), 16),
             text::bounded(uri.path(), 128)
         ),

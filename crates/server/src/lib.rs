@@ -8,6 +8,7 @@
 //! gets 503.
 
 pub mod api;
+pub mod mcp;
 pub mod metrics;
 pub mod problem;
 pub mod reload;
@@ -52,23 +53,18 @@ pub struct App {
     pub(crate) scrape: tta_telemetry::scrape::ScrapeAuth,
     pub(crate) ready: AtomicBool,
     pub(crate) reloader: tokio::sync::Mutex<reload::Watcher>,
+    /// The MCP endpoint's instruments and the calls a client may cancel.
+    pub(crate) mcp: mcp::Shared,
 }
 
-/// A running server.
-pub struct Server {
-    app: Arc<App>,
-    listener: tokio::net::TcpListener,
-}
-
-impl Server {
-    /// Binds the listener and loads the directories and uploads (reporting every file that
-    /// fails); call [`Server::run`] to serve.
-    pub async fn bind(host: Host) -> std::io::Result<Self> {
+impl App {
+    /// The shared state of a server for `tenants`, with the directories and uploads loaded
+    /// (every file that fails reported): what the HTTP listener and the stdio MCP server serve.
+    pub(crate) async fn start(host: Host, tenants: &[tta_core::config::TenantConfig]) -> Arc<App> {
         let config = host.config().server.clone();
-        let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let max_in_flight = config.max_in_flight.unwrap_or(host.config().max_instances);
         let tenants = Tenants::new(
-            &host.config().tenants,
+            tenants,
             &host.config().limits,
             &config.default_quotas,
             fair_share(max_in_flight),
@@ -77,6 +73,7 @@ impl Server {
             buffered: Arc::default(),
             scrape: tta_telemetry::scrape::ScrapeAuth::new(&host.config().telemetry.metrics),
             metrics: host.telemetry().metrics().instruments::<metrics::ServerMetrics>(),
+            mcp: mcp::Shared::new(&host),
             tenants,
             in_flight: Arc::new(Semaphore::new(max_in_flight as usize)),
             max_in_flight,
@@ -89,6 +86,23 @@ impl Server {
         });
         app.reloader.lock().await.scan(&app, true).await;
         app.ready.store(true, Ordering::Release);
+        app
+    }
+}
+
+/// A running server.
+pub struct Server {
+    app: Arc<App>,
+    listener: tokio::net::TcpListener,
+}
+
+impl Server {
+    /// Binds the listener and loads the directories and uploads (reporting every file that
+    /// fails); call [`Server::run`] to serve.
+    pub async fn bind(host: Host) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(host.config().server.listen).await?;
+        let tenants = &host.config().tenants;
+        let app = App::start(host.clone(), tenants).await;
         Ok(Server { app, listener })
     }
 

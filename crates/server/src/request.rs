@@ -94,6 +94,7 @@ impl RequestIds {
             limits: Some(tenant.limits),
             access: Some(Arc::clone(&tenant.access)),
             config: Some(tenant.config()),
+            attributes: Vec::new(),
         }
     }
 }
@@ -119,16 +120,24 @@ pub(crate) struct Admitted {
 
 /// Authenticates a request: the tenant its bearer key belongs to, or 401.
 pub(crate) fn authenticate(app: &App, headers: &HeaderMap, ids: &RequestIds) -> Result<Arc<Tenant>, Response> {
+    authenticated(app, headers).map_err(|problem| {
+        let mut response = ids.problem(problem);
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        response
+    })
+}
+
+/// The tenant a request's bearer key belongs to, or the 401 problem (counted as refused);
+/// the answer's shape is the caller's (a problem document, a JSON-RPC error).
+pub(crate) fn authenticated(app: &App, headers: &HeaderMap) -> Result<Arc<Tenant>, Problem> {
     let unauthorized = |detail: &str| {
         app.metrics
             .http_rejected
             .with_label_values(&["unauthorized", "anonymous"])
             .inc();
-        let mut response = ids.problem(Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail));
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        response
+        Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
     };
     // Two keys are ambiguous: a proxy and the host could each believe a different one
     // (the fuzzer found that the first was used and the second ignored).
@@ -161,6 +170,11 @@ pub(crate) fn admit(app: &Arc<App>, headers: &HeaderMap, ids: &RequestIds) -> Re
 
 /// The 429 of a tenant over its quota, counted under its reason.
 pub(crate) fn refused(app: &App, tenant: &Tenant, ids: &RequestIds, refusal: Refusal) -> Response {
+    with_tenant(ids.problem(refusal_problem(app, tenant, refusal)), tenant)
+}
+
+/// The 429 problem of a tenant over its quota, counted under its reason.
+pub(crate) fn refusal_problem(app: &App, tenant: &Tenant, refusal: Refusal) -> Problem {
     let (kind, retry_after) = match refusal {
         Refusal::RateLimited { retry_after, .. } => ("rate_limited", retry_after),
         Refusal::UploadRateLimited { retry_after, .. } => ("upload_rate_limited", retry_after),
@@ -168,10 +182,7 @@ pub(crate) fn refused(app: &App, tenant: &Tenant, ids: &RequestIds, refusal: Ref
     };
     reject(app, kind, &tenant.id);
     let detail = format!("{refusal}; retry after the time in `Retry-After`, or ask for a higher quota");
-    with_tenant(
-        ids.problem(Problem::new(StatusCode::TOO_MANY_REQUESTS, kind, detail).retry_after(retry_after)),
-        tenant,
-    )
+    Problem::new(StatusCode::TOO_MANY_REQUESTS, kind, detail).retry_after(retry_after)
 }
 
 pub(crate) fn reject(app: &App, reason: &str, tenant: &str) {
@@ -183,18 +194,18 @@ pub(crate) fn reject(app: &App, reason: &str, tenant: &str) {
 
 /// One of the host's `max_in_flight` slots, taken once a request's body has arrived, or 503.
 pub(crate) fn capacity(app: &Arc<App>, tenant: &Tenant, ids: &RequestIds) -> Result<OwnedSemaphorePermit, Response> {
+    slot(app, tenant).map_err(|problem| with_tenant(ids.problem(problem), tenant))
+}
+
+/// One of the host's `max_in_flight` slots, or the 503 problem (counted as refused).
+pub(crate) fn slot(app: &Arc<App>, tenant: &Tenant) -> Result<OwnedSemaphorePermit, Problem> {
     Arc::clone(&app.in_flight).try_acquire_owned().map_err(|_| {
         reject(app, "overloaded", &tenant.id);
         let detail = format!(
             "the host is serving its maximum of {} requests; retry shortly",
             app.max_in_flight
         );
-        with_tenant(
-            ids.problem(
-                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", detail).retry_after(Duration::from_secs(1)),
-            ),
-            tenant,
-        )
+        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", detail).retry_after(Duration::from_secs(1))
     })
 }
 

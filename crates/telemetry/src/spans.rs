@@ -86,6 +86,7 @@ pub fn report_spans(report: &CallReport, scopes: &Scopes, out: &mut Vec<SpanData
         KeyValue::new("wasm.instantiate_ns", i64_of(stats.instantiate.as_nanos())),
         KeyValue::new("wasm.output_bytes", i64_of(stats.output_bytes)),
     ];
+    attributes.extend(key_values(&report.attributes));
     let mut events = SpanEvents::default();
     let d = &report.dropped;
     for (key, n) in [
@@ -208,6 +209,7 @@ pub fn workflow_spans(report: &WorkflowReport, scopes: &Scopes, out: &mut Vec<Sp
         KeyValue::new("tenant.id", report.tenant.clone()),
         KeyValue::new("workflow.steps_run", i64_of(report.spans.len() + report.calls.len())),
     ];
+    attributes.extend(key_values(&report.attributes));
     let mut events = SpanEvents::default();
     let status = match &report.error {
         None => Status::Ok,

@@ -40,11 +40,26 @@ pub(crate) struct Run<'w> {
     /// The tenant as a metric label (bounded), looked up once per run.
     tenant_label: String,
     collected: Mutex<Collected>,
+    /// Told of every step that ends, with whether it succeeded ([`Workflow::run_observed`]).
+    on_step: Option<&'w OnStep<'w>>,
 }
+
+/// What [`Workflow::run_observed`] calls as each step ends: its name and whether it succeeded.
+pub type OnStep<'a> = dyn Fn(&str, bool) + Send + Sync + 'a;
 
 impl Workflow {
     /// Runs the workflow once on `input`.
     pub async fn run(&self, input: &[u8], options: CallOptions) -> WorkflowOutcome {
+        self.run_inner(input, options, None).await
+    }
+
+    /// Runs the workflow once on `input`, calling `on_step` as each step (combinator or
+    /// primitive call) ends: what the MCP server turns into progress notifications.
+    pub async fn run_observed(&self, input: &[u8], options: CallOptions, on_step: &OnStep<'_>) -> WorkflowOutcome {
+        self.run_inner(input, options, Some(on_step)).await
+    }
+
+    async fn run_inner(&self, input: &[u8], options: CallOptions, on_step: Option<&OnStep<'_>>) -> WorkflowOutcome {
         let host = &self.host;
         let invocation = host.invocation(options);
         let telemetry = host.telemetry();
@@ -55,6 +70,7 @@ impl Workflow {
             invocation: invocation.clone(),
             tenant_label: tenant_label.clone(),
             collected: Mutex::new(Collected::default()),
+            on_step,
         };
         let active = self.metrics.active_workflows.with_label_values(&[&tenant_label]);
         active.inc();
@@ -93,6 +109,7 @@ impl Workflow {
             error: result.as_ref().err().cloned(),
             spans: collected.spans,
             calls: collected.calls,
+            attributes: invocation.attributes,
         });
         telemetry.export_workflow(&report);
         WorkflowOutcome {
@@ -197,6 +214,9 @@ impl Driver for Run<'_> {
                     result
                 }
             };
+            if let Some(on_step) = self.on_step {
+                on_step(&node.name, result.is_ok());
+            }
             result.map(|(output, data)| {
                 let data = match outer {
                     Some(outer) => scoped(&node.data, data, &outer),

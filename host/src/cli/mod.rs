@@ -1,5 +1,5 @@
 //! The `tta-host` command line, one file per command: `load`, `run`, `validate`, `serve`,
-//! `keygen`, `new` and `bench`; what they print in `output`.
+//! `mcp`, `keygen`, `new` and `bench`; what they print in `output`.
 //!
 //! Output for people goes to stdout (the load table, a call's output); progress, guest
 //! logs, summaries and errors go to stderr. Exit codes say what kind of failure it was,
@@ -9,6 +9,7 @@ mod bench;
 pub mod exit;
 mod keygen;
 mod load;
+mod mcp;
 mod new;
 mod output;
 mod run;
@@ -75,6 +76,14 @@ pub enum Command {
     /// or Ctrl-C stops accepting, lets in-flight requests finish, and flushes telemetry.
     #[command(after_help = serve::SERVE_HELP)]
     Serve(serve::ServeArgs),
+    /// Serve the plugin and workflow directories as MCP tools on stdin/stdout, for an agent
+    /// that starts tta-host as its local tool server.
+    ///
+    /// Newline-delimited JSON-RPC (MCP 2026-07-28, and 2025-11-25 and older through
+    /// `initialize`); every tool call is sandboxed, metered and traced as with `run`. The
+    /// same server is at `/mcp` of `serve` (docs/mcp.md).
+    #[command(after_help = mcp::MCP_HELP)]
+    Mcp(mcp::McpArgs),
     /// Make a new API key and print it with the SHA-256 that goes in the config.
     ///
     /// The key is shown once: give it to the tenant; put only `api_key_sha256` in `tta.toml`.
@@ -180,6 +189,9 @@ fn host_config(cli: &Cli) -> anyhow::Result<HostConfig> {
     {
         t.logs.exporters.push(Exporter::Console);
     }
+    if let Command::Mcp(args) = &cli.command {
+        args.apply(&mut config);
+    }
     // `serve --check` reports every problem itself.
     if !matches!(&cli.command, Command::Serve(args) if args.check) {
         config.validate()?;
@@ -194,6 +206,7 @@ async fn run_command(cli: Cli, config: HostConfig, telemetry: Telemetry) -> anyh
         Command::Run(args) => run::run(&host, &args).await,
         Command::Validate(args) => validate::validate(&host, &args).await,
         Command::Serve(args) => serve::serve(host, &args).await,
+        Command::Mcp(args) => mcp::mcp(host, &args).await,
         Command::Keygen(args) => {
             keygen::keygen(&args);
             Ok(exit::OK)

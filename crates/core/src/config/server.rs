@@ -45,6 +45,27 @@ pub struct ServerConfig {
     /// `max_concurrent` set nowhere is half of `max_in_flight`, so that no tenant can take
     /// every slot of the host.
     pub default_quotas: Quotas,
+    /// The MCP endpoint, `/mcp` (`[server.mcp]`).
+    pub mcp: McpConfig,
+}
+
+/// `[server.mcp]`: the Model Context Protocol endpoint (`/mcp`, and `tta-host mcp` on stdio).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct McpConfig {
+    /// Serve MCP at `/mcp`.
+    pub enabled: bool,
+    /// Tools per `tools/list` page (1–1000); a longer list is paged with `nextCursor`.
+    pub page_size: usize,
+}
+
+impl Default for McpConfig {
+    fn default() -> Self {
+        McpConfig {
+            enabled: true,
+            page_size: 100,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -65,6 +86,7 @@ impl Default for ServerConfig {
             body_timeout_ms: 30_000,
             metrics: false,
             default_quotas: Quotas::default(),
+            mcp: McpConfig::default(),
         }
     }
 }
@@ -108,6 +130,12 @@ pub fn check(config: &super::HostConfig) -> Vec<String> {
         if value == 0 {
             problems.push(format!("{key} must be greater than 0"));
         }
+    }
+    if !(1..=1000).contains(&s.mcp.page_size) {
+        problems.push(format!(
+            "server.mcp.page_size must be between 1 and 1000, not {}",
+            s.mcp.page_size
+        ));
     }
     problems.extend(check_quotas("server.default_quotas", &s.default_quotas, &config.limits));
     if config.tenants.is_empty() {

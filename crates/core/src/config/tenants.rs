@@ -57,6 +57,26 @@ pub struct TenantConfig {
 }
 
 impl TenantConfig {
+    /// A tenant that may call every shared primitive and run every workflow, with no key,
+    /// no uploads and no quotas of its own: the one tenant of `tta-host mcp` on stdio.
+    #[must_use]
+    pub fn local(id: &str) -> Self {
+        TenantConfig {
+            id: id.to_owned(),
+            api_key_sha256: Vec::new(),
+            primitives: vec!["*".to_owned()],
+            workflows: vec!["*".to_owned()],
+            uploads: false,
+            max_uploads: default_max_uploads(),
+            uploads_per_minute: default_uploads_per_minute(),
+            quotas: Quotas::default(),
+            http: HttpPolicy::default(),
+            config: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+            overlay: BTreeMap::new(),
+        }
+    }
+
     /// The tenant's own values for its guests (without the overlays).
     #[must_use]
     pub fn guest_values(&self) -> GuestValues {
