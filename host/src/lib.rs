@@ -14,7 +14,7 @@ pub mod scaffold;
 
 pub use tta_catalog as catalog;
 pub use tta_core::{
-    bindings, config, credentials, error, guest_config, listener, redact, report, text, tls, trace_context,
+    bindings, config, credentials, error, guest_config, listener, metadata, redact, report, text, tls, trace_context,
 };
 pub use tta_runtime::{cache, compile, engine, host, imports, invocation, primitive, registry, sandbox, tenant};
 pub use tta_server as server;

@@ -7,12 +7,13 @@ use sha2::{Digest, Sha256};
 
 /// SHA-256 over the files of `wit/0.1.0`, sorted by name, each as `name\0contents\0`.
 const PUBLISHED_0_1_0: &str = "fd9e57cf6bf91a10a9ee31eb383e2585cfd8746fd72dc0595da7f37b744efa52";
+/// The same over `wit/0.2.0`.
+const PUBLISHED_0_2_0: &str = "476d599e8abd3403e305710962de54389e976d7ed541cd4332e3f3ea1d3745d9";
 
-#[test]
-fn published_wit_0_1_0_is_unchanged() {
-    let dir = repo().join("wit/0.1.0");
+fn wit_digest(version: &str) -> String {
+    let dir = repo().join("wit").join(version);
     let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("wit/0.1.0")
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.expect("entry").path())
         .collect();
     files.sort();
@@ -23,11 +24,82 @@ fn published_wit_0_1_0_is_unchanged() {
         hasher.update(std::fs::read(file).expect("read"));
         hasher.update([0]);
     }
-    let digest = hex::encode(hasher.finalize());
+    hex::encode(hasher.finalize())
+}
+
+#[test]
+fn published_wit_versions_are_unchanged() {
+    for (version, published) in [("0.1.0", PUBLISHED_0_1_0), ("0.2.0", PUBLISHED_0_2_0)] {
+        assert_eq!(
+            wit_digest(version),
+            published,
+            "wit/{version} changed: published versions are frozen; add a new version beside it instead"
+        );
+    }
+}
+
+/// Components of both contract versions load into one host and run side by side; a 0.2.0
+/// component describes itself as a tool, and its `invoke` reaches a 0.1.0 one.
+#[tokio::test]
+async fn components_of_0_1_0_and_0_2_0_load_and_call_each_other() {
+    use tta_host::metadata::Contract;
+    let host = crate::host_with(
+        crate::config(),
+        &[crate::plugin("word-count"), crate::fixture("tool-v2")],
+    )
+    .await;
+    let registry = host.registry();
+    let old = registry.get("word-count").expect("word-count");
+    let new = registry.get("tool-v2").expect("tool-v2");
+    assert_eq!(old.metadata.contract, Contract::V0_1_0);
+    assert_eq!(old.metadata.input_schema, None);
+    assert_eq!(new.metadata.contract, Contract::V0_2_0);
+    assert_eq!(new.metadata.title.as_deref(), Some("Add two numbers"));
+    let schema: serde_json::Value =
+        serde_json::from_str(new.metadata.input_schema.as_deref().expect("input schema")).expect("JSON");
     assert_eq!(
-        digest, PUBLISHED_0_1_0,
-        "wit/0.1.0 changed: published versions are frozen; add wit/0.2.0 beside it instead"
+        schema["required"],
+        serde_json::json!(["a", "b"]),
+        "the schema round-trips: {schema}"
     );
+    assert!(new.metadata.output_schema.is_some());
+    assert_eq!(new.metadata.hints.read_only, Some(true));
+    assert_eq!(new.metadata.hints.destructive, None);
+
+    let sum = crate::call(&host, "tool-v2", r#"{"a": 2, "b": 3.5}"#).await;
+    assert_eq!(crate::json_output(&sum)["sum"], 5.5);
+    let spans: Vec<&str> = sum.report.spans.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(spans, ["tool.add"], "0.2.0 telemetry lands on the call");
+    assert_eq!(sum.report.logs.len(), 1, "{:?}", sum.report.logs);
+    let nested = crate::call(&host, "tool-v2", r#"{"a": 0, "b": 0, "invoke": "word-count"}"#).await;
+    assert_eq!(
+        crate::json_output(&nested)["words"],
+        2,
+        "0.2.0 invoke ran the 0.1.0 primitive"
+    );
+    assert_eq!(nested.report.nested.len(), 1);
+    let missing = crate::call(&host, "tool-v2", r#"{"a": 0, "b": 0, "invoke": "nothing"}"#).await;
+    let error = missing.output.expect_err("no such primitive");
+    assert_eq!(error.error_type(), "not_found", "{error}");
+    let bad = crate::call(&host, "tool-v2", r#"{"a": "x", "b": 1}"#).await;
+    let error = bad.output.expect_err("a is not a number");
+    assert_eq!(error.error_type(), "invalid_input", "{error}");
+
+    let out = crate::tta_host_in(
+        &repo(),
+        &[
+            "load",
+            &crate::plugin("word-count").display().to_string(),
+            &crate::fixture("tool-v2").display().to_string(),
+        ],
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.lines().next().is_some_and(|h| h.contains("CONTRACT")), "{table}");
+    for (name, contract) in [("word-count", "0.1.0"), ("tool-v2", "0.2.0")] {
+        let row = table.lines().find(|l| l.starts_with(name)).expect("a row");
+        let columns: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(columns.get(2), Some(&contract), "{row}");
+    }
 }
 
 #[test]

@@ -19,11 +19,12 @@ const KEY_ACME: &str = "tta_mcp_acme_key";
 const KEY_OTHER: &str = "tta_mcp_other_key";
 const KEY_TIGHT: &str = "tta_mcp_tight_key";
 /// The tools of tenant `acme`, in `tools/list` order.
-const ACME_TOOLS: [&str; 6] = [
+const ACME_TOOLS: [&str; 7] = [
     "format",
     "spin-forever",
     "summarize",
     "text-report",
+    "tool-v2",
     "uppercase",
     "word-count",
 ];
@@ -76,7 +77,7 @@ fn tools_dir(test: &str) -> PathBuf {
     let plugins: Vec<PathBuf> = ["word-count", "uppercase", "summarize", "format", "slugify-c"]
         .into_iter()
         .map(plugin)
-        .chain([fixture("spin-forever")])
+        .chain([fixture("spin-forever"), fixture("tool-v2")])
         .collect();
     let dir = plugins_dir(test, &plugins);
     std::fs::create_dir_all(dir.join("workflows")).expect("workflows dir");
@@ -100,6 +101,25 @@ fn assert_tool_calls(seen: &Value, tools: &[&str]) {
     for tool in seen["tools"].as_array().into_iter().flatten() {
         assert_eq!(tool["input_schema"]["type"], "object", "{tool}");
     }
+    // A 0.2.0 primitive is a typed tool: its schemas, title and hints, and its result checked by the SDK.
+    let typed = seen["tools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|t| t["name"] == "tool-v2")
+        .expect("tool-v2 listed");
+    assert_eq!(typed["input_schema"]["required"], json!(["a", "b"]), "{typed}");
+    assert_eq!(typed["output_schema"]["required"], json!(["sum"]), "{typed}");
+    assert_eq!(typed["title"], "Add two numbers", "{typed}");
+    assert_eq!(typed["annotations"]["readOnlyHint"], true, "{typed}");
+    assert_eq!(
+        typed["annotations"]["destructiveHint"],
+        Value::Null,
+        "unset stays unset: {typed}"
+    );
+    let sum = &seen["typed"];
+    assert_eq!(sum["is_error"], false, "{sum}");
+    assert_eq!(sum["structured"]["sum"].as_f64(), Some(3.5), "{sum}");
     let primitive = &seen["primitive"];
     assert_eq!(primitive["is_error"], false, "{primitive}");
     assert_eq!(primitive["structured"]["words"], 3, "{primitive}");
@@ -141,7 +161,7 @@ fn assert_tool_calls(seen: &Value, tools: &[&str]) {
 fn tenants() -> String {
     format!(
         "[[tenants]]\nid = \"acme\"\napi_key_sha256 = [\"{}\"]\n\
-         primitives = [\"word-count\", \"uppercase\", \"summarize\", \"format\", \"spin-forever\"]\n\
+         primitives = [\"word-count\", \"uppercase\", \"summarize\", \"format\", \"spin-forever\", \"tool-v2\"]\n\
          workflows = [\"text-report\"]\nquotas = {{ fuel = 20000000, max_request_bytes = 100000 }}\n\n\
          [[tenants]]\nid = \"other\"\napi_key_sha256 = [\"{}\"]\nprimitives = [\"slugify-c\"]\n\n\
          [[tenants]]\nid = \"tight\"\napi_key_sha256 = [\"{}\"]\nprimitives = [\"word-count\"]\n\
@@ -206,7 +226,7 @@ async fn the_official_sdk_calls_a_tenants_tools_over_streamable_http() {
     .await;
     assert_eq!(seen["protocol_version"], "2026-07-28", "{seen}");
     assert_tool_calls(&seen, &ACME_TOOLS);
-    assert_eq!(seen["pages"], 3, "six tools, two per page: {seen}");
+    assert_eq!(seen["pages"], 4, "seven tools, two per page: {seen}");
     let bad = &seen["bad_key"];
     assert_eq!(bad["code"], -32050, "{bad}");
     assert_eq!(bad["data"]["type"], "unauthorized", "{bad}");

@@ -57,13 +57,24 @@ async def main(plan):
         while True:
             page = await c.list_tools(cursor=cursor)
             pages += 1
-            tools += [{"name": t.name, "input_schema": t.input_schema, "description": t.description} for t in page.tools]
+            tools += [
+                {
+                    "name": t.name,
+                    "title": t.title,
+                    "description": t.description,
+                    "input_schema": t.input_schema,
+                    "output_schema": t.output_schema,
+                    "annotations": t.annotations.model_dump(by_alias=True) if t.annotations else None,
+                }
+                for t in page.tools
+            ]
             cursor = page.next_cursor
             if cursor is None or pages > 20:
                 break
         seen["tools"] = tools
         seen["pages"] = pages
         seen["primitive"] = await call(c, "word-count", {"text": "one two three"})
+        seen["typed"] = await call(c, "tool-v2", {"a": 1, "b": 2.5})
         progress = []
 
         async def on_progress(p, total, message):

@@ -70,3 +70,26 @@ impl Level {
         })
     }
 }
+
+/// The host side of `tta:primitives@0.2.0`, which differs from 0.1.0 only in `metadata`:
+/// its `telemetry` and `invoke` are the same functions under the new version's names (the
+/// host serves both with one implementation, `imports::v2`), and its span resource is the
+/// same host type.
+#[allow(missing_docs, clippy::all)]
+pub mod v2 {
+    wasmtime::component::bindgen!({
+        path: "../../wit/0.2.0",
+        world: "tta:primitives/primitive-plugin@0.2.0",
+        imports: {
+            "tta:primitives/invoke.call": async | trappable,
+            default: trappable,
+        },
+        exports: { default: async },
+        with: {
+            "tta:primitives/telemetry.span": crate::bindings::GuestSpan,
+        },
+    });
+
+    pub use exports::tta::primitives::primitive::{Context, Error, Metadata};
+    pub use tta::primitives::types::Hints;
+}

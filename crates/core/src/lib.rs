@@ -12,6 +12,7 @@ pub mod credentials;
 pub mod error;
 pub mod guest_config;
 pub mod listener;
+pub mod metadata;
 pub mod redact;
 pub mod report;
 pub mod text;

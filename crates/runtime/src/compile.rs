@@ -6,25 +6,32 @@
 
 use crate::cache::{ArtifactCache, Origin};
 use crate::primitive::Primitive;
+use crate::sandbox::contract::Pre;
 use crate::sandbox::{self, CallEnv, CallState, DescribeFailure};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
-use tta_core::bindings::{Metadata, PrimitivePluginPre};
 use tta_core::config::Limits;
 use tta_core::error::LoadError;
+use tta_core::metadata::Metadata;
 use tta_telemetry::Metrics;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker};
 use wasmtime::wasmparser::{KnownCustom, Parser, Payload};
 
 /// The interfaces of our own package a primitive may import.
-const TTA_IMPORTS: [&str; 3] = [
+const TTA_IMPORTS: [&str; 6] = [
     "tta:primitives/telemetry@0.1.0",
     "tta:primitives/invoke@0.1.0",
     "tta:primitives/types@0.1.0",
+    "tta:primitives/telemetry@0.2.0",
+    "tta:primitives/invoke@0.2.0",
+    "tta:primitives/types@0.2.0",
 ];
+
+/// The imports through which a primitive calls others, one per contract version.
+const INVOKE_IMPORTS: [&str; 2] = ["tta:primitives/invoke@0.1.0", "tta:primitives/invoke@0.2.0"];
 
 /// The `wasi:otel` interfaces a primitive may import: the version this host implements.
 const WASI_OTEL_IMPORTS: [&str; 4] = [
@@ -38,7 +45,8 @@ const WASI_OTEL_IMPORTS: [&str; 4] = [
 /// implements. An older draft (e.g. `0.2.0-draft`) is refused here, by name, not at link.
 const WASI_CONFIG_IMPORTS: [&str; 1] = ["wasi:config/store@0.2.0-rc.1"];
 
-/// The interface a primitive must export.
+/// The interface a primitive must export, in the oldest version the host loads (0.2.0's,
+/// `tta:primitives/primitive@0.2.0`, is the other).
 pub const PRIMITIVE_EXPORT: &str = "tta:primitives/primitive@0.1.0";
 
 /// What compiling a component needs from its host.
@@ -101,10 +109,10 @@ impl Compiler<'_> {
                 path: path.to_owned(),
                 reason: format!("{e:#}"),
             })?;
-        let pre = PrimitivePluginPre::new(pre).map_err(|e| LoadError::WrongWorld {
+        let pre = Pre::new(pre).map_err(|e| LoadError::WrongWorld {
             path: path.to_owned(),
             reason: format!(
-                "{e:#}; it exports [{}], and must export `{PRIMITIVE_EXPORT}` with `describe` and `execute`",
+                "{e:#}; it exports [{}], and must export `{PRIMITIVE_EXPORT}` (or `@0.2.0`) with `describe` and `execute`",
                 export_names(&self.env.engine, &component).join(", ")
             ),
         })?;
@@ -115,7 +123,10 @@ impl Compiler<'_> {
             .map_err(|failure| match failure {
                 DescribeFailure::Types(reason) => LoadError::WrongWorld {
                     path: path.to_owned(),
-                    reason: format!("its exports do not have the types of `{PRIMITIVE_EXPORT}`: {reason}"),
+                    reason: format!(
+                        "its exports do not have the types of `tta:primitives/primitive@{}`: {reason}",
+                        pre.contract().as_str()
+                    ),
                 },
                 DescribeFailure::Call(e) => LoadError::Describe {
                     path: path.to_owned(),
@@ -136,7 +147,7 @@ impl Compiler<'_> {
             language: source_language(&bytes),
             compile_time,
             origin,
-            imports_invoke: imports.iter().any(|i| i == TTA_IMPORTS[1]),
+            imports_invoke: imports.iter().any(|i| INVOKE_IMPORTS.contains(&i.as_str())),
             imports,
             pre,
         })
@@ -202,7 +213,7 @@ fn check_imports(engine: &wasmtime::Engine, path: &Path, component: &Component) 
             path: path.to_owned(),
             reason: format!(
                 "it imports {}, which this host does not provide; a primitive may import only \
-                 tta:primitives/{{telemetry,invoke}}@0.1.0, WASI 0.2 (wasi:cli, wasi:clocks, wasi:random, ...) \
+                 tta:primitives/{{telemetry,invoke}}@0.1.0 (or @0.2.0), WASI 0.2 (wasi:cli, wasi:clocks, wasi:random, ...) \
                  wasi:otel/{{tracing,logs,metrics}}@0.2.0-rc.2 and wasi:config/store@0.2.0-rc.1",
                 list.join(", ")
             ),
@@ -246,8 +257,48 @@ fn check_metadata(path: &Path, metadata: &Metadata) -> Result<(), LoadError> {
             ),
         });
     }
+    let describe = |reason: String| LoadError::Describe {
+        path: path.to_owned(),
+        reason,
+    };
+    if metadata.title.as_ref().is_some_and(|t| t.chars().count() > MAX_TITLE) {
+        return Err(describe(format!(
+            "its title is over {MAX_TITLE} characters; keep it short"
+        )));
+    }
+    for (field, schema) in [
+        ("input-schema", &metadata.input_schema),
+        ("output-schema", &metadata.output_schema),
+    ] {
+        let Some(schema) = schema else { continue };
+        if schema.len() > MAX_SCHEMA_BYTES {
+            return Err(describe(format!(
+                "its {field} is {} bytes, over {MAX_SCHEMA_BYTES}",
+                schema.len()
+            )));
+        }
+        let parsed: serde_json::Value = serde_json::from_str(schema).map_err(|e| {
+            describe(format!(
+                "its {field} is not JSON ({e}); return a JSON Schema as JSON text"
+            ))
+        })?;
+        let Some(object) = parsed.as_object() else {
+            return Err(describe(format!("its {field} is not a JSON Schema object")));
+        };
+        if field == "input-schema" && object.get("type").and_then(serde_json::Value::as_str) != Some("object") {
+            return Err(describe(
+                "its input-schema must have `\"type\": \"object\"` at the root: tool arguments are always a JSON object"
+                    .to_owned(),
+            ));
+        }
+    }
     Ok(())
 }
+
+/// The longest `title` a primitive may give itself, in characters.
+const MAX_TITLE: usize = 128;
+/// The largest JSON Schema a primitive may describe its input or output with.
+const MAX_SCHEMA_BYTES: usize = 64 << 10;
 
 /// The source language named in the component's producers sections, e.g. `Rust`.
 ///

@@ -3,11 +3,11 @@
 
 use crate::cache::Origin;
 use crate::sandbox::Guest;
-use crate::sandbox::state::CallState;
+use crate::sandbox::contract::Pre;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tta_core::bindings::{Metadata, PrimitivePluginPre};
+use tta_core::metadata::Metadata;
 use tta_telemetry::PrimitiveMetrics;
 
 /// A loaded, validated, ready-to-call primitive.
@@ -29,7 +29,7 @@ pub struct Primitive {
     /// The interfaces it imports.
     pub imports: Vec<String>,
     pub(crate) imports_invoke: bool,
-    pub(crate) pre: PrimitivePluginPre<CallState>,
+    pub(crate) pre: Pre,
     /// Cached metric handles, so a call never looks its series up by name.
     pub(crate) metrics: Arc<PrimitiveMetrics>,
 }

@@ -300,10 +300,19 @@ pub(crate) fn header_value(text: &str) -> HeaderValue {
 }
 
 pub(crate) fn primitive_json(primitive: &Primitive, owned: bool) -> serde_json::Value {
+    let m = &primitive.metadata;
+    let schema = |text: &Option<String>| {
+        text.as_deref()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+    };
     json!({
-        "name": primitive.metadata.name,
-        "version": primitive.metadata.version,
-        "description": primitive.metadata.description,
+        "name": m.name,
+        "version": m.version,
+        "contract": m.contract.as_str(),
+        "title": m.title,
+        "description": m.description,
+        "input_schema": schema(&m.input_schema),
+        "output_schema": schema(&m.output_schema),
         "language": primitive.language,
         "size": primitive.size,
         "digest": primitive.digest,

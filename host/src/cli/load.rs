@@ -39,9 +39,10 @@ pub(super) async fn load(host: &Host, args: &LoadArgs) -> anyhow::Result<u8> {
 }
 
 fn print_load_table(rows: &[Loaded]) {
-    let mut table = vec![[
+    let mut table: Vec<[String; 8]> = vec![[
         "NAME".to_owned(),
         "VERSION".into(),
+        "CONTRACT".into(),
         "LANGUAGE".into(),
         "SIZE".into(),
         "COMPILE".into(),
@@ -53,6 +54,7 @@ fn print_load_table(rows: &[Loaded]) {
             Ok(p) => [
                 p.metadata.name.clone(),
                 p.metadata.version.clone(),
+                p.metadata.contract.as_str().into(),
                 p.language.clone().unwrap_or_else(|| "unknown".into()),
                 human_bytes(p.size),
                 format!(
@@ -72,6 +74,7 @@ fn print_load_table(rows: &[Loaded]) {
                     .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned()),
                 "-".into(),
                 "-".into(),
+                "-".into(),
                 std::fs::metadata(path).map_or_else(|_| "-".into(), |m| human_bytes(m.len() as usize)),
                 "-".into(),
                 "REJECTED".into(),
@@ -79,7 +82,7 @@ fn print_load_table(rows: &[Loaded]) {
             ],
         });
     }
-    let widths: Vec<usize> = (0..6)
+    let widths: Vec<usize> = (0..7)
         .map(|c| table.iter().map(|row| row[c].chars().count()).max().unwrap_or(0))
         .collect();
     let mut out = std::io::stdout().lock();
@@ -88,7 +91,7 @@ fn print_load_table(rows: &[Loaded]) {
         for (c, width) in widths.iter().enumerate() {
             line.push_str(&format!("{:<width$}  ", row[c]));
         }
-        line.push_str(&row[6]);
+        line.push_str(&row[7]);
         let _ = writeln!(out, "{}", line.trim_end());
     }
 }

@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-/// The WIT world every primitive must fit.
-pub const WORLD: &str = "tta:primitives/primitive-plugin@0.1.0";
+/// The WIT worlds a primitive may fit, one per contract version the host loads.
+pub const WORLD: &str = "tta:primitives/primitive-plugin@0.1.0` or `@0.2.0";
 
 /// Why a file was not accepted as a primitive.
 #[derive(Debug, thiserror::Error)]

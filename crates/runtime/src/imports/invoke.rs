@@ -64,7 +64,7 @@ pub trait InvokeView: Send {
     fn invoke(&mut self) -> InvokeCtx<'_>;
 }
 
-struct HasInvoke;
+pub(crate) struct HasInvoke;
 
 impl HasData for HasInvoke {
     type Data<'a> = InvokeCtx<'a>;

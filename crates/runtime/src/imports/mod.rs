@@ -11,6 +11,7 @@ pub mod http;
 pub mod invoke;
 pub mod otel;
 pub mod telemetry;
+pub mod v2;
 
 use wasmtime::component::Linker;
 
@@ -38,12 +39,14 @@ impl<T> CallView for T where
 }
 
 /// Adds every import of the world to `linker`: WASI 0.2 (locked down per call by the
-/// sandbox), outgoing `wasi:http`, `wasi:config`, and the host's own (`tta:primitives`, `wasi:otel`).
+/// sandbox), outgoing `wasi:http`, `wasi:config`, and the host's own (`tta:primitives` 0.1.0
+/// and 0.2.0, `wasi:otel`).
 pub fn add_to_linker<T: CallView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
     http::add_to_linker(linker)?;
     telemetry::add_to_linker(linker)?;
     invoke::add_to_linker(linker)?;
+    v2::add_to_linker(linker)?;
     otel::add_to_linker(linker)?;
     config::add_to_linker(linker)?;
     Ok(())

@@ -29,7 +29,7 @@ pub trait RecorderView: Send {
     fn recorder(&mut self) -> &mut Recorder;
 }
 
-struct HasRecorder;
+pub(crate) struct HasRecorder;
 
 impl HasData for HasRecorder {
     type Data<'a> = &'a mut Recorder;

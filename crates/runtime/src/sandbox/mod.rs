@@ -7,6 +7,7 @@
 //! produces a report; it does not meter or export (that is `Host::execute`'s).
 
 mod classify;
+pub mod contract;
 pub mod env;
 pub mod limiter;
 pub mod state;
@@ -21,13 +22,15 @@ use crate::imports::otel::OtelState;
 use crate::imports::telemetry::Recorder;
 use crate::invocation::Invocation;
 use classify::{classify, last_stderr_words};
+use contract::Pre;
 use limiter::MemoryLimiter;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use stdio::CapturedOutput;
-use tta_core::bindings::{Context, Level, Metadata, PrimitivePlugin, PrimitivePluginPre};
+use tta_core::bindings::{Context, Level};
 use tta_core::config::Limits;
 use tta_core::error::{CallError, GuestError};
+use tta_core::metadata::Metadata;
 use tta_core::report::{CallReport, CallStats, GuestLog, LogSource};
 use wasmtime::component::ResourceTable;
 use wasmtime::{CallHook, Store, UpdateDeadline};
@@ -37,7 +40,7 @@ use wasmtime_wasi::WasiCtxBuilder;
 #[derive(Clone, Copy)]
 pub struct Guest<'a> {
     /// The component, compiled and pre-linked.
-    pub pre: &'a PrimitivePluginPre<CallState>,
+    pub pre: &'a Pre,
     /// Its name, for the report.
     pub name: &'a str,
     /// Its version, for the report.
@@ -88,7 +91,7 @@ pub async fn execute(
     };
 
     let began = Instant::now();
-    let instance = match within(deadline, guest.pre.instantiate_async(&mut store)).await {
+    let instance = match within(deadline, guest.pre.instantiate(&mut store)).await {
         Some(Ok(instance)) => instance,
         Some(Err(e)) => {
             let err = classify(e, store.data(), fuel, timeout, true);
@@ -100,13 +103,7 @@ pub async fn execute(
         }
     };
     let instantiate = began.elapsed();
-    let outcome = within(
-        deadline,
-        instance
-            .tta_primitives_primitive()
-            .call_execute(&mut store, &context, input),
-    )
-    .await;
+    let outcome = within(deadline, instance.execute(&mut store, &context, input)).await;
     let result = match outcome {
         Some(Ok(Ok(output))) if output.len() > limits.max_output_bytes => Err(CallError::OutputTooLarge {
             size: output.len(),
@@ -142,11 +139,7 @@ pub enum DescribeFailure {
 
 /// Calls `describe()` on a fresh instance, under the same limits as a call; this is also
 /// where the types of the exports are checked against the world.
-pub async fn describe(
-    env: &Arc<CallEnv>,
-    pre: &PrimitivePluginPre<CallState>,
-    limits: &Limits,
-) -> Result<Metadata, DescribeFailure> {
+pub async fn describe(env: &Arc<CallEnv>, pre: &Pre, limits: &Limits) -> Result<Metadata, DescribeFailure> {
     let invocation = Invocation::root(limits, "describe".into(), "default".into(), None);
     let report = invocation.report("describe", "");
     let (timeout, fuel, deadline) = (invocation.timeout, invocation.fuel, invocation.deadline);
@@ -157,9 +150,10 @@ pub async fn describe(
         Some(Err(e)) => return Err(DescribeFailure::Call(classify(e, store.data(), fuel, timeout, true))),
         None => return Err(late()),
     };
-    let primitive =
-        PrimitivePlugin::new(&mut store, &instance).map_err(|e| DescribeFailure::Types(format!("{e:#}")))?;
-    match within(deadline, primitive.tta_primitives_primitive().call_describe(&mut store))
+    let primitive = pre
+        .exports(&mut store, &instance)
+        .map_err(|e| DescribeFailure::Types(format!("{e:#}")))?;
+    match within(deadline, primitive.describe(&mut store))
         .await
         .ok_or_else(late)?
     {

@@ -66,17 +66,40 @@ fn find(app: &App, tenant: &Tenant, name: &str) -> Result<Tool, RpcError> {
 fn describe(name: &str, tool: &Tool) -> Value {
     let any_object = json!({ "type": "object" });
     match tool {
-        Tool::Primitive(p) => json!({
-            "name": name,
-            "title": name,
-            "description": p.metadata.description,
-            "inputSchema": any_object,
-            "_meta": {
-                "dev.tta/kind": "primitive",
-                "dev.tta/version": p.metadata.version,
-                "dev.tta/digest": p.digest,
-            },
-        }),
+        Tool::Primitive(p) => {
+            let m = &p.metadata;
+            let schema = |text: &Option<String>| text.as_deref().and_then(|t| serde_json::from_str::<Value>(t).ok());
+            let mut tool = json!({
+                "name": name,
+                "title": m.title.as_deref().unwrap_or(name),
+                "description": m.description,
+                "inputSchema": schema(&m.input_schema).unwrap_or(any_object),
+                "_meta": {
+                    "dev.tta/kind": "primitive",
+                    "dev.tta/version": m.version,
+                    "dev.tta/contract": m.contract.as_str(),
+                    "dev.tta/digest": p.digest,
+                },
+            });
+            if let Some(output) = schema(&m.output_schema) {
+                tool["outputSchema"] = output;
+            }
+            let mut annotations = Map::new();
+            for (key, hint) in [
+                ("readOnlyHint", m.hints.read_only),
+                ("destructiveHint", m.hints.destructive),
+                ("idempotentHint", m.hints.idempotent),
+                ("openWorldHint", m.hints.open_world),
+            ] {
+                if let Some(hint) = hint {
+                    annotations.insert(key.into(), json!(hint));
+                }
+            }
+            if !annotations.is_empty() {
+                tool["annotations"] = Value::Object(annotations);
+            }
+            tool
+        }
         Tool::Workflow(w) => json!({
             "name": name,
             "title": name,
