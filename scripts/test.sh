@@ -27,8 +27,15 @@ export TTA_REQUIRE_PROMTOOL=1
 # and ours leave cores idle in turn (build-std, link steps, the long crates), so together
 # they finish sooner. The tests wait for the guests; the last steps for the rest.
 mkdir -p target
-step "building guest plugins and fixtures in the background (cargo xtask plugins; log: target/guest-build.log)"
-cargo xtask plugins >target/guest-build.log 2>&1 &
+# The MCP tests drive the server with the official MCP Python SDK; its venv is made here,
+# beside the guest build, so the tests do not install it while others are timed.
+step "building guest plugins and fixtures, and the MCP SDK's venv, in the background (log: target/guest-build.log)"
+(
+  cargo xtask plugins >target/guest-build.log 2>&1 && built=0 || built=$?
+  ./scripts/mcp-venv.sh >target/mcp-venv.log 2>&1 ||
+    echo "warning: the MCP SDK's venv was not made (target/mcp-venv.log); the MCP tests try again" >>target/guest-build.log
+  exit "$built"
+) &
 guests=$!
 step "building cargo-deny and the fuzz targets in the background (log: target/background-build.log)"
 (./scripts/deny.sh --install-only && ./scripts/fuzz.sh --build-only) >target/background-build.log 2>&1 &

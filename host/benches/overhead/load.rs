@@ -34,6 +34,8 @@ pub const CALLS_SCRAPED: &str = "calls_scraped_10hz";
 pub const SERVE_GROUP: &str = "serve";
 pub const SERVE_TTA: &str = "tta_host";
 pub const SERVE_BARE: &str = "bare_hyper_wasmtime";
+/// The same call as an MCP `tools/call` to `/mcp` (the 2025-11-25 handshake era's headers).
+pub const SERVE_MCP: &str = "tta_host_mcp";
 /// Keep-alive connections the load generator holds open.
 pub const CONNECTIONS: u64 = 8;
 const API_KEY: &str = "bench-key";
@@ -251,7 +253,8 @@ fn start_bare_server(rt: &tokio::runtime::Runtime) -> SocketAddr {
 }
 
 /// Item 7: `POST /v1/primitives/echo/execute` from [`CONNECTIONS`] keep-alive connections,
-/// against tta-host's `serve` and against the bare server, one runtime of 2 threads each.
+/// against tta-host's `serve` and against the bare server, one runtime of 2 threads each;
+/// and the same call as an MCP `tools/call` through `/mcp`, for what the protocol adds.
 fn serve(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
     let tta_rt = runtime(2);
@@ -265,21 +268,46 @@ fn serve(c: &mut Criterion) {
         .build()
         .expect("client");
     let mut group = group(c, SERVE_GROUP);
+    let mcp_call = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": { "name": "echo", "arguments": { "text": String::from_utf8_lossy(&INPUT) } },
+    })
+    .to_string();
     for (id, rt, url) in [
         (SERVE_TTA, &tta_rt, format!("http://{tta}/v1/primitives/echo/execute")),
         (SERVE_BARE, &bare_rt, format!("http://{bare}/")),
+        (SERVE_MCP, &tta_rt, format!("http://{tta}/mcp")),
     ] {
         let key = format!("{SERVE_GROUP}/{id}");
+        let mcp = id == SERVE_MCP;
+        let body = if mcp {
+            mcp_call.clone().into_bytes()
+        } else {
+            INPUT.to_vec()
+        };
         group.bench_function(id, |b| {
             b.iter_custom(|iters| {
-                let (client, url) = (client.clone(), url.clone());
+                let (client, url, body) = (client.clone(), url.clone(), body.clone());
                 rt.block_on(spread(&key, iters, CONNECTIONS, move || {
-                    let request = client.post(&url).bearer_auth(API_KEY).body(INPUT.to_vec());
+                    let mut request = client.post(&url).bearer_auth(API_KEY).body(body.clone());
+                    if mcp {
+                        request = request
+                            .header("content-type", "application/json")
+                            .header("accept", "application/json, text/event-stream")
+                            .header("mcp-protocol-version", "2025-11-25");
+                    }
                     async move {
                         let response = request.send().await.expect("request");
                         assert_eq!(response.status(), 200, "{}", response.text().await.unwrap_or_default());
                         let body = response.bytes().await.expect("body");
-                        assert_eq!(body.len(), INPUT.len());
+                        if mcp {
+                            let text = String::from_utf8_lossy(&body);
+                            assert!(text.contains("\"isError\":false"), "a tool error: {text}");
+                        } else {
+                            assert_eq!(body.len(), INPUT.len());
+                        }
                     }
                 }))
             })

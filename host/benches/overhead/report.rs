@@ -14,7 +14,7 @@ use crate::engine_modes::{FUEL_GROUP, FUEL_MODES, PAYLOAD_GROUP, PAYLOAD_SIZES};
 use crate::growth::{PLUGIN_COLD, PLUGIN_COUNTS, PLUGIN_GROUP, STEP_COUNTS, STEP_GROUP, TENANT_COUNTS, TENANT_GROUP};
 use crate::load::{
     CALLS_QUIET, CALLS_SCRAPED, CONNECTIONS, HTTP_GET, RENDER, SCALING_GROUP, SCRAPE_GROUP, SCRAPE_SERIES, SERVE_BARE,
-    SERVE_GROUP, SERVE_TTA, WORKERS,
+    SERVE_GROUP, SERVE_MCP, SERVE_TTA, WORKERS,
 };
 use crate::percentiles;
 use std::fmt::Write as _;
@@ -249,10 +249,14 @@ fn load(out: &mut String) {
     table(out, &["measure", "mean / throughput", "call p50", "call p99"], &rows);
 
     let bare = mean(SERVE_GROUP, SERVE_BARE).map(|ns| 1e9 / ns);
-    let rows: Vec<Vec<String>> = [(SERVE_BARE, "bare hyper + wasmtime"), (SERVE_TTA, "tta-host serve")]
-        .iter()
-        .filter_map(|(id, label)| load_row(SERVE_GROUP, id, label.to_string(), bare))
-        .collect();
+    let rows: Vec<Vec<String>> = [
+        (SERVE_BARE, "bare hyper + wasmtime"),
+        (SERVE_TTA, "tta-host serve"),
+        (SERVE_MCP, "tta-host serve, MCP `tools/call`"),
+    ]
+    .iter()
+    .filter_map(|(id, label)| load_row(SERVE_GROUP, id, label.to_string(), bare))
+    .collect();
     if !rows.is_empty() {
         let _ = writeln!(
             out,
