@@ -4,7 +4,7 @@
 //! every signal, the metrics push included, carries the full resource.
 
 use crate::http_out::Pki;
-use crate::otlp_receiver::{self, Received, attr, text};
+use crate::otlp_receiver::{self, attr, text};
 use crate::telemetry::otlp_config;
 use crate::{config, fixture};
 use opentelemetry_proto::tonic::common::v1::KeyValue;
@@ -15,16 +15,6 @@ use tta_host::config::telemetry::{Compression, OtlpProtocol, Secret};
 use tta_host::telemetry::Telemetry;
 
 const KEY: &str = "backend-key-5f2c";
-
-async fn until(received: &Received, done: impl Fn(&Received) -> bool) -> bool {
-    for _ in 0..200 {
-        if done(received) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
-}
 
 fn resource_value(attributes: &[KeyValue], key: &str) -> Option<String> {
     attr(attributes, key).map(|v| text(&v))
@@ -59,7 +49,7 @@ async fn export_over_tls(protocol: OtlpProtocol) {
     keyless.load(&fixture("context-probe")).await.expect("loads");
     assert!(crate::call(&keyless, "context-probe", "{}").await.output.is_ok());
     assert!(
-        until(&received, |r| r.refused.load(Ordering::SeqCst) > 0).await,
+        received.until(|r| r.refused.load(Ordering::SeqCst) > 0).await,
         "{protocol:?}: an export without the key was not refused"
     );
     assert!(received.spans().is_empty(), "{protocol:?}");
@@ -76,7 +66,9 @@ async fn export_over_tls(protocol: OtlpProtocol) {
     assert!(crate::call(&host, "context-probe", "{}").await.output.is_ok());
     assert!(host.telemetry().flush(Duration::from_secs(30)));
     assert!(
-        until(&received, |r| !r.spans().is_empty() && !r.metrics().is_empty()).await,
+        received
+            .until(|r| !r.spans().is_empty() && !r.metrics().is_empty())
+            .await,
         "{protocol:?}: spans {} metrics {}",
         received.spans().len(),
         received.metrics().len()

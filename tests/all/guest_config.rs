@@ -4,7 +4,7 @@
 //! guest that reads a secret and tries every way to leak it — every signal is searched for
 //! the secret's bytes.
 
-use crate::otlp_receiver::{self, Received};
+use crate::otlp_receiver;
 use crate::process::{ServeProcess, write_config_with};
 use crate::serve::plugins_dir;
 use crate::{fixture, http_client};
@@ -64,16 +64,6 @@ async fn values(server: &ServeProcess, key: &str, keys: &[&str]) -> Value {
     let (status, body) = probe(server, key, &json!({ "keys": keys })).await;
     assert_eq!(status, 200, "{body}");
     serde_json::from_str(&body).expect("JSON")
-}
-
-async fn until(received: &Received, done: impl Fn(&Received) -> bool) -> bool {
-    for _ in 0..200 {
-        if done(received) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -136,11 +126,13 @@ async fn tenants_read_their_own_config_and_no_signal_carries_a_secret() {
     assert!(!body.contains(ROTATED), "the new value is scrubbed too: {body}");
 
     assert!(
-        until(&received, |r| {
-            let spans = format!("{:?}", r.spans());
-            spans.matches("leak [redacted]").count() >= 3 && format!("{:?}", r.logs()).contains("stderr: [redacted]")
-        })
-        .await,
+        received
+            .until(|r| {
+                let spans = format!("{:?}", r.spans());
+                spans.matches("leak [redacted]").count() >= 3
+                    && format!("{:?}", r.logs()).contains("stderr: [redacted]")
+            })
+            .await,
         "the leak calls' spans and logs arrived, scrubbed"
     );
     let metrics = http_client()

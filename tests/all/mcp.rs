@@ -3,14 +3,13 @@
 //! `tta-host mcp` on stdio, at 2026-07-28 (`auto`) and through the 2025-11-25 handshake
 //! (`legacy`). Bad input goes in raw, over HTTP.
 
-use crate::otlp_receiver::{self, Received, attr, text};
+use crate::otlp_receiver::{self, attr, text};
 use crate::process::{ServeProcess, write_config_with};
 use crate::serve::plugins_dir;
 use crate::{fixture, http_client, plugin, repo};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::time::Duration;
 use tta_host::tenant::hash_key;
 
 /// The SDK release the tests hold the server to.
@@ -190,16 +189,6 @@ async fn post(server: &ServeProcess, key: &str, body: impl Into<reqwest::Body>) 
     )
 }
 
-async fn until(received: &Received, done: impl Fn(&Received) -> bool) -> bool {
-    for _ in 0..200 {
-        if done(received) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_sdk_calls_a_tenants_tools_over_streamable_http() {
     let (otlp, received) = otlp_receiver::grpc().await;
@@ -242,12 +231,13 @@ async fn the_official_sdk_calls_a_tenants_tools_over_streamable_http() {
     assert_tool_calls(&legacy, &ACME_TOOLS);
 
     // The caller's trace continues into the tool call's span, which carries the MCP attributes.
-    let traced = until(&received, |r| {
-        r.spans()
-            .iter()
-            .any(|(_, s)| hex(&s.trace_id) == trace_id && hex(&s.parent_span_id) == parent)
-    })
-    .await;
+    let traced = received
+        .until(|r| {
+            r.spans()
+                .iter()
+                .any(|(_, s)| hex(&s.trace_id) == trace_id && hex(&s.parent_span_id) == parent)
+        })
+        .await;
     assert!(traced, "no span continues the traceparent of _meta");
     let spans = received.spans();
     let (_, span) = spans

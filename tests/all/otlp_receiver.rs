@@ -87,6 +87,17 @@ struct Store {
 }
 
 impl Received {
+    /// Whether `done` holds of what was received within 10 s, checked every 50 ms.
+    pub async fn until(&self, done: impl Fn(&Received) -> bool) -> bool {
+        for _ in 0..200 {
+            if done(self) {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        false
+    }
+
     fn store(&self) -> std::sync::MutexGuard<'_, Store> {
         self.inner.lock().expect("receiver store")
     }
