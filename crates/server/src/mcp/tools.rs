@@ -252,7 +252,12 @@ pub(crate) fn prepare(
         options,
         modern: protocol.modern,
         id: id.clone(),
-        progress_token: meta.and_then(|m| m.get("progressToken")).cloned(),
+        // A token is a string or an integer; anything else (which every notification would
+        // echo) is taken as no request for progress.
+        progress_token: meta
+            .and_then(|m| m.get("progressToken"))
+            .filter(|t| t.as_str().is_some_and(|s| s.len() <= 256) || t.is_i64() || t.is_u64())
+            .cloned(),
         cancel: Cancel {
             app: Arc::clone(app),
             key,
