@@ -135,14 +135,7 @@ async fn tenants_read_their_own_config_and_no_signal_carries_a_secret() {
             .await,
         "the leak calls' spans and logs arrived, scrubbed"
     );
-    let metrics = http_client()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("text");
+    let metrics = server.metrics().await;
     assert!(
         metrics.contains("tta_guest_leak_attempts_total{key=\"[redacted]\""),
         "the guest's counter is kept, its secret label scrubbed:\n{metrics}"

@@ -294,14 +294,7 @@ async fn the_official_sdk_calls_a_tenants_tools_over_streamable_http() {
     assert_eq!((status, body["result"].clone()), (200, json!({})), "{body}");
 
     // Tool calls are counted by tool and outcome, per tenant.
-    let metrics = http_client()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("metrics");
+    let metrics = server.metrics().await;
     for series in [
         r#"mcp_tool_calls_total{outcome="success",tenant="acme",tool="word-count"}"#,
         r#"mcp_tool_calls_total{outcome="tool_error",tenant="acme",tool="spin-forever"}"#,

@@ -98,6 +98,18 @@ impl ServeProcess {
         format!("http://{}{path}", self.addr)
     }
 
+    /// What `/metrics` on the API port shows now.
+    pub async fn metrics(&self) -> String {
+        crate::http_client()
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("metrics")
+    }
+
     /// Its process id.
     pub fn pid(&self) -> u32 {
         self.child.id().expect("the process is running")
