@@ -375,7 +375,7 @@ async fn one_tenants_compiles_cannot_time_out_anothers() {
 
 /// Opens a connection and sends the head of a request with `length` bytes of body and
 /// `sent` of them; the connection stays open until dropped.
-async fn start_body(
+pub(crate) async fn start_body(
     addr: std::net::SocketAddr,
     method: &str,
     path: &str,
@@ -385,7 +385,7 @@ async fn start_body(
 ) -> tokio::net::TcpStream {
     let mut socket = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {key}\r\ncontent-length: {length}\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {key}\r\ncontent-type: application/json\r\ncontent-length: {length}\r\n\r\n"
     );
     socket.write_all(head.as_bytes()).await.expect("head");
     let chunk = vec![b'x'; 1 << 16];
@@ -732,8 +732,8 @@ async fn a_hostile_tenant_and_an_anonymous_client_cannot_harm_a_victim() {
         }),
     );
     // The hostile tenant: upload, execute, delete with a new name each time (over its
-    // upload rate), floods of guest series with invalid 60 KB traceparents, bodies trickled
-    // to hold slots, and large uploads streamed.
+    // upload rate), floods of guest series with invalid 60 KB traceparents, bodies and MCP
+    // messages trickled to hold slots, and large uploads streamed.
     let (c, base) = (client.clone(), server.url(""));
     spawn(
         &mut attackers,
@@ -785,10 +785,11 @@ async fn a_hostile_tenant_and_an_anonymous_client_cannot_harm_a_victim() {
         Duration::from_millis(50),
         Arc::new(move |i| {
             Box::pin(async move {
-                let (method, path, length, sent) = if i % 4 == 0 {
-                    ("PUT", format!("/v1/primitives/huge-{i}"), 4 << 20, 3 << 20)
-                } else {
-                    ("POST", "/v1/primitives/echo/execute".to_owned(), 10_000, 10)
+                let (method, path, length, sent) = match i % 4 {
+                    0 => ("PUT", format!("/v1/primitives/huge-{i}"), 4 << 20, 3 << 20),
+                    // An MCP message is read under the tenant's slots as a `/v1` body is.
+                    1 => ("POST", "/mcp".to_owned(), 96 << 10, 64 << 10),
+                    _ => ("POST", "/v1/primitives/echo/execute".to_owned(), 10_000, 10),
                 };
                 let socket = start_body(addr, method, &path, KEY_BETA, length, sent).await;
                 tokio::time::sleep(Duration::from_millis(500)).await;

@@ -17,6 +17,7 @@ const MCP_SDK: &str = "mcp==2.3.0";
 const KEY_ACME: &str = "tta_mcp_acme_key";
 const KEY_OTHER: &str = "tta_mcp_other_key";
 const KEY_TIGHT: &str = "tta_mcp_tight_key";
+const KEY_SLOW: &str = "tta_mcp_slow_key";
 /// The tools of tenant `acme`, in `tools/list` order.
 const ACME_TOOLS: [&str; 7] = [
     "format",
@@ -164,10 +165,13 @@ fn tenants() -> String {
          workflows = [\"text-report\"]\nquotas = {{ fuel = 20000000, max_request_bytes = 100000 }}\n\n\
          [[tenants]]\nid = \"other\"\napi_key_sha256 = [\"{}\"]\nprimitives = [\"slugify-c\"]\n\n\
          [[tenants]]\nid = \"tight\"\napi_key_sha256 = [\"{}\"]\nprimitives = [\"word-count\"]\n\
-         quotas = {{ calls_per_second = 0.01, burst = 1 }}\n",
+         quotas = {{ calls_per_second = 0.01, burst = 1 }}\n\n\
+         [[tenants]]\nid = \"slow\"\napi_key_sha256 = [\"{}\"]\nprimitives = [\"word-count\"]\n\
+         quotas = {{ max_concurrent = 2 }}\n",
         hash_key(KEY_ACME),
         hash_key(KEY_OTHER),
         hash_key(KEY_TIGHT),
+        hash_key(KEY_SLOW),
     )
 }
 
@@ -292,6 +296,40 @@ async fn the_official_sdk_calls_a_tenants_tools_over_streamable_http() {
     assert_eq!(get.status().as_u16(), 405);
     let (status, body) = post(&server, KEY_ACME, r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#).await;
     assert_eq!((status, body["result"].clone()), (200, json!({})), "{body}");
+
+    // A message is read under one of its tenant's slots: two trickled messages hold the
+    // slow tenant's two, so its third message is refused, and no other tenant notices.
+    let ping = r#"{"jsonrpc":"2.0","id":3,"method":"ping"}"#;
+    let mut trickling = Vec::new();
+    for _ in 0..2 {
+        trickling.push(crate::fences::start_body(server.addr, "POST", "/mcp", KEY_SLOW, 50_000, 10).await);
+    }
+    let mut refused = (0, Value::Null);
+    for _ in 0..100 {
+        refused = post(&server, KEY_SLOW, ping).await;
+        if refused.0 == 429 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(refused.0, 429, "{}", refused.1);
+    assert_eq!(
+        refused.1["error"]["data"]["type"], "concurrency_limited",
+        "{}",
+        refused.1
+    );
+    let (status, body) = post(&server, KEY_ACME, ping).await;
+    assert_eq!(status, 200, "another tenant is unaffected: {body}");
+    drop(trickling);
+    let mut freed = 0;
+    for _ in 0..100 {
+        freed = post(&server, KEY_SLOW, ping).await.0;
+        if freed == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(freed, 200, "the slots come back when the messages' connections close");
 
     // Tool calls are counted by tool and outcome, per tenant.
     let metrics = server.metrics().await;

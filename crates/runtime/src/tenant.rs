@@ -300,13 +300,26 @@ impl Tenant {
     /// Takes a call slot and a rate token, or says why not. Nothing waits.
     pub fn admit(self: &Arc<Self>) -> Result<Permit, Refusal> {
         let permit = self.slot()?;
+        self.take_rate()?;
+        Ok(permit)
+    }
+
+    /// Takes a call slot only: for a message whose body is read before it is known to be a
+    /// call, so its bytes are charged to the tenant's slots; the call then takes its rate
+    /// token with [`Tenant::take_rate`] under the same slot.
+    pub fn hold(self: &Arc<Self>) -> Result<Permit, Refusal> {
+        self.slot()
+    }
+
+    /// Takes a rate token, or says when the next one comes. Nothing waits.
+    pub fn take_rate(&self) -> Result<(), Refusal> {
         if let Some(bucket) = &self.bucket {
             let mut b = lock(bucket);
             let rate = b.rate;
             b.take()
                 .map_err(|retry_after| Refusal::RateLimited { rate, retry_after })?;
         }
-        Ok(permit)
+        Ok(())
     }
 
     /// Takes an upload slot (one of the in-flight slots calls use) and an upload-rate

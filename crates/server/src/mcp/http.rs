@@ -1,17 +1,18 @@
 //! MCP's Streamable HTTP transport at `/mcp`: each POST carries one message and gets its
 //! answer, as JSON, or as a server-sent event stream when a workflow reports progress.
 //!
-//! In order, as `/v1` does: the key (401 before the body is read), the body bounded by the
-//! tenant's `max_request_bytes` plus room for the envelope (413 before parsing), the
-//! message, then for `tools/call` the tenant's quota (429) and a host slot (503). No
-//! session is kept, so a GET (the server-to-client stream) and a DELETE (ending a
-//! session) are 405. A client that goes away ends its call: the handler, or the event
-//! stream that owns the call's task, is dropped with the connection.
+//! In order, as `/v1` does: the key (401 before the body is read), one of the tenant's
+//! slots (429; the message is read under it), the body bounded by the tenant's
+//! `max_request_bytes` plus room for the envelope (413 before parsing), the message, then
+//! for `tools/call` the tenant's rate (429) and a host slot (503). No session is kept, so
+//! a GET (the server-to-client stream) and a DELETE (ending a session) are 405. A client
+//! that goes away ends its call: the handler, or the event stream that owns the call's
+//! task, is dropped with the connection.
 
 use super::jsonrpc::{self, RpcError};
 use super::{Answer, Caller, Transport};
 use crate::App;
-use crate::request::{RequestIds, authenticated, header_value, read_body, with_tenant};
+use crate::request::{RequestIds, authenticated, header_value, read_body, refusal_problem, with_tenant};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -68,6 +69,17 @@ pub(crate) async fn post(State(app): State<Arc<App>>, headers: HeaderMap, body: 
             "send the message with `Content-Type: application/json`",
         ));
     }
+    // Every message is read under one of the tenant's slots, as a `/v1` body is, so a
+    // tenant's slow or large messages are charged to its `max_concurrent`; a `tools/call`
+    // keeps the slot for its run.
+    let held = match tenant.hold() {
+        Ok(held) => held,
+        Err(refusal) => {
+            let problem = refusal_problem(&app, &tenant, refusal)
+                .with_ids(&ids.correlation_id, &format!("{:032x}", ids.trace_id));
+            return refuse(RpcError::refused(&problem));
+        }
+    };
     let limit = tenant.max_request_bytes.saturating_add(ENVELOPE_BYTES);
     let message = match read_body(&app, body, &headers, limit, "the MCP message").await {
         Ok(body) => jsonrpc::parse(&body.bytes),
@@ -84,6 +96,7 @@ pub(crate) async fn post(State(app): State<Arc<App>>, headers: HeaderMap, body: 
         tenant: Arc::clone(&tenant),
         ids: ids.clone(),
         transport: Transport::Http,
+        held: std::cell::Cell::new(Some(held)),
     };
     let response = match super::handle(&app, &caller, message, Some(&headers), None) {
         Answer::Accepted => {

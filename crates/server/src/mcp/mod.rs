@@ -29,7 +29,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 use tta_runtime::host::Host;
-use tta_runtime::tenant::Tenant;
+use tta_runtime::tenant::{Permit, Tenant};
 
 pub(crate) use tools::Prepared;
 
@@ -100,11 +100,13 @@ pub(crate) struct Protocol {
     pub(crate) modern: bool,
 }
 
-/// Who sent a message: the authenticated tenant, its request's ids, its transport.
+/// Who sent a message: the authenticated tenant, its request's ids, its transport, and the
+/// tenant's slot its message was read under (HTTP), which a `tools/call` keeps.
 pub(crate) struct Caller {
     pub(crate) tenant: Arc<Tenant>,
     pub(crate) ids: RequestIds,
     pub(crate) transport: Transport,
+    pub(crate) held: std::cell::Cell<Option<Permit>>,
 }
 
 /// What to answer to one message.

@@ -74,6 +74,7 @@ where
             tenant: Arc::clone(&tenant),
             ids: RequestIds::from_headers(&HeaderMap::new()),
             transport: Transport::Stdio,
+            held: std::cell::Cell::new(None),
         };
         match super::handle(&app, &caller, message, None, session.as_deref()) {
             Answer::Accepted => {}

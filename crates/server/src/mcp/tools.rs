@@ -217,9 +217,11 @@ pub(crate) fn prepare(
             .inc();
         RpcError::refused(&problem.with_ids(&caller.ids.correlation_id, &format!("{:032x}", caller.ids.trace_id)))
     };
-    let quota = tenant
-        .admit()
-        .map_err(|refusal| refused(refusal_problem(app, &tenant, refusal)))?;
+    let quota = match caller.held.take() {
+        Some(held) => tenant.take_rate().map(|()| held),
+        None => tenant.admit(),
+    }
+    .map_err(|refusal| refused(refusal_problem(app, &tenant, refusal)))?;
     let slot = slot(app, &tenant).map_err(refused)?;
 
     let meta = params.get("_meta").and_then(Value::as_object);
