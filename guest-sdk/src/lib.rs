@@ -1,17 +1,19 @@
 //! Write [tta-host](https://example.invalid/tta-host) workflow primitives in Rust.
 //!
-//! This crate owns the WIT bindings of `tta:primitives@0.1.0` so a primitive depends on
+//! This crate owns the WIT bindings of `tta:primitives@0.2.0` so a primitive depends on
 //! nothing else: implement [`Primitive`] (bytes in, bytes out) or [`JsonPrimitive`]
-//! (typed JSON in and out), then call [`export!`].
+//! (typed JSON in and out, its JSON Schemas derived from the types), then call [`export!`].
 //!
 //! ```no_run
+//! use schemars::JsonSchema;
 //! use serde::{Deserialize, Serialize};
 //! use tta_guest::{Context, Error, JsonPrimitive, Metadata};
 //!
-//! #[derive(Deserialize)]
+//! /// What to shout.
+//! #[derive(Deserialize, JsonSchema)]
 //! struct Input { text: String }
 //!
-//! #[derive(Serialize)]
+//! #[derive(Serialize, JsonSchema)]
 //! struct Output { shout: String }
 //!
 //! struct Shout;
@@ -21,7 +23,7 @@
 //!     type Output = Output;
 //!
 //!     fn describe() -> Metadata {
-//!         Metadata::new("shout", "1.0.0", "Upper-cases `text`.")
+//!         Metadata::new("shout", "1.0.0", "Upper-cases `text`.").title("Shout").read_only()
 //!     }
 //!
 //!     fn run(ctx: &Context, input: Input) -> Result<Output, Error> {
@@ -54,12 +56,12 @@ extern crate self as tta_guest;
 #[allow(missing_docs, clippy::all, unsafe_op_in_unsafe_fn)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: ["../wit/0.1.0", "../wit/deps/config"],
+        path: ["../wit/0.2.0", "../wit/deps/config"],
         inline: "
             package tta:guest;
 
             world primitive-plugin {
-                include tta:primitives/primitive-plugin@0.1.0;
+                include tta:primitives/primitive-plugin@0.2.0;
                 import wasi:config/store@0.2.0-rc.1;
             }
         ",
@@ -75,7 +77,7 @@ pub mod bindings {
 use bindings::tta::primitives::{invoke as wit_invoke, telemetry};
 
 pub use bindings::tta::primitives::telemetry::{Level, Span, Value};
-pub use bindings::tta::primitives::types::{Context, Error, ErrorKind, Metadata};
+pub use bindings::tta::primitives::types::{Context, Error, ErrorKind, Hints, Metadata};
 
 pub mod config;
 mod json;
@@ -89,7 +91,8 @@ pub use json::{JsonPrimitive, from_json, to_json};
 /// Implement this for a unit struct and hand it to [`export!`]. Each call runs in a
 /// fresh instance, so statics do not carry state from one call to the next.
 pub trait Primitive {
-    /// Name, version and description; the name is how workflows and `invoke` call it.
+    /// Name, version, description and what a tool listing shows; the name is how
+    /// workflows, `invoke` and MCP clients call it.
     fn describe() -> Metadata;
 
     /// Runs once on `input` within the workflow context `ctx`.

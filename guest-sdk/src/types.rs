@@ -1,15 +1,76 @@
 //! Conveniences on the generated WIT types, so primitives read naturally.
 
-use crate::{Context, Error, ErrorKind, Metadata, Span, Value};
+use crate::{Context, Error, ErrorKind, Hints, Metadata, Span, Value};
 
 impl Metadata {
-    /// Describes a primitive.
+    /// Describes a primitive: no title, no schemas, no hints (each unknown) until set.
     pub fn new(name: &str, version: &str, description: &str) -> Self {
         Metadata {
             name: name.to_owned(),
             version: version.to_owned(),
             description: description.to_owned(),
+            title: None,
+            input_schema: None,
+            output_schema: None,
+            hints: Hints {
+                read_only: None,
+                destructive: None,
+                idempotent: None,
+                open_world: None,
+            },
         }
+    }
+
+    /// A human-readable name for tool listings (at most 128 bytes).
+    #[must_use]
+    pub fn title(mut self, title: &str) -> Self {
+        self.title = Some(title.to_owned());
+        self
+    }
+
+    /// The JSON Schema (text) of the input; its root must be `"type": "object"`.
+    /// [`JsonPrimitive`](crate::JsonPrimitive) derives it from `Input` when not set.
+    #[must_use]
+    pub fn input_schema(mut self, schema: &str) -> Self {
+        self.input_schema = Some(schema.to_owned());
+        self
+    }
+
+    /// The JSON Schema (text) of the output; derived from `Output` when not set.
+    #[must_use]
+    pub fn output_schema(mut self, schema: &str) -> Self {
+        self.output_schema = Some(schema.to_owned());
+        self
+    }
+
+    /// The primitive changes nothing outside its output.
+    #[must_use]
+    pub fn read_only(mut self) -> Self {
+        self.hints.read_only = Some(true);
+        self.hints.destructive = Some(false);
+        self
+    }
+
+    /// The primitive may destroy or overwrite state outside itself.
+    #[must_use]
+    pub fn destructive(mut self) -> Self {
+        self.hints.read_only = Some(false);
+        self.hints.destructive = Some(true);
+        self
+    }
+
+    /// Calling it again with the same input has no further effect.
+    #[must_use]
+    pub fn idempotent(mut self) -> Self {
+        self.hints.idempotent = Some(true);
+        self
+    }
+
+    /// Whether it reaches an open world of outside entities (the web) or a closed one.
+    #[must_use]
+    pub fn open_world(mut self, open: bool) -> Self {
+        self.hints.open_world = Some(open);
+        self
     }
 }
 

@@ -13,7 +13,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use tta_host::bindings::PrimitivePluginPre;
+use tta_host::bindings::v2::PrimitivePluginPre;
 use tta_host::telemetry::{ObservabilityConfig, SamplerKind, Telemetry};
 use tta_host::{CallOptions, Host, HostConfig, Primitive};
 

@@ -39,17 +39,22 @@ fn published_wit_versions_are_unchanged() {
 }
 
 /// Components of both contract versions load into one host and run side by side; a 0.2.0
-/// component describes itself as a tool, and its `invoke` reaches a 0.1.0 one.
+/// component describes itself as a tool, and its `invoke` reaches a 0.1.0 one. The Rust
+/// SDK's typed primitives are 0.2.0 with schemas derived from their types.
 #[tokio::test]
 async fn components_of_0_1_0_and_0_2_0_load_and_call_each_other() {
     use tta_host::metadata::Contract;
     let host = crate::host_with(
         crate::config(),
-        &[crate::plugin("word-count"), crate::fixture("tool-v2")],
+        &[
+            crate::plugin("slugify-c"),
+            crate::plugin("word-count"),
+            crate::fixture("tool-v2"),
+        ],
     )
     .await;
     let registry = host.registry();
-    let old = registry.get("word-count").expect("word-count");
+    let old = registry.get("slugify-c").expect("slugify-c");
     let new = registry.get("tool-v2").expect("tool-v2");
     assert_eq!(old.metadata.contract, Contract::V0_1_0);
     assert_eq!(old.metadata.input_schema, None);
@@ -66,15 +71,40 @@ async fn components_of_0_1_0_and_0_2_0_load_and_call_each_other() {
     assert_eq!(new.metadata.hints.read_only, Some(true));
     assert_eq!(new.metadata.hints.destructive, None);
 
+    // The SDK derives word-count's schemas from its serde types, doc comments included.
+    let typed = registry.get("word-count").expect("word-count");
+    assert_eq!(typed.metadata.contract, Contract::V0_2_0);
+    assert_eq!(typed.metadata.title.as_deref(), Some("Count words"));
+    let input: serde_json::Value =
+        serde_json::from_str(typed.metadata.input_schema.as_deref().expect("derived input schema")).expect("JSON");
+    assert_eq!(input["type"], "object", "{input}");
+    assert_eq!(input["required"], serde_json::json!(["text"]), "{input}");
+    assert_eq!(input["properties"]["text"]["type"], "string", "{input}");
+    assert!(
+        input["properties"]["text"]["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("counted")),
+        "the field's doc comment is its description: {input}"
+    );
+    let output: serde_json::Value =
+        serde_json::from_str(typed.metadata.output_schema.as_deref().expect("derived output schema")).expect("JSON");
+    for field in ["words", "lines", "chars"] {
+        assert_eq!(output["properties"][field]["type"], "integer", "{output}");
+    }
+    assert_eq!(
+        (typed.metadata.hints.read_only, typed.metadata.hints.idempotent),
+        (Some(true), Some(true))
+    );
+
     let sum = crate::call(&host, "tool-v2", r#"{"a": 2, "b": 3.5}"#).await;
     assert_eq!(crate::json_output(&sum)["sum"], 5.5);
     let spans: Vec<&str> = sum.report.spans.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(spans, ["tool.add"], "0.2.0 telemetry lands on the call");
     assert_eq!(sum.report.logs.len(), 1, "{:?}", sum.report.logs);
-    let nested = crate::call(&host, "tool-v2", r#"{"a": 0, "b": 0, "invoke": "word-count"}"#).await;
+    let nested = crate::call(&host, "tool-v2", r#"{"a": 0, "b": 0, "invoke": "slugify-c"}"#).await;
     assert_eq!(
-        crate::json_output(&nested)["words"],
-        2,
+        crate::json_output(&nested)["slug"],
+        "from-tool-v2",
         "0.2.0 invoke ran the 0.1.0 primitive"
     );
     assert_eq!(nested.report.nested.len(), 1);
@@ -89,13 +119,14 @@ async fn components_of_0_1_0_and_0_2_0_load_and_call_each_other() {
         &repo(),
         &[
             "load",
+            &crate::plugin("slugify-c").display().to_string(),
             &crate::plugin("word-count").display().to_string(),
             &crate::fixture("tool-v2").display().to_string(),
         ],
     );
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.lines().next().is_some_and(|h| h.contains("CONTRACT")), "{table}");
-    for (name, contract) in [("word-count", "0.1.0"), ("tool-v2", "0.2.0")] {
+    for (name, contract) in [("slugify-c", "0.1.0"), ("word-count", "0.2.0"), ("tool-v2", "0.2.0")] {
         let row = table.lines().find(|l| l.starts_with(name)).expect("a row");
         let columns: Vec<&str> = row.split_whitespace().collect();
         assert_eq!(columns.get(2), Some(&contract), "{row}");

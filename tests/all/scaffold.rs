@@ -13,7 +13,9 @@ fn text(bytes: &[u8]) -> String {
 
 /// Makes, builds, loads and runs a project; returns what it printed for `input.json`.
 /// Also runs it with `--config-value config`, whose output must contain `expected`.
-fn new_build_load_run(lang: &str, language: &str, (config, expected): (&str, &str)) -> String {
+/// Makes, builds, loads and runs a `lang` project; its load row says `language` and the
+/// contract version `contract`.
+fn new_build_load_run(lang: &str, language: &str, contract: &str, (config, expected): (&str, &str)) -> String {
     let parent = tempfile::tempdir().expect("temp dir");
     let name = format!("hello-{lang}");
     let made = tta_host(parent.path(), &["new", &name, "--lang", lang]);
@@ -53,6 +55,7 @@ fn new_build_load_run(lang: &str, language: &str, (config, expected): (&str, &st
     assert!(load.status.success(), "load: {table}{}", text(&load.stderr));
     let row = table.lines().find(|l| l.starts_with(&name)).expect("a row for it");
     assert!(row.contains(language) && row.contains("OK"), "{row}");
+    assert_eq!(row.split_whitespace().nth(2), Some(contract), "{row}");
 
     let run = tta_host(&project, &["run", &wasm, "--input-file", "input.json"]);
     assert!(run.status.success(), "run: {}", text(&run.stderr));
@@ -82,22 +85,31 @@ fn greeting(output: &str) -> String {
 
 #[test]
 fn new_rust_project_builds_loads_and_runs() {
-    assert_eq!(greeting(&new_build_load_run("rust", "Rust", HOWDY)), "Hello, Ada!");
+    assert_eq!(
+        greeting(&new_build_load_run("rust", "Rust", "0.2.0", HOWDY)),
+        "Hello, Ada!"
+    );
 }
 
 #[test]
 fn new_python_project_builds_loads_and_runs() {
-    assert_eq!(greeting(&new_build_load_run("python", "Python", HOWDY)), "Hello, Ada!");
+    assert_eq!(
+        greeting(&new_build_load_run("python", "Python", "0.1.0", HOWDY)),
+        "Hello, Ada!"
+    );
 }
 
 #[test]
 fn new_js_project_builds_loads_and_runs() {
-    assert_eq!(greeting(&new_build_load_run("js", "JavaScript", HOWDY)), "Hello, Ada!");
+    assert_eq!(
+        greeting(&new_build_load_run("js", "JavaScript", "0.1.0", HOWDY)),
+        "Hello, Ada!"
+    );
 }
 
 #[test]
 fn new_c_project_builds_loads_and_runs() {
-    let output = new_build_load_run("c", "C", ("prefix=>> ", r#">> {"name": "Ada"}"#));
+    let output = new_build_load_run("c", "C", "0.1.0", ("prefix=>> ", r#">> {"name": "Ada"}"#));
     assert_eq!(output.trim(), r#"{"name": "Ada"}"#, "the C template echoes");
 }
 

@@ -1,9 +1,9 @@
 //! Bare wasmtime, for the baselines of the benchmarks and the instruction counts: a store
 //! with WASI and nothing else, and a component pre-linked the way anyone embedding wasmtime
-//! would, on tta-host's bindings of the world.
+//! would, on tta-host's bindings of the world (0.2.0, which the example plugins export).
 
 use std::path::Path;
-use tta_host::bindings::{Context, PrimitivePluginPre};
+use tta_host::bindings::v2::{Context, PrimitivePluginPre};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};

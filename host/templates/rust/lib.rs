@@ -1,15 +1,20 @@
 //! `{{name}}`: a tta-host primitive. Edit `run`; `./build.sh` makes `{{name}}.wasm`.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tta_guest::{Context, Error, JsonPrimitive, Metadata};
 
-#[derive(Deserialize)]
+/// The input's JSON Schema, which tool listings (MCP `tools/list`) show, is derived from
+/// this type; doc comments become descriptions.
+#[derive(Deserialize, JsonSchema)]
 struct Input {
+    /// Who to greet.
     name: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 struct Output {
+    /// The greeting.
     greeting: String,
 }
 
@@ -21,6 +26,9 @@ impl JsonPrimitive for Primitive {
 
     fn describe() -> Metadata {
         Metadata::new("{{name}}", env!("CARGO_PKG_VERSION"), env!("CARGO_PKG_DESCRIPTION"))
+            .title("Greet someone")
+            .read_only()
+            .idempotent()
     }
 
     fn run(_ctx: &Context, input: Input) -> Result<Output, Error> {

@@ -12,7 +12,7 @@ impl JsonPrimitive for Charge {
     type Output = Map<String, Value>;
 
     fn describe() -> Metadata {
-        Metadata::new("charge-card", env!("CARGO_PKG_VERSION"), env!("CARGO_PKG_DESCRIPTION"))
+        Metadata::new("charge-card", env!("CARGO_PKG_VERSION"), env!("CARGO_PKG_DESCRIPTION")).title("Charge a card")
     }
 
     fn run(ctx: &Context, mut order: Map<String, Value>) -> Result<Map<String, Value>, Error> {

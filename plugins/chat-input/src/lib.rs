@@ -4,10 +4,11 @@
 //! for up to `max_short_words` words (config, default 40) and `long` above, for a router
 //! to pick a model by.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tta_guest::{Context, Error, JsonPrimitive, Metadata};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Input {
     question: String,
@@ -15,7 +16,7 @@ struct Input {
     system: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 struct Output {
     prompt: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -35,6 +36,10 @@ impl JsonPrimitive for ChatInput {
 
     fn describe() -> Metadata {
         Metadata::new("chat-input", env!("CARGO_PKG_VERSION"), env!("CARGO_PKG_DESCRIPTION"))
+            .title("Chat input")
+            .read_only()
+            .idempotent()
+            .open_world(false)
     }
 
     fn run(_ctx: &Context, input: Input) -> Result<Output, Error> {

@@ -21,11 +21,12 @@ mod http;
 
 use chat::{Completion, Events, Message, Request, StreamOptions, Usage};
 use http::{Failure, Response, Timeouts, Url};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tta_guest::{Context, Error, ErrorKind, JsonPrimitive, Metadata, Span};
 
 /// `{"messages": [...]}` or `{"prompt": "...", "system": "..."}`, and optional overrides.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct Input {
     #[serde(default)]
     messages: Vec<Message>,
@@ -37,7 +38,7 @@ struct Input {
     stream: Option<bool>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 struct Output {
     text: String,
     model: String,
@@ -336,6 +337,9 @@ impl JsonPrimitive for LlmChat {
 
     fn describe() -> Metadata {
         Metadata::new("llm-chat", env!("CARGO_PKG_VERSION"), env!("CARGO_PKG_DESCRIPTION"))
+            .title("Chat with an LLM")
+            .read_only()
+            .open_world(true)
     }
 
     fn run(ctx: &Context, input: Input) -> Result<Output, Error> {

@@ -3,16 +3,17 @@
 //! Shows nested calls: each callee runs as a child of this call, with the same
 //! correlation id, and its failure comes back as this primitive's error.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tta_guest::{Context, Error, JsonPrimitive, Metadata};
 
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize, Serialize, JsonSchema)]
 struct Input {
     text: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 struct Output {
     upper: Value,
     counts: Value,
@@ -27,6 +28,7 @@ impl JsonPrimitive for Orchestrator {
 
     fn describe() -> Metadata {
         Metadata::new("orchestrator", env!("CARGO_PKG_VERSION"), env!("CARGO_PKG_DESCRIPTION"))
+            .title("Orchestrate sub-calls")
     }
 
     fn run(ctx: &Context, input: Input) -> Result<Output, Error> {

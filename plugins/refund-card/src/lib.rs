@@ -1,11 +1,12 @@
 //! `refund-card`: the compensation of `charge-card`. Gets `{"input", "output"}` of the
 //! charge and refunds it.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tta_guest::{Context, Error, JsonPrimitive, Metadata};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct Compensation {
     output: Value,
 }
@@ -18,6 +19,8 @@ impl JsonPrimitive for Refund {
 
     fn describe() -> Metadata {
         Metadata::new("refund-card", env!("CARGO_PKG_VERSION"), env!("CARGO_PKG_DESCRIPTION"))
+            .title("Refund a card")
+            .destructive()
     }
 
     fn run(_ctx: &Context, input: Compensation) -> Result<Value, Error> {

@@ -1,11 +1,12 @@
 //! `release-stock`: the compensation of `reserve-stock`. Gets `{"input": order,
 //! "output": order with reservation}` and releases the reservation.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tta_guest::{Context, Error, JsonPrimitive, Metadata};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct Compensation {
     output: Value,
 }

@@ -4,10 +4,11 @@
 //! `llm.completion_tokens` and `llm.cost_usd`, which the host turns into the
 //! `llm_tokens_total`, `llm_requests_total` and `llm_cost_usd_total` metrics.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tta_guest::{Context, Error, JsonPrimitive, Metadata};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct Input {
     text: String,
     #[serde(default = "default_max_words")]
@@ -24,7 +25,7 @@ fn default_model() -> String {
     "extractive-small".into()
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 struct Output {
     summary: String,
     model: String,
@@ -55,6 +56,10 @@ impl JsonPrimitive for Summarize {
 
     fn describe() -> Metadata {
         Metadata::new("summarize", env!("CARGO_PKG_VERSION"), env!("CARGO_PKG_DESCRIPTION"))
+            .title("Summarize text")
+            .read_only()
+            .idempotent()
+            .open_world(false)
     }
 
     fn run(_ctx: &Context, input: Input) -> Result<Output, Error> {

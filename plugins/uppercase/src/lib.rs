@@ -1,14 +1,16 @@
 //! `uppercase`: `{"text": "hi"}` becomes `{"text": "HI"}`.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tta_guest::{Context, Error, JsonPrimitive, Metadata};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct Input {
+    /// The text to upper-case.
     text: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 struct Output {
     text: String,
 }
@@ -21,6 +23,10 @@ impl JsonPrimitive for Uppercase {
 
     fn describe() -> Metadata {
         Metadata::new("uppercase", env!("CARGO_PKG_VERSION"), env!("CARGO_PKG_DESCRIPTION"))
+            .title("Upper-case text")
+            .read_only()
+            .idempotent()
+            .open_world(false)
     }
 
     fn run(_ctx: &Context, input: Input) -> Result<Output, Error> {

@@ -3,15 +3,17 @@
 //! Shows guest telemetry: a child span around the counting, an attribute and an
 //! event on it, and a guest counter of words seen.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tta_guest::{Context, Error, JsonPrimitive, Metadata};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct Input {
+    /// The text whose words, lines and characters are counted.
     text: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 struct Output {
     words: usize,
     lines: usize,
@@ -26,6 +28,10 @@ impl JsonPrimitive for WordCount {
 
     fn describe() -> Metadata {
         Metadata::new("word-count", env!("CARGO_PKG_VERSION"), env!("CARGO_PKG_DESCRIPTION"))
+            .title("Count words")
+            .read_only()
+            .idempotent()
+            .open_world(false)
     }
 
     fn run(_ctx: &Context, input: Input) -> Result<Output, Error> {
