@@ -297,6 +297,18 @@ async fn the_official_sdk_calls_a_tenants_tools_over_streamable_http() {
     let (status, body) = post(&server, KEY_ACME, r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#).await;
     assert_eq!((status, body["result"].clone()), (200, json!({})), "{body}");
 
+    // A workflow's input schema is that of the primitive its input reaches first.
+    let (status, body) = post(
+        &server,
+        KEY_ACME,
+        r#"{"jsonrpc":"2.0","id":4,"method":"tools/list","params":{"cursor":"after:summarize"}}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let workflow = &body["result"]["tools"][0];
+    assert_eq!(workflow["name"], "text-report", "{body}");
+    assert_eq!(workflow["inputSchema"]["required"], json!(["text"]), "{workflow}");
+
     // A message is read under one of its tenant's slots: two trickled messages hold the
     // slow tenant's two, so its third message is refused, and no other tenant notices.
     let ping = r#"{"jsonrpc":"2.0","id":3,"method":"ping"}"#;

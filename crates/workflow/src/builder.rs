@@ -204,6 +204,7 @@ impl Flow {
             description: String::new(),
             root: spanned(root),
             steps: lowering.steps,
+            input_schema: None,
         };
         Workflow::compile(&file, "", host)
     }

@@ -62,9 +62,30 @@ pub struct WorkflowFile {
     /// The steps, by name.
     #[schemars(with = "BTreeMap<String, Step>")]
     pub steps: BTreeMap<Spanned<String>, Spanned<Step>>,
+    /// The JSON Schema of the workflow's input, as a table (`type = "object"` at its root),
+    /// which MCP clients see as the tool's `inputSchema`. Without it, the input schema of
+    /// the primitive the root step hands its input to first.
+    #[serde(default)]
+    #[schemars(with = "Option<BTreeMap<String, serde_json::Value>>")]
+    pub input_schema: Option<Spanned<serde_json::Value>>,
 }
 
 impl WorkflowFile {
+    /// The primitive the workflow's input reaches first: the root step's, or the first step
+    /// it runs (every combinator hands its first step the input it got), down to a leaf.
+    pub fn entry_primitive(&self) -> Option<String> {
+        let mut name = self.root.get_ref().clone();
+        for _ in 0..=self.steps.len() {
+            let step = self.steps.iter().find(|(k, _)| *k.get_ref() == name)?.1.get_ref();
+            if let Some(primitive) = &step.primitive {
+                return Some(primitive.0.get_ref().clone());
+            }
+            let (_, next) = step.children().into_iter().next()?;
+            name = next.get_ref().clone();
+        }
+        None
+    }
+
     /// The names of the primitives the file calls: leaves, classifiers and compensations.
     pub fn primitives(&self) -> std::collections::BTreeSet<String> {
         let mut names = std::collections::BTreeSet::new();

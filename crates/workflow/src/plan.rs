@@ -19,6 +19,10 @@ pub struct Workflow {
     pub(crate) root: usize,
     pub(crate) nodes: Vec<Node>,
     pub(crate) host: Host,
+    /// The primitive the input reaches first, whose input schema is the workflow's.
+    pub(crate) entry: Option<String>,
+    /// The schema the file declares (JSON text), which wins over the entry's.
+    pub(crate) input_schema: Option<String>,
 }
 
 impl std::fmt::Debug for Workflow {
@@ -100,6 +104,8 @@ impl Workflow {
             root,
             nodes,
             host: host.clone(),
+            entry: file.entry_primitive(),
+            input_schema: file.input_schema.as_ref().map(|s| s.get_ref().to_string()),
         })
     }
 
@@ -118,5 +124,14 @@ impl Workflow {
     /// What it does, for people.
     pub fn description(&self) -> &str {
         &self.description
+    }
+
+    /// The JSON Schema (text) of the workflow's input: the file's `input_schema`, or else
+    /// that of the primitive its input reaches first, as loaded now (so a reload shows).
+    pub fn input_schema(&self) -> Option<String> {
+        self.input_schema.clone().or_else(|| {
+            let entry = self.entry.as_deref()?;
+            self.host.registry().get(entry)?.metadata.input_schema.clone()
+        })
     }
 }

@@ -87,6 +87,15 @@ pub fn validate(file: &WorkflowFile, text: &str, is_primitive: Option<&dyn Fn(&s
         }
         check_step(&mut c, &at, step);
     }
+    if let Some(schema) = &file.input_schema
+        && schema.get_ref().get("type").and_then(serde_json::Value::as_str) != Some("object")
+    {
+        c.report(
+            schema.span(),
+            "input_schema",
+            "the input schema must have `type = \"object\"` at its root: a workflow's input, as a tool's arguments, is a JSON object",
+        );
+    }
     check_cycles(&mut c, file);
     c.problems.sort_by_key(|p| (p.line, p.column));
     c.problems
@@ -210,6 +219,38 @@ mod tests {
         let file = parse(text).unwrap_or_else(|p| panic!("parses: {p:?}"));
         let known = |name: &str| ["echo", "uppercase", "json-validate", "word-count"].contains(&name);
         validate(&file, text, Some(&known))
+    }
+
+    #[test]
+    fn the_input_schema_is_declared_or_the_entry_primitives() {
+        let declared = r#"
+name = "w"
+input_schema = { type = "object", required = ["text"], properties = { text = { type = "string" } } }
+[steps.main]
+sequential = ["wrap", "count"]
+[steps.wrap]
+retry = { step = "upper", max_attempts = 2 }
+[steps.upper]
+primitive = "uppercase"
+[steps.count]
+primitive = "word-count"
+"#;
+        assert!(problems(declared).is_empty(), "{:?}", problems(declared));
+        let file = parse(declared).unwrap_or_else(|p| panic!("parses: {p:?}"));
+        assert_eq!(file.entry_primitive().as_deref(), Some("uppercase"));
+        let schema = file.input_schema.as_ref().map(|s| s.get_ref().clone());
+        assert_eq!(
+            schema.and_then(|s| s.get("required").cloned()),
+            Some(serde_json::json!(["text"]))
+        );
+        let not_object = "name = \"w\"\ninput_schema = { type = \"string\" }\n[steps.main]\nprimitive = \"echo\"\n";
+        let found = problems(not_object);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(
+            (found[0].path.as_str(), found[0].line),
+            ("input_schema", 2),
+            "{found:?}"
+        );
     }
 
     #[test]

@@ -104,7 +104,11 @@ fn describe(name: &str, tool: &Tool) -> Value {
             "name": name,
             "title": name,
             "description": w.workflow.description(),
-            "inputSchema": any_object,
+            "inputSchema": w
+                .workflow
+                .input_schema()
+                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                .unwrap_or(any_object),
             "_meta": { "dev.tta/kind": "workflow" },
         }),
     }
