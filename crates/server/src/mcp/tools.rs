@@ -81,7 +81,11 @@ fn describe(name: &str, tool: &Tool) -> Value {
                     "dev.tta/digest": p.digest,
                 },
             });
-            if let Some(output) = schema(&m.output_schema) {
+            // MCP's `outputSchema` describes `structuredContent`, which is an object: a
+            // schema of anything else (a string, any value) is left out.
+            if let Some(output) =
+                schema(&m.output_schema).filter(|s| s.get("type").and_then(Value::as_str) == Some("object"))
+            {
                 tool["outputSchema"] = output;
             }
             let mut annotations = Map::new();
