@@ -18,6 +18,7 @@ const KEY_ACME: &str = "tta_mcp_acme_key";
 const KEY_OTHER: &str = "tta_mcp_other_key";
 const KEY_TIGHT: &str = "tta_mcp_tight_key";
 const KEY_SLOW: &str = "tta_mcp_slow_key";
+const KEY_STRICT: &str = "tta_mcp_strict_key";
 /// The tools of tenant `acme`, in `tools/list` order.
 const ACME_TOOLS: [&str; 7] = [
     "format",
@@ -167,11 +168,14 @@ fn tenants() -> String {
          [[tenants]]\nid = \"tight\"\napi_key_sha256 = [\"{}\"]\nprimitives = [\"word-count\"]\n\
          quotas = {{ calls_per_second = 0.01, burst = 1 }}\n\n\
          [[tenants]]\nid = \"slow\"\napi_key_sha256 = [\"{}\"]\nprimitives = [\"word-count\"]\n\
-         quotas = {{ max_concurrent = 2 }}\n",
+         quotas = {{ max_concurrent = 2 }}\n\n\
+         [[tenants]]\nid = \"strict\"\napi_key_sha256 = [\"{}\"]\nprimitives = [\"word-count\"]\n\
+         workflows = [\"text-report\"]\nvalidate_input = true\n",
         hash_key(KEY_ACME),
         hash_key(KEY_OTHER),
         hash_key(KEY_TIGHT),
         hash_key(KEY_SLOW),
+        hash_key(KEY_STRICT),
     )
 }
 
@@ -214,7 +218,7 @@ async fn the_official_sdk_calls_a_tenants_tools_over_streamable_http() {
     let parent = "00f067aa0ba902b7";
     let seen = client(&json!({
         "url": url, "mode": "auto", "key": KEY_ACME, "bad_key": "not-a-key", "tight_key": KEY_TIGHT,
-        "traceparent": format!("00-{trace_id}-{parent}-01"),
+        "strict_key": KEY_STRICT, "traceparent": format!("00-{trace_id}-{parent}-01"),
     }))
     .await;
     assert_eq!(seen["protocol_version"], "2026-07-28", "{seen}");
@@ -229,6 +233,58 @@ async fn the_official_sdk_calls_a_tenants_tools_over_streamable_http() {
     assert_eq!(refused["code"], -32050, "{tight:?}");
     assert_eq!(refused["data"]["type"], "rate_limited", "{refused}");
     assert_eq!(refused["data"]["status"], 429, "{refused}");
+
+    // A tenant with validate_input: a valid call runs; a bad one is a tool error naming
+    // where the schema refused it, and no guest ran (acme's same call reached the guest).
+    let strict = &seen["strict"];
+    assert_eq!(strict["valid"]["is_error"], false, "{strict}");
+    for (call, instance, schema) in [
+        ("primitive", "/text", "/properties/text/type"),
+        ("workflow", "", "/required"),
+    ] {
+        let refused = &strict[call]["structured"];
+        assert_eq!(strict[call]["is_error"], true, "{strict}");
+        assert_eq!(refused["type"], "invalid_input", "{refused}");
+        assert_eq!(
+            (refused["instance_path"].as_str(), refused["schema_path"].as_str()),
+            (Some(instance), Some(schema)),
+            "{refused}"
+        );
+    }
+    assert!(seen["guest_error"]["structured"].get("schema_path").is_none(), "{seen}");
+    // The same check on `/v1`, before a host slot is taken: a problem document with both paths.
+    for (path, body, schema) in [
+        (
+            "/v1/primitives/word-count/execute",
+            r#"{"text":5}"#,
+            "/properties/text/type",
+        ),
+        ("/v1/workflows/text-report/run", "{}", "/required"),
+        ("/v1/primitives/word-count/execute", "not json", ""),
+    ] {
+        let response = http_client()
+            .post(server.url(path))
+            .bearer_auth(KEY_STRICT)
+            .body(body)
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(response.status().as_u16(), 422, "{path}");
+        let problem: Value = serde_json::from_str(&response.text().await.expect("body")).expect("a problem document");
+        assert_eq!(problem["type"], "invalid_input", "{problem}");
+        assert_eq!(problem["schema_path"], schema, "{problem}");
+        assert!(
+            problem["detail"].as_str().is_some_and(|d| d.contains("input_schema")),
+            "{problem}"
+        );
+    }
+    let metrics = server.metrics().await;
+    let strict_calls: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("primitive_executions_total{") && l.contains("tenant=\"strict\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(strict_calls, 1.0, "only the valid call ran a guest:\n{metrics}");
 
     let legacy = client(&json!({ "url": url, "mode": "legacy", "key": KEY_ACME })).await;
     assert_eq!(legacy["protocol_version"], "2025-11-25", "{legacy}");

@@ -96,6 +96,13 @@ async def main(plan):
     if "tight_key" in plan:
         async with connect(plan, plan["tight_key"]) as c:
             seen["tight"] = [await call(c, "word-count", {"text": "a"}) for _ in range(2)]
+    if "strict_key" in plan:
+        async with connect(plan, plan["strict_key"]) as c:
+            seen["strict"] = {
+                "valid": await call(c, "word-count", {"text": "a b"}),
+                "primitive": await call(c, "word-count", {"text": 5}),
+                "workflow": await call(c, "text-report", {}),
+            }
     print(json.dumps(seen))
 
 

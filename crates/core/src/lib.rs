@@ -15,6 +15,7 @@ pub mod listener;
 pub mod metadata;
 pub mod redact;
 pub mod report;
+pub mod schema;
 pub mod text;
 pub mod tls;
 pub mod trace_context;

@@ -15,6 +15,7 @@ use std::time::Instant;
 use tta_core::config::Limits;
 use tta_core::error::LoadError;
 use tta_core::metadata::Metadata;
+use tta_core::schema::{self, InputSchema};
 use tta_telemetry::Metrics;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker};
@@ -133,9 +134,10 @@ impl Compiler<'_> {
                     reason: e.to_string(),
                 },
             })?;
-        check_metadata(path, &metadata)?;
+        let input_check = check_metadata(path, &metadata)?;
 
         Ok(Primitive {
+            input_check,
             metrics: match upload {
                 Some(_) => self.metrics.owned_primitive(&metadata.name),
                 None => self.metrics.primitive(&metadata.name),
@@ -241,7 +243,8 @@ fn export_names(engine: &wasmtime::Engine, component: &Component) -> Vec<String>
         .collect()
 }
 
-fn check_metadata(path: &Path, metadata: &Metadata) -> Result<(), LoadError> {
+/// Checks what a primitive said about itself; its input schema, compiled.
+fn check_metadata(path: &Path, metadata: &Metadata) -> Result<Option<InputSchema>, LoadError> {
     let name = &metadata.name;
     let valid = !name.is_empty()
         && name.len() <= 64
@@ -266,6 +269,7 @@ fn check_metadata(path: &Path, metadata: &Metadata) -> Result<(), LoadError> {
             "its title is over {MAX_TITLE} characters; keep it short"
         )));
     }
+    let mut input_check = None;
     for (field, schema) in [
         ("input-schema", &metadata.input_schema),
         ("output-schema", &metadata.output_schema),
@@ -282,17 +286,22 @@ fn check_metadata(path: &Path, metadata: &Metadata) -> Result<(), LoadError> {
                 "its {field} is not JSON ({e}); return a JSON Schema as JSON text"
             ))
         })?;
-        let Some(object) = parsed.as_object() else {
+        if !parsed.is_object() {
             return Err(describe(format!("its {field} is not a JSON Schema object")));
-        };
-        if field == "input-schema" && object.get("type").and_then(serde_json::Value::as_str) != Some("object") {
-            return Err(describe(
-                "its input-schema must have `\"type\": \"object\"` at the root: tool arguments are always a JSON object"
-                    .to_owned(),
-            ));
+        }
+        let compiled = InputSchema::compile(&parsed)
+            .map_err(|e| describe(format!("its {field} is not a usable JSON Schema: {e}")))?;
+        if field == "input-schema" {
+            if !schema::describes_object(&parsed) {
+                return Err(describe(
+                    "its input-schema must have `\"type\": \"object\"` at the root: tool arguments are always a JSON object"
+                        .to_owned(),
+                ));
+            }
+            input_check = Some(compiled);
         }
     }
-    Ok(())
+    Ok(input_check)
 }
 
 /// The longest `title` a primitive may give itself, in characters.
@@ -384,4 +393,45 @@ pub fn source_language(bytes: &[u8]) -> Option<String> {
                 .first()
                 .map(|l| if is_c(l) { "C".to_owned() } else { l.clone() })
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tta_core::metadata::{Contract, Hints};
+
+    fn with_input(schema: &str) -> Metadata {
+        Metadata {
+            name: "p".into(),
+            version: "1".into(),
+            description: String::new(),
+            title: None,
+            input_schema: Some(schema.to_owned()),
+            output_schema: None,
+            hints: Hints::default(),
+            contract: Contract::V0_2_0,
+        }
+    }
+
+    fn refusal(schema: &str) -> String {
+        match check_metadata(Path::new("p.wasm"), &with_input(schema)) {
+            Err(LoadError::Describe { reason, .. }) => reason,
+            other => panic!("{schema}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_input_schema_is_an_object_schema_that_compiles_and_fetches_nothing() {
+        let good = check_metadata(
+            Path::new("p.wasm"),
+            &with_input(r#"{"type":"object","required":["a"]}"#),
+        );
+        let compiled = good.expect("loads").expect("an input check");
+        assert!(compiled.check(b"{}").is_err());
+        assert!(refusal("{").contains("not JSON"));
+        assert!(refusal("[]").contains("not a JSON Schema object"));
+        assert!(refusal(r#"{"type":"string"}"#).contains("at the root"));
+        assert!(refusal(r#"{"type":"object","properties":{"a":{"type":5}}}"#).contains("not a usable JSON Schema"));
+        assert!(refusal(r#"{"type":"object","$ref":"http://127.0.0.1:1/s"}"#).contains("fetches no schema"));
+    }
 }

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tta_core::metadata::Metadata;
+use tta_core::schema::{InputSchema, Mismatch};
 use tta_telemetry::PrimitiveMetrics;
 
 /// A loaded, validated, ready-to-call primitive.
@@ -30,6 +31,8 @@ pub struct Primitive {
     pub imports: Vec<String>,
     pub(crate) imports_invoke: bool,
     pub(crate) pre: Pre,
+    /// Its input schema, compiled when it was loaded.
+    pub(crate) input_check: Option<InputSchema>,
     /// Cached metric handles, so a call never looks its series up by name.
     pub(crate) metrics: Arc<PrimitiveMetrics>,
 }
@@ -43,6 +46,12 @@ impl Primitive {
             version: &self.metadata.version,
             invokes: self.imports_invoke,
         }
+    }
+
+    /// Checks `input` against the primitive's input schema, if it declares one: what a
+    /// tenant with `validate_input` has done before the guest is instantiated.
+    pub fn check_input(&self, input: &[u8]) -> Result<(), Mismatch> {
+        self.input_check.as_ref().map_or(Ok(()), |schema| schema.check(input))
     }
 
     /// Whether it imports `tta:primitives/invoke`, so it may call other primitives.

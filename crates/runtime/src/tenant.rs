@@ -139,6 +139,8 @@ pub struct Tenant {
     pub max_uploads: usize,
     /// Calls and uploads it may have in flight at once.
     pub max_concurrent: u32,
+    /// Whether its inputs are checked against the input schema before a guest runs.
+    pub validate_input: bool,
     key_hashes: Vec<credentials::KeyHash>,
     in_flight: AtomicU32,
     bucket: Option<Mutex<Bucket>>,
@@ -261,6 +263,7 @@ impl Tenant {
             limits,
             max_request_bytes,
             max_response_bytes,
+            validate_input: config.validate_input,
             uploads: config.uploads,
             max_uploads: config.max_uploads,
             key_hashes: config

@@ -73,6 +73,11 @@ async fn execute(State(app): State<Arc<App>>, Path(name): Path<String>, headers:
         Ok(input) => input,
         Err(problem) => return with_tenant(ids.problem(problem), tenant),
     };
+    if tenant.validate_input
+        && let Err(mismatch) = primitive.check_input(&input.bytes)
+    {
+        return with_tenant(ids.problem(Problem::input_mismatch(mismatch, &name)), tenant);
+    }
     let _capacity = match capacity(&app, tenant, &ids) {
         Ok(slot) => slot,
         Err(response) => return response,
@@ -122,6 +127,11 @@ async fn run_workflow(
         Ok(input) => input,
         Err(problem) => return with_tenant(ids.problem(problem), tenant),
     };
+    if tenant.validate_input
+        && let Err(mismatch) = loaded.workflow.check_input(&input.bytes)
+    {
+        return with_tenant(ids.problem(Problem::input_mismatch(mismatch, &name)), tenant);
+    }
     let _capacity = match capacity(&app, tenant, &ids) {
         Ok(slot) => slot,
         Err(response) => return response,
@@ -186,7 +196,13 @@ async fn list_workflows(State(app): State<Arc<App>>, headers: HeaderMap) -> Resp
         .load()
         .iter()
         .filter(|(name, _)| tenant.access.may_run(name))
-        .map(|(name, w)| json!({ "name": name, "description": w.workflow.description() }))
+        .map(|(name, w)| {
+            let schema = w
+                .workflow
+                .input_schema()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+            json!({ "name": name, "description": w.workflow.description(), "input_schema": schema })
+        })
         .collect();
     let mut response = axum::Json(json!({ "workflows": list })).into_response();
     ids.stamp(&mut response);

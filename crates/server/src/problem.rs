@@ -7,6 +7,7 @@ use serde_json::json;
 use std::time::Duration;
 use tta_core::error::CallError;
 use tta_core::error::StepError;
+use tta_core::schema::Mismatch;
 
 /// One error response.
 #[derive(Debug, Clone)]
@@ -27,6 +28,8 @@ pub struct Problem {
     pub trace_id: String,
     /// For a failed workflow: the step that failed.
     pub step: Option<String>,
+    /// For an input its schema refused: where, in the input and in the schema.
+    pub mismatch: Option<Mismatch>,
 }
 
 impl Problem {
@@ -41,7 +44,22 @@ impl Problem {
             correlation_id: String::new(),
             trace_id: String::new(),
             step: None,
+            mismatch: None,
         }
+    }
+
+    /// The problem for an input that does not match the input schema (`validate_input`):
+    /// `invalid_input`, with the first error's `instance_path` and `schema_path`.
+    pub fn input_mismatch(mismatch: Mismatch, tool: &str) -> Self {
+        let mut problem = Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+            format!(
+                "{mismatch}; send input that `{tool}`'s input_schema accepts (GET /v1/primitives or /v1/workflows, or MCP tools/list, shows it)"
+            ),
+        );
+        problem.mismatch = Some(mismatch);
+        problem
     }
 
     /// The problem for a failed primitive call.
@@ -103,6 +121,10 @@ impl Problem {
         });
         if let Some(step) = &self.step {
             body["step"] = json!(step);
+        }
+        if let Some(mismatch) = &self.mismatch {
+            body["instance_path"] = json!(mismatch.instance_path);
+            body["schema_path"] = json!(mismatch.schema_path);
         }
         body
     }

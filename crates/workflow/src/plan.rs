@@ -8,6 +8,7 @@ use crate::step::{Compiler, Kind};
 use crate::validate::{Problem, validate};
 use std::collections::HashMap;
 use std::sync::Arc;
+use tta_core::schema::{InputSchema, Mismatch};
 use tta_runtime::host::Host;
 
 /// A workflow ready to run.
@@ -23,6 +24,8 @@ pub struct Workflow {
     pub(crate) entry: Option<String>,
     /// The schema the file declares (JSON text), which wins over the entry's.
     pub(crate) input_schema: Option<String>,
+    /// The declared schema, compiled.
+    pub(crate) input_check: Option<InputSchema>,
 }
 
 impl std::fmt::Debug for Workflow {
@@ -97,6 +100,18 @@ impl Workflow {
             });
         }
         let root = index.get(file.root.get_ref().as_str()).copied().unwrap_or(0);
+        // Validation compiled it once already; a failure here is still reported, not assumed away.
+        let input_check = match &file.input_schema {
+            Some(schema) => Some(InputSchema::compile(schema.get_ref()).map_err(|e| {
+                CompileError::Invalid(vec![Problem {
+                    line: 1,
+                    column: 1,
+                    path: "input_schema".into(),
+                    message: format!("not a usable JSON Schema: {e}"),
+                }])
+            })?),
+            None => None,
+        };
         Ok(Workflow {
             name: file.name.get_ref().clone(),
             metrics: host.telemetry().metrics().instruments::<WorkflowMetrics>(),
@@ -106,6 +121,7 @@ impl Workflow {
             host: host.clone(),
             entry: file.entry_primitive(),
             input_schema: file.input_schema.as_ref().map(|s| s.get_ref().to_string()),
+            input_check,
         })
     }
 
@@ -124,6 +140,18 @@ impl Workflow {
     /// What it does, for people.
     pub fn description(&self) -> &str {
         &self.description
+    }
+
+    /// Checks `input` against the workflow's input schema: the declared one, or else that
+    /// of the primitive the input reaches first, as loaded now.
+    pub fn check_input(&self, input: &[u8]) -> Result<(), Mismatch> {
+        if let Some(schema) = &self.input_check {
+            return schema.check(input);
+        }
+        let Some(entry) = self.entry.as_deref() else {
+            return Ok(());
+        };
+        self.host.registry().get(entry).map_or(Ok(()), |p| p.check_input(input))
     }
 
     /// The JSON Schema (text) of the workflow's input: the file's `input_schema`, or else

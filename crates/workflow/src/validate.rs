@@ -9,6 +9,7 @@ use crate::definition::{Step, WorkflowFile};
 use std::collections::BTreeMap;
 use std::ops::Range;
 use toml::Spanned;
+use tta_core::schema::{self, InputSchema};
 
 /// Parses `text`; a syntax or type error is the one problem reported.
 pub fn parse(text: &str) -> Result<WorkflowFile, Vec<Problem>> {
@@ -87,14 +88,16 @@ pub fn validate(file: &WorkflowFile, text: &str, is_primitive: Option<&dyn Fn(&s
         }
         check_step(&mut c, &at, step);
     }
-    if let Some(schema) = &file.input_schema
-        && schema.get_ref().get("type").and_then(serde_json::Value::as_str) != Some("object")
-    {
-        c.report(
-            schema.span(),
-            "input_schema",
-            "the input schema must have `type = \"object\"` at its root: a workflow's input, as a tool's arguments, is a JSON object",
-        );
+    if let Some(schema) = &file.input_schema {
+        if !schema::describes_object(schema.get_ref()) {
+            c.report(
+                schema.span(),
+                "input_schema",
+                "the input schema must have `type = \"object\"` at its root: a workflow's input, as a tool's arguments, is a JSON object",
+            );
+        } else if let Err(e) = InputSchema::compile(schema.get_ref()) {
+            c.report(schema.span(), "input_schema", format!("not a usable JSON Schema: {e}"));
+        }
     }
     check_cycles(&mut c, file);
     c.problems.sort_by_key(|p| (p.line, p.column));
@@ -249,6 +252,16 @@ primitive = "word-count"
         assert_eq!(
             (found[0].path.as_str(), found[0].line),
             ("input_schema", 2),
+            "{found:?}"
+        );
+        let unusable = "name = \"w\"\ninput_schema = { type = \"object\", properties = { a = { type = 5 } } }\n[steps.main]\nprimitive = \"echo\"\n";
+        let found = problems(unusable);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].message.starts_with("not a usable JSON Schema"), "{found:?}");
+        let remote = "name = \"w\"\ninput_schema = { type = \"object\", \"$ref\" = \"https://example.com/s\" }\n[steps.main]\nprimitive = \"echo\"\n";
+        let found = problems(remote);
+        assert!(
+            found.iter().any(|p| p.message.contains("fetches no schema")),
             "{found:?}"
         );
     }

@@ -24,6 +24,11 @@ pub struct McpArgs {
     /// secrets) instead of a local tenant that may call everything.
     #[arg(long)]
     pub tenant: Option<String>,
+    /// Check each call's arguments against the tool's input schema before any guest runs
+    /// (a mismatch is a tool error naming the schema location), as `validate_input = true`
+    /// does for a tenant of `serve`.
+    #[arg(long)]
+    pub validate_input: bool,
 }
 
 impl McpArgs {
@@ -41,7 +46,7 @@ impl McpArgs {
 
 /// `tta-host mcp`: serves until stdin ends.
 pub(super) async fn mcp(host: Host, args: &McpArgs) -> anyhow::Result<u8> {
-    let tenant = match &args.tenant {
+    let mut tenant = match &args.tenant {
         None => TenantConfig::local("local"),
         Some(id) => match host.config().tenants.iter().find(|t| &t.id == id) {
             Some(tenant) => tenant.clone(),
@@ -59,6 +64,7 @@ pub(super) async fn mcp(host: Host, args: &McpArgs) -> anyhow::Result<u8> {
             }
         },
     };
+    tenant.validate_input |= args.validate_input;
     let server = &host.config().server;
     for (flag, dir) in [
         ("--plugin-dir", &server.plugins_dir),

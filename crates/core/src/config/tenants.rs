@@ -40,6 +40,11 @@ pub struct TenantConfig {
     /// The tenant's quotas; unset ones take the host's limits.
     #[serde(default)]
     pub quotas: Quotas,
+    /// Whether each input is checked against the primitive's or workflow's input schema
+    /// before any guest is instantiated; a mismatch is `invalid_input` with the schema
+    /// location of the first error. Off by default: the guest checks its own input.
+    #[serde(default)]
+    pub validate_input: bool,
     /// Outgoing HTTP from the tenant's guests (`wasi:http`); denied unless hosts are listed.
     #[serde(default)]
     pub http: HttpPolicy,
@@ -70,6 +75,7 @@ impl TenantConfig {
             max_uploads: default_max_uploads(),
             uploads_per_minute: default_uploads_per_minute(),
             quotas: Quotas::default(),
+            validate_input: false,
             http: HttpPolicy::default(),
             config: BTreeMap::new(),
             secrets: BTreeMap::new(),

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{Notify, OwnedSemaphorePermit, mpsc};
 use tta_core::bindings::Value as Attr;
+use tta_core::schema::{self, Mismatch};
 use tta_core::trace_context::{SpanIds, parse_traceparent};
 use tta_runtime::host::CallOptions;
 use tta_runtime::primitive::Primitive;
@@ -29,6 +30,15 @@ const CURSOR_PREFIX: &str = "after:";
 enum Tool {
     Primitive(Arc<Primitive>),
     Workflow(Arc<LoadedWorkflow>),
+}
+
+impl Tool {
+    fn check_input(&self, input: &[u8]) -> Result<(), Mismatch> {
+        match self {
+            Tool::Primitive(primitive) => primitive.check_input(input),
+            Tool::Workflow(loaded) => loaded.workflow.check_input(input),
+        }
+    }
 }
 
 /// Every tool the tenant may call, by name.
@@ -83,9 +93,7 @@ fn describe(name: &str, tool: &Tool) -> Value {
             });
             // MCP's `outputSchema` describes `structuredContent`, which is an object: a
             // schema of anything else (a string, any value) is left out.
-            if let Some(output) =
-                schema(&m.output_schema).filter(|s| s.get("type").and_then(Value::as_str) == Some("object"))
-            {
+            if let Some(output) = schema(&m.output_schema).filter(schema::describes_object) {
                 tool["outputSchema"] = output;
             }
             let mut annotations = Map::new();
@@ -174,6 +182,8 @@ pub(crate) struct Prepared {
     options: CallOptions,
     modern: bool,
     id: Value,
+    /// The trace the call joins: for a problem met before any span exists.
+    trace_id: u128,
     /// The client's `_meta.progressToken`, when it asked for progress.
     pub(crate) progress_token: Option<Value>,
     cancel: Cancel,
@@ -241,6 +251,11 @@ pub(crate) fn prepare(
         options.traceparent = Some(traceparent.to_owned());
         options.tracestate = meta_text("tracestate").filter(|t| t.len() <= 512).map(str::to_owned);
     }
+    let trace_id = options
+        .traceparent
+        .as_deref()
+        .and_then(|t| parse_traceparent(t).ok())
+        .map_or(caller.ids.trace_id, |p| p.trace_id);
     let id_text = jsonrpc::id_text(id);
     options.attributes = vec![
         attr("mcp.method.name", "tools/call"),
@@ -262,6 +277,7 @@ pub(crate) fn prepare(
         options,
         modern: protocol.modern,
         id: id.clone(),
+        trace_id,
         // A token is a string or an integer; anything else (which every notification would
         // echo) is taken as no request for progress.
         progress_token: meta
@@ -324,8 +340,16 @@ impl Prepared {
 
     async fn execute(self, progress: Option<mpsc::Sender<Value>>) -> Ran {
         let app = &self.app;
-        let (result, span) = match &self.tool {
-            Tool::Primitive(primitive) => {
+        let checked = if self.tenant.validate_input {
+            self.tool.check_input(&self.input)
+        } else {
+            Ok(())
+        };
+        let (result, span) = match (&self.tool, checked) {
+            // A refused input is a tool error the model can correct, as MCP asks of input
+            // validation; no guest ran, so there is no span.
+            (_, Err(mismatch)) => (Err(Problem::input_mismatch(mismatch, &self.name)), None),
+            (Tool::Primitive(primitive), Ok(())) => {
                 let outcome = app
                     .host
                     .call_primitive(primitive, &self.input, self.options.clone())
@@ -335,9 +359,9 @@ impl Prepared {
                     .output
                     .map(|output| (output, report.stats.fuel_consumed))
                     .map_err(|e| Problem::from_call(&e).waiting(report.retry_after()));
-                (result, report.ids)
+                (result, Some(report.ids))
             }
-            Tool::Workflow(loaded) => {
+            (Tool::Workflow(loaded), Ok(())) => {
                 let token = self.progress_token.clone();
                 let steps = AtomicU64::new(0);
                 let on_step = |step: &str, ok: bool| {
@@ -370,11 +394,11 @@ impl Prepared {
                     Ok(output) => Ok((output, fuel)),
                     Err(error) => Err(Problem::from_step(&error)),
                 };
-                (result, outcome.report.ids)
+                (result, Some(outcome.report.ids))
             }
         };
         let correlation_id = self.options.correlation_id.clone().unwrap_or_default();
-        let trace_id = format!("{:032x}", span.trace_id);
+        let trace_id = format!("{:032x}", span.map_or(self.trace_id, |s| s.trace_id));
         let outcome = if result.is_ok() { "success" } else { "tool_error" };
         app.mcp
             .metrics
@@ -399,8 +423,10 @@ impl Prepared {
         body["_meta"] = json!({
             "dev.tta/correlation_id": correlation_id,
             "dev.tta/trace_id": trace_id,
-            "dev.tta/traceparent": span.traceparent(),
         });
+        if let Some(span) = &span {
+            body["_meta"]["dev.tta/traceparent"] = json!(span.traceparent());
+        }
         if let Some(fuel) = fuel_consumed {
             body["_meta"]["dev.tta/fuel_consumed"] = json!(fuel);
         }
@@ -409,7 +435,7 @@ impl Prepared {
         }
         Ran {
             response: jsonrpc::result(&self.id, body),
-            span: Some(span),
+            span,
         }
     }
 }
