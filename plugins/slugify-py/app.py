@@ -2,17 +2,28 @@
 
 The Python twin of `slugify-js` and `slugify-c`: same input, output, errors and telemetry,
 so the tests can hold all three to the same spans, logs and metrics as the Rust guests.
-Built by `cargo xtask plugins` with componentize-py.
+Written with the Python SDK (`guest-sdk/python/tta.py`); built by `cargo xtask plugins`
+with componentize-py.
 """
 
-import json
+from dataclasses import dataclass, field
 
-from componentize_py_types import Err
-from wit_world import exports
-from wit_world.imports import telemetry
-from wit_world.imports.types import Error, ErrorKind, Metadata
+import tta
 
-USAGE = 'send a JSON object with a string field "text", e.g. {"text": "Hello, World!"}'
+
+@dataclass
+class Request:
+    """Text to turn into a slug."""
+
+    text: str = field(metadata={"description": "Any text; its ASCII letters and digits make the slug"})
+
+
+@dataclass
+class Slug:
+    """The slug and how many words it has."""
+
+    slug: str
+    words: int
 
 
 def slugify(text: str) -> list[str]:
@@ -29,30 +40,24 @@ def slugify(text: str) -> list[str]:
     return words
 
 
-def reject(message: str) -> Err:
-    telemetry.log(telemetry.Level.WARN, "rejected input", [("reason", telemetry.Value_Str(message))])
-    return Err(Error(ErrorKind.INVALID_INPUT, message, False))
-
-
-class Primitive(exports.Primitive):
-    def describe(self) -> Metadata:
-        return Metadata("slugify-py", "0.1.0", "Turns text into a URL slug (Python, componentize-py)")
-
-    def execute(self, ctx, input: bytes) -> bytes:
-        try:
-            request = json.loads(input)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise reject(f"input is not JSON ({e}): {USAGE}")
-        text = request.get("text") if isinstance(request, dict) else None
-        if not isinstance(text, str):
-            raise reject(f"input has no string field \"text\": {USAGE}")
-        with telemetry.Span("slugify", [("text.bytes", telemetry.Value_Int(len(text.encode("utf-8", "surrogatepass"))))]) as span:
-            words = slugify(text)
-            if not words:
-                span.set_error("no letters or digits")
-                raise reject("text has no ASCII letters or digits to make a slug from")
-            span.set_attribute("slug.words", telemetry.Value_Int(len(words)))
-            span.add_event("slugified", [])
-        telemetry.counter_add("slugs_made", 1.0, [])
-        telemetry.log(telemetry.Level.INFO, "slugified", [("words", telemetry.Value_Int(len(words)))])
-        return json.dumps({"slug": "-".join(words), "words": len(words)}, separators=(",", ":")).encode()
+@tta.primitive(
+    "slugify-py",
+    "0.2.0",
+    "Turns text into a URL slug (Python, componentize-py)",
+    title="Slugify (Python)",
+    read_only=True,
+    idempotent=True,
+    open_world=False,
+    usage='send a JSON object with a string field "text", e.g. {"text": "Hello, World!"}',
+)
+def run(request: Request) -> Slug:
+    with tta.span("slugify", {"text.bytes": len(request.text.encode("utf-8", "surrogatepass"))}) as span:
+        words = slugify(request.text)
+        if not words:
+            span.error("no letters or digits")
+            raise tta.InvalidInput("text has no ASCII letters or digits to make a slug from")
+        span.attr("slug.words", len(words))
+        span.event("slugified")
+    tta.counter_add("slugs_made")
+    tta.log.info("slugified", words=len(words))
+    return Slug("-".join(words), len(words))

@@ -203,3 +203,41 @@ async fn the_source_language_comes_from_the_component_and_a_second_load_is_cache
     let rust = host.load(&plugin("echo")).await.expect("echo");
     assert_eq!(rust.language.as_deref(), Some("Rust"));
 }
+
+#[tokio::test]
+async fn the_python_and_javascript_sdks_describe_their_input_and_output_from_the_types() {
+    let host = all_three().await;
+    let registry = host.registry();
+    for name in ["slugify-py", "slugify-js"] {
+        let loaded = registry.get(name).unwrap_or_else(|| panic!("{name} loaded"));
+        let m = &loaded.metadata;
+        assert_eq!(m.contract.as_str(), "0.2.0", "{name}");
+        assert!(m.title.as_deref().is_some_and(|t| t.starts_with("Slugify")), "{name}");
+        assert_eq!(
+            (m.hints.read_only, m.hints.idempotent, m.hints.open_world),
+            (Some(true), Some(true), Some(false))
+        );
+        let input: serde_json::Value =
+            serde_json::from_str(m.input_schema.as_deref().expect("an input schema")).expect("JSON");
+        assert_eq!(input["type"], "object", "{name}: {input}");
+        assert_eq!(input["required"], serde_json::json!(["text"]), "{name}: {input}");
+        assert_eq!(input["properties"]["text"]["type"], "string", "{name}: {input}");
+        assert!(
+            input["properties"]["text"]["description"].is_string(),
+            "{name}: {input}"
+        );
+        let output: serde_json::Value =
+            serde_json::from_str(m.output_schema.as_deref().expect("an output schema")).expect("JSON");
+        assert_eq!(
+            output["required"],
+            serde_json::json!(["slug", "words"]),
+            "{name}: {output}"
+        );
+        assert_eq!(output["properties"]["words"]["type"], "integer", "{name}: {output}");
+        // The host's own check (`validate_input`) agrees with what the SDK accepts.
+        assert!(loaded.check_input(br#"{"text": "a b"}"#).is_ok(), "{name}");
+        assert!(loaded.check_input(br#"{"text": 42}"#).is_err(), "{name}");
+    }
+    let c = registry.get("slugify-c").expect("slugify-c");
+    assert_eq!(c.metadata.contract.as_str(), "0.1.0", "the C SDK stays on 0.1.0");
+}

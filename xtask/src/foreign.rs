@@ -45,6 +45,24 @@ impl Language {
         }
     }
 
+    /// The guest world it builds against: Python and JavaScript on contract 0.2.0 (their
+    /// SDKs describe schemas), C on 0.1.0 (its committed bindings).
+    fn wit(self) -> &'static str {
+        match self {
+            Self::Python | Self::JavaScript => "wit/guest-0.2.0",
+            Self::C => "wit/guest",
+        }
+    }
+
+    /// The SDK its sources use, whose files are part of what it is built from.
+    fn sdk(self) -> &'static str {
+        match self {
+            Self::Python => PY_SDK,
+            Self::JavaScript => JS_SDK,
+            Self::C => C_SDK,
+        }
+    }
+
     fn tool(self) -> &'static str {
         match self {
             Self::Python => COMPONENTIZE_PY,
@@ -57,7 +75,6 @@ impl Language {
 /// Where the tools and stamps live.
 pub struct Workshop {
     root: PathBuf,
-    wit: PathBuf,
     tools: PathBuf,
 }
 
@@ -65,7 +82,6 @@ impl Workshop {
     pub fn new(root: &Path, target_dir: &Path) -> Self {
         Self {
             root: root.to_path_buf(),
-            wit: root.join("wit/guest"),
             tools: target_dir.join("tools"),
         }
     }
@@ -85,7 +101,7 @@ impl Workshop {
         let built = scratch.join(format!("{name}.wasm"));
         match language {
             Language::Python => self.build_python(dir, &built)?,
-            Language::JavaScript => self.build_js(dir, &built)?,
+            Language::JavaScript => self.build_js(dir, &scratch, &built)?,
             Language::C => self.build_c(dir, &scratch, &built)?,
         }
         let bytes = std::fs::read(&built).map_err(|e| format!("reading {}: {e}", built.display()))?;
@@ -104,11 +120,9 @@ impl Workshop {
     fn stamp(&self, language: Language, dir: &Path) -> Result<String, String> {
         let mut hasher = Sha256::new();
         hasher.update(language.tool());
-        let sdk = self.root.join(C_SDK);
-        let mut trees = vec![dir, self.wit.as_path()];
-        if language == Language::C {
-            trees.push(&sdk);
-        }
+        let sdk = self.root.join(language.sdk());
+        let wit = self.root.join(language.wit());
+        let trees = [dir, wit.as_path(), sdk.as_path()];
         for tree in trees {
             let mut files = Vec::new();
             collect_files(tree, &mut files)?;
@@ -135,15 +149,17 @@ impl Workshop {
         }
         run(Command::new(&componentize)
             .arg("--wit-path")
-            .arg(&self.wit)
+            .arg(self.root.join(Language::Python.wit()))
             .args(["--world", "primitive-plugin", "componentize", "--python-path"])
             .arg(dir)
+            .arg("--python-path")
+            .arg(self.root.join(PY_SDK))
             .arg("app")
             .arg("--output")
             .arg(out))
     }
 
-    fn build_js(&self, dir: &Path, out: &Path) -> Result<(), String> {
+    fn build_js(&self, dir: &Path, scratch: &Path, out: &Path) -> Result<(), String> {
         let tools = self.tools.join("js");
         let cli = tools.join("node_modules/@bytecodealliance/componentize-js/src/cli.js");
         let lock = self.root.join("xtask/js/package-lock.json");
@@ -160,12 +176,28 @@ impl Workshop {
                 .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
                 .current_dir(&tools))?;
         }
+        // The guest imports the SDK as `./tta.js`, as a project of `tta-host new` has it:
+        // its sources and the SDK are put side by side.
+        let sources = scratch.join("src");
+        let _ = std::fs::remove_dir_all(&sources);
+        std::fs::create_dir_all(&sources).map_err(|e| format!("creating {}: {e}", sources.display()))?;
+        let mut files = Vec::new();
+        collect_files(dir, &mut files)?;
+        files.push(self.root.join(JS_SDK).join("tta.js"));
+        for file in files {
+            let relative = file.strip_prefix(dir).unwrap_or_else(|_| Path::new("tta.js"));
+            let target = sources.join(relative);
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
+            }
+            std::fs::copy(&file, &target).map_err(|e| format!("copying {}: {e}", file.display()))?;
+        }
         // `fetch-event` and `http` off: the component then imports no wasi:http.
         run(Command::new("node")
             .arg(&cli)
-            .arg(dir.join("index.js"))
+            .arg(sources.join("index.js"))
             .arg("--wit")
-            .arg(&self.wit)
+            .arg(self.root.join(Language::JavaScript.wit()))
             .args([
                 "--world-name",
                 "primitive-plugin",
@@ -188,7 +220,7 @@ impl Workshop {
         }
         let bindings = self.root.join(C_SDK);
         let fresh = scratch.join("bindings");
-        c_bindings(&self.wit, &fresh)?;
+        c_bindings(&self.root.join(Language::C.wit()), &fresh)?;
         for file in C_SDK_FILES {
             if std::fs::read(bindings.join(file)).ok() != std::fs::read(fresh.join(file)).ok() {
                 return Err(format!(
@@ -222,6 +254,10 @@ impl Workshop {
 
 /// Where the C bindings of the WIT live, committed: the C SDK `tta-host new --lang c` copies.
 pub const C_SDK: &str = "guest-sdk/c";
+/// The Python SDK, one module (`tta.py`) on the guest's Python path.
+pub const PY_SDK: &str = "guest-sdk/python";
+/// The JavaScript SDK, one module (`tta.js`) a guest imports as `./tta.js`.
+pub const JS_SDK: &str = "guest-sdk/js";
 const C_SDK_FILES: [&str; 3] = [
     "primitive_plugin.h",
     "primitive_plugin.c",
