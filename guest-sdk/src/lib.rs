@@ -56,7 +56,7 @@ extern crate self as tta_guest;
 #[allow(missing_docs, clippy::all, unsafe_op_in_unsafe_fn)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: ["../wit/0.2.0", "../wit/deps/config"],
+        path: ["wit/0.2.0", "wit/deps/config"],
         inline: "
             package tta:guest;
 

@@ -1,6 +1,6 @@
 //! Contracts with users: the published WIT package is never edited (a new version goes
 //! beside it), the workflow JSON Schema in the repository matches the code, and every test
-//! `SECURITY.md` names as proof exists.
+//! `SECURITY.md` names as proof exists. The Rust SDK carries a copy of the WIT it binds.
 
 use crate::repo;
 use sha2::{Digest, Sha256};
@@ -11,8 +11,11 @@ const PUBLISHED_0_1_0: &str = "fd9e57cf6bf91a10a9ee31eb383e2585cfd8746fd72dc0595
 const PUBLISHED_0_2_0: &str = "476d599e8abd3403e305710962de54389e976d7ed541cd4332e3f3ea1d3745d9";
 
 fn wit_digest(version: &str) -> String {
-    let dir = repo().join("wit").join(version);
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
+    dir_digest(&repo().join("wit").join(version))
+}
+
+fn dir_digest(dir: &std::path::Path) -> String {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.expect("entry").path())
         .collect();
@@ -34,6 +37,20 @@ fn published_wit_versions_are_unchanged() {
             wit_digest(version),
             published,
             "wit/{version} changed: published versions are frozen; add a new version beside it instead"
+        );
+    }
+}
+
+/// The Rust SDK builds from the copy of the WIT it carries (so that `cargo package` makes a
+/// crate that builds on its own): that copy is the published contract and `wasi:config`,
+/// byte for byte.
+#[test]
+fn the_rust_sdk_carries_the_published_wit_unchanged() {
+    for (vendored, original) in [("wit/0.2.0", "wit/0.2.0"), ("wit/deps/config", "wit/deps/config")] {
+        assert_eq!(
+            dir_digest(&repo().join("guest-sdk").join(vendored)),
+            dir_digest(&repo().join(original)),
+            "guest-sdk/{vendored} differs from {original}: copy {original}/*.wit into guest-sdk/{vendored}"
         );
     }
 }

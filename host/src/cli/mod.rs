@@ -90,11 +90,14 @@ pub enum Command {
     Keygen(keygen::KeygenArgs),
     /// Make a new primitive project in Rust, Python, JavaScript or C.
     ///
-    /// Writes the source of a working primitive, the WIT of the contract, a `build.sh` that
-    /// installs its toolchain when missing and builds `<name>.wasm`, an `input.json` to try it
-    /// with, and a README. Then: `cd <name> && ./build.sh && tta-host run <name>.wasm
-    /// --input-file input.json --trace`.
-    #[command(after_help = "Exit codes: 0 made, 1 the directory exists or cannot be written, 2 bad name or usage.")]
+    /// Writes the source of a working primitive on its language's SDK (a Rust project depends
+    /// on the `tta-guest` crate; Python, JavaScript and C carry theirs), the WIT of the
+    /// contract, a `build.sh` that installs its toolchain when missing and builds
+    /// `<name>.wasm`, an `input.json` to try it with, and a README. Then: `cd <name> &&
+    /// ./build.sh && tta-host run <name>.wasm --input-file input.json --trace`.
+    #[command(
+        after_help = "Exit codes: 0 made, 1 the directory exists or cannot be written, 2 a bad name, a bad --sdk or usage."
+    )]
     New(new::NewArgs),
     /// Measure a primitive or a workflow the way tta-host's benchmarks do.
     ///

@@ -15,7 +15,8 @@ pub struct NewArgs {
     /// Where to make it (default: ./<name>); must not exist or be empty.
     #[arg(long)]
     pub dir: Option<PathBuf>,
-    /// The tta-guest SDK the Rust template depends on (default: the guest-sdk this binary was built with).
+    /// A checkout of the tta-guest crate (the guest-sdk directory of tta-host) for a Rust
+    /// project to depend on, instead of the published tta-guest of this host's version.
     #[arg(long)]
     pub sdk: Option<PathBuf>,
 }
@@ -24,8 +25,7 @@ pub struct NewArgs {
 pub(super) fn new_project(args: &NewArgs) -> u8 {
     use crate::scaffold::{self, ScaffoldError};
     let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from(&args.name));
-    let sdk = args.sdk.clone().unwrap_or_else(scaffold::default_sdk);
-    match scaffold::create(&args.name, args.lang, &dir, &sdk) {
+    match scaffold::create(&args.name, args.lang, &dir, args.sdk.as_deref()) {
         Ok(files) => {
             println!("made {} ({}) in {}:", args.name, args.lang.display(), dir.display());
             for file in files
@@ -34,13 +34,25 @@ pub(super) fn new_project(args: &NewArgs) -> u8 {
             {
                 println!("  {file}");
             }
+            if args.lang == scaffold::Language::Rust {
+                match &args.sdk {
+                    Some(sdk) => println!("depends on tta-guest {} at {}", scaffold::SDK_VERSION, sdk.display()),
+                    None => println!(
+                        "depends on tta-guest {} from crates.io (--sdk PATH for a checkout of it)",
+                        scaffold::SDK_VERSION
+                    ),
+                }
+            }
             println!("next:\n  cd {} && ./build.sh", dir.display());
             println!("  tta-host run {}.wasm --input-file input.json --trace", args.name);
             exit::OK
         }
         Err(e) => {
             eprintln!("error: {e}");
-            if matches!(e, ScaffoldError::BadName(_)) {
+            if matches!(
+                e,
+                ScaffoldError::BadName(_) | ScaffoldError::NoSdk(_) | ScaffoldError::SdkNotRust(_)
+            ) {
                 exit::USAGE
             } else {
                 exit::HOST
