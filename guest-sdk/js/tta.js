@@ -26,7 +26,7 @@
 //
 // Errors are thrown: `throw new tta.InvalidInput("what is wrong and how to fix it")`,
 // `NotFound`, `Unavailable` (retryable), `Timeout` (retryable) or `Internal`. Anything else
-// thrown is a bug and traps the call.
+// thrown is a bug: it traps the call, with its message and stack in the call's logs.
 //
 // This file is the whole SDK; `tta-host new --lang js` puts a copy beside `index.js`.
 
@@ -263,7 +263,13 @@ export function object(properties, { optional = [], description, title } = {}) {
   return described(schema, description);
 }
 
-class Mismatch extends Error {}
+/** Why the input does not fit its schema; `wrongType` names the field whose JSON type was wrong. */
+class Mismatch extends Error {
+  constructor(message, wrongType) {
+    super(message);
+    this.wrongType = wrongType;
+  }
+}
 
 function kindOf(schema) {
   const type = schema?.type;
@@ -302,7 +308,7 @@ function check(v, schema, path) {
   const types = schema.type === undefined ? [] : [].concat(schema.type);
   const where = path === "" ? "input" : `input field "${path}"`;
   if (types.length > 0 && !types.some((t) => typeMatches(t, v))) {
-    throw new Mismatch(`${where} is not ${article(kindOf(schema))}`);
+    throw new Mismatch(`${where} is not ${article(kindOf(schema))}`, path);
   }
   if (schema.enum && !schema.enum.some((e) => JSON.stringify(e) === JSON.stringify(v))) {
     throw new Mismatch(`${where} is not one of ${schema.enum.map((e) => JSON.stringify(e)).join(", ")}`);
@@ -320,7 +326,7 @@ function check(v, schema, path) {
       try {
         check(v[name], property, at);
       } catch (e) {
-        if (e instanceof Mismatch && e.message.startsWith(`input field "${at}" is not`)) {
+        if (e instanceof Mismatch && e.wrongType === at) {
           throw new Mismatch(`input has no ${kindOf(property)} field "${at}"`);
         }
         throw e;
@@ -415,6 +421,9 @@ export function primitive(spec) {
           if (spec.logRejections !== false && e instanceof InvalidInput) log.warn("rejected input", { reason: e.message });
           throw { payload: e.toWit() };
         }
+        // Anything else is a bug: say what it was on stderr (the call's logs), as Python's
+        // traceback does, before it traps the call.
+        console.error(`Uncaught ${e?.name ?? "exception"}: ${e?.message ?? String(e)}\n${e?.stack ?? ""}`);
         throw e;
       }
       if (output instanceof Uint8Array) return output;

@@ -410,9 +410,13 @@ def _root_schema(tp: Any) -> dict:
 
 
 class _Mismatch(Exception):
-    def __init__(self, message: str):
+    """Why the input does not fit its type; `wrong_type` names the field whose JSON type
+    was wrong (as opposed to, say, a value outside a `Literal`)."""
+
+    def __init__(self, message: str, wrong_type: Optional[str] = None):
         super().__init__(message)
         self.message = message
+        self.wrong_type = wrong_type
 
 
 _KIND = {str: "string", int: "integer", float: "number", bool: "boolean", list: "array", dict: "object"}
@@ -436,7 +440,7 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
     tp, _ = _unwrap(tp)
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
-    wrong = _Mismatch(f'input field "{path}" is not {_article(_kind(tp))}')
+    wrong = _Mismatch(f'input field "{path}" is not {_article(_kind(tp))}', wrong_type=path)
     if tp is Any or tp is object:
         return value
     if tp is bool:
@@ -497,7 +501,7 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
             try:
                 converted[name] = _convert(value[name], field_type, where)
             except _Mismatch as e:
-                if e.message.startswith(f'input field "{where}" is not'):
+                if e.wrong_type == where:
                     raise _missing(path, (name, field_type, needed, None)) from None
                 raise
         return tp(**converted)

@@ -1,8 +1,8 @@
 //! Guests written in Python, JavaScript and C, built from source like the Rust ones.
 //!
-//! A directory of `plugins/` is such a guest when it holds `app.py` (Python, built with
-//! componentize-py), `index.js` (JavaScript, built with componentize-js) or `*.c` files
-//! (C: bindings from wit-bindgen's C generator, clang-22 for `wasm32-wasi`, then the WASI
+//! A directory of `plugins/` or `tests/fixtures/` is such a guest when it holds `app.py`
+//! (Python, built with componentize-py), `index.js` (JavaScript, built with
+//! componentize-js) or `*.c` files (C: bindings from wit-bindgen's C generator, clang-22 for `wasm32-wasi`, then the WASI
 //! preview1 reactor adapter turns the module into a component). Tools are installed on
 //! first use into `target/guests/tools`, pinned. A component is rebuilt only when its
 //! sources, the WIT or the tool version change: interpreters make 12–18 MB components that

@@ -130,12 +130,14 @@ fn build_plugins() -> Result<(), String> {
         .and_then(|encoder| encoder.validate(true).encode())
         .map_err(|e| format!("componentizing {}: {e:#}", module.display()))?;
     write_if_changed(&root.join("tests/fixtures/echo-no-wasi.wasm"), &component)?;
-    eprintln!("[{total}/{total}] building the Python, JavaScript and C guests of plugins/");
+    eprintln!("[{total}/{total}] building the Python, JavaScript and C guests of plugins/ and tests/fixtures/");
     let workshop = foreign::Workshop::new(&root, &target_dir);
-    for dir in subdirectories(&plugins)? {
-        if let Some(language) = foreign::Language::of(&dir) {
-            let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-            workshop.build(language, &dir, &plugins.join(format!("{name}.wasm")))?;
+    for parent in [plugins, root.join("tests/fixtures")] {
+        for dir in subdirectories(&parent)? {
+            if let Some(language) = foreign::Language::of(&dir) {
+                let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                workshop.build(language, &dir, &parent.join(format!("{name}.wasm")))?;
+            }
         }
     }
     eprintln!("guests built in {:.1} s", started.elapsed().as_secs_f64());
