@@ -13,13 +13,19 @@ for tool in fmt clippy; do
   fi
 done
 
-# promtool (Debian's `prometheus` package) checks the /metrics exposition in the tests.
-if ! command -v promtool >/dev/null 2>&1; then
-  step "installing promtool (apt-get install prometheus)"
+# Real servers the tests start on loopback, from Debian: promtool (package `prometheus`)
+# checks the /metrics exposition; redis-server and nginx make the cluster of
+# tests/all/cluster.rs.
+missing=()
+for check in promtool:prometheus redis-server:redis-server nginx:nginx; do
+  command -v "${check%%:*}" >/dev/null 2>&1 || missing+=("${check##*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  step "installing ${missing[*]} (apt-get)"
   sudo_cmd=""
   [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 export TTA_REQUIRE_PROMTOOL=1
 

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod scaffold;
 
 pub use tta_catalog as catalog;
+pub use tta_cluster as cluster;
 pub use tta_core::{
     bindings, config, credentials, error, guest_config, listener, metadata, redact, report, text, tls, trace_context,
 };

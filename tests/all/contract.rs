@@ -195,6 +195,7 @@ fn deploy_dashboards_and_alerts_name_only_metrics_the_host_exports() {
         "crates/server/src/metrics.rs",
         "crates/runtime/src/imports/http/mod.rs",
         "crates/telemetry/src/genai.rs",
+        "crates/cluster/src/metrics.rs",
     ]
     .iter()
     .map(|file| std::fs::read_to_string(repo().join(file)).expect(file))

@@ -4,6 +4,7 @@
 
 mod calls;
 mod cli;
+mod cluster;
 mod contract;
 mod crash;
 mod export_tls;
@@ -14,6 +15,7 @@ mod genai;
 mod generated;
 mod guest_config;
 mod http_out;
+mod kubernetes;
 mod languages;
 mod layers;
 mod limits;

@@ -214,11 +214,20 @@ impl Bucket {
 
     /// Takes a token, or says how long until one is there.
     fn take(&mut self) -> Result<(), Duration> {
+        self.take_share(1)
+    }
+
+    /// Takes a token from the bucket's `1/share` part: `rate / share` per second, at most
+    /// `size / share` (and at least one) at once. What one of `share` replicas may admit
+    /// alone while the state they share cannot answer.
+    fn take_share(&mut self, share: u32) -> Result<(), Duration> {
+        let share = f64::from(share.max(1));
+        let (rate, size) = (self.rate / share, (self.size / share).max(1.0));
         let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.size);
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * rate).min(size);
         self.last = now;
         if self.tokens < 1.0 {
-            let wait = (1.0 - self.tokens) / self.rate;
+            let wait = (1.0 - self.tokens) / rate;
             return Err(Duration::from_secs_f64(wait.max(0.001)));
         }
         self.tokens -= 1.0;
@@ -321,6 +330,36 @@ impl Tenant {
             let rate = b.rate;
             b.take()
                 .map_err(|retry_after| Refusal::RateLimited { rate, retry_after })?;
+        }
+        Ok(())
+    }
+
+    /// The sustained rate and the burst, if the tenant has a rate quota.
+    pub fn rate(&self) -> Option<(f64, u32)> {
+        self.bucket.as_ref().map(|b| {
+            let b = lock(b);
+            (b.rate, b.size as u32)
+        })
+    }
+
+    /// [`Tenant::take_rate`] of this replica's `1/share` of the rate: while replicas that
+    /// share the tenant's quota cannot reach their shared state, each admits its share.
+    pub fn take_rate_share(&self, share: u32) -> Result<(), Refusal> {
+        if let Some(bucket) = &self.bucket {
+            let mut b = lock(bucket);
+            let rate = b.rate / f64::from(share.max(1));
+            b.take_share(share)
+                .map_err(|retry_after| Refusal::RateLimited { rate, retry_after })?;
+        }
+        Ok(())
+    }
+
+    /// Whether the calls in flight here (the caller's own slot included) fit this replica's
+    /// `1/share` of `max_concurrent` (rounded up): the concurrency share of the fallback.
+    pub fn check_concurrency_share(&self, share: u32) -> Result<(), Refusal> {
+        let limit = self.max_concurrent.div_ceil(share.max(1));
+        if self.in_flight() > limit {
+            return Err(Refusal::TooManyInFlight { limit });
         }
         Ok(())
     }
@@ -508,6 +547,32 @@ mod tests {
             Err(Refusal::RateLimited { retry_after, .. }) => assert!(retry_after <= Duration::from_secs(1)),
             other => panic!("expected a rate limit, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_share_of_the_quota_is_its_part_of_rate_burst_and_concurrency() {
+        let t = tenant("id = \"a\"\n[quotas]\ncalls_per_second = 10.0\nburst = 9\nmax_concurrent = 5\n");
+        assert_eq!(t.rate(), Some((10.0, 9)));
+        // A third of a burst of 9 is 3 at once.
+        for _ in 0..3 {
+            assert!(t.take_rate_share(3).is_ok());
+        }
+        match t.take_rate_share(3) {
+            Err(Refusal::RateLimited { rate, retry_after }) => {
+                assert!((rate - 10.0 / 3.0).abs() < 1e-9);
+                assert!(retry_after <= Duration::from_millis(300), "{retry_after:?}");
+            }
+            other => panic!("expected a rate limit, got {other:?}"),
+        }
+        // A third of 5 in flight, rounded up, is 2.
+        let first = t.hold().expect("a slot");
+        assert!(t.check_concurrency_share(3).is_ok());
+        let second = t.hold().expect("a slot");
+        assert!(t.check_concurrency_share(3).is_ok());
+        let _third = t.hold().expect("a slot");
+        assert_eq!(t.check_concurrency_share(3), Err(Refusal::TooManyInFlight { limit: 2 }));
+        drop((first, second));
+        assert!(t.check_concurrency_share(3).is_ok());
     }
 
     #[test]

@@ -61,7 +61,7 @@ pub fn router(app: Arc<App>) -> Router {
 
 async fn execute(State(app): State<Arc<App>>, Path(name): Path<String>, headers: HeaderMap, body: Body) -> Response {
     let ids = RequestIds::from_headers(&headers);
-    let admitted = match admit(&app, &headers, &ids) {
+    let admitted = match admit(&app, &headers, &ids).await {
         Ok(admitted) => admitted,
         Err(response) => return response,
     };
@@ -114,7 +114,7 @@ async fn run_workflow(
     body: Body,
 ) -> Response {
     let ids = RequestIds::from_headers(&headers);
-    let admitted = match admit(&app, &headers, &ids) {
+    let admitted = match admit(&app, &headers, &ids).await {
         Ok(admitted) => admitted,
         Err(response) => return response,
     };

@@ -7,6 +7,7 @@
 //! Nothing queues without bound: a tenant over its quota gets 429, a host out of capacity
 //! gets 503.
 
+mod admission;
 pub mod api;
 pub mod mcp;
 pub mod metrics;
@@ -55,12 +56,18 @@ pub struct App {
     pub(crate) reloader: tokio::sync::Mutex<reload::Watcher>,
     /// The MCP endpoint's instruments and the calls a client may cancel.
     pub(crate) mcp: mcp::Shared,
+    /// The state shared with the other replicas (`[cluster]`), when there is one.
+    pub(crate) cluster: Option<Arc<tta_cluster::Cluster>>,
 }
 
 impl App {
     /// The shared state of a server for `tenants`, with the directories and uploads loaded
     /// (every file that fails reported): what the HTTP listener and the stdio MCP server serve.
-    pub(crate) async fn start(host: Host, tenants: &[tta_core::config::TenantConfig]) -> Arc<App> {
+    pub(crate) async fn start(
+        host: Host,
+        tenants: &[tta_core::config::TenantConfig],
+        cluster: Option<Arc<tta_cluster::Cluster>>,
+    ) -> Arc<App> {
         let config = host.config().server.clone();
         let max_in_flight = config.max_in_flight.unwrap_or(host.config().max_instances);
         let tenants = Tenants::new(
@@ -74,6 +81,7 @@ impl App {
             scrape: tta_telemetry::scrape::ScrapeAuth::new(&host.config().telemetry.metrics),
             metrics: host.telemetry().metrics().instruments::<metrics::ServerMetrics>(),
             mcp: mcp::Shared::new(&host),
+            cluster,
             tenants,
             in_flight: Arc::new(Semaphore::new(max_in_flight as usize)),
             max_in_flight,
@@ -90,6 +98,17 @@ impl App {
     }
 }
 
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The listener could not be bound.
+    #[error("cannot listen: {0}")]
+    Listen(#[from] std::io::Error),
+    /// The cluster's shared state could not be set up.
+    #[error(transparent)]
+    Cluster(#[from] tta_cluster::ClusterError),
+}
+
 /// A running server.
 pub struct Server {
     app: Arc<App>,
@@ -99,10 +118,20 @@ pub struct Server {
 impl Server {
     /// Binds the listener and loads the directories and uploads (reporting every file that
     /// fails); call [`Server::run`] to serve.
-    pub async fn bind(host: Host) -> std::io::Result<Self> {
+    pub async fn bind(host: Host) -> Result<Self, StartError> {
+        // The cluster's series exist only on a host that has one (an alert watches them).
+        let cluster = match &host.config().cluster {
+            config if config.redis_url.is_some() => tta_cluster::Cluster::start(
+                config,
+                host.telemetry()
+                    .metrics()
+                    .instruments::<tta_cluster::metrics::ClusterMetrics>(),
+            )?,
+            _ => None,
+        };
         let listener = tokio::net::TcpListener::bind(host.config().server.listen).await?;
         let tenants = &host.config().tenants;
-        let app = App::start(host.clone(), tenants).await;
+        let app = App::start(host.clone(), tenants, cluster).await;
         Ok(Server { app, listener })
     }
 

@@ -232,7 +232,8 @@ fn reload_metric(app: &App, kind: &str, result: &str) {
     app.metrics.plugin_reloads.with_label_values(&[kind, result]).inc();
 }
 
-/// Starts the periodic rescan, unless reload is off.
+/// Starts the periodic rescan, unless reload is off; with a cluster, another replica's
+/// announced upload or deletion also starts a scan at once.
 pub(crate) fn spawn(app: Arc<App>) -> Option<tokio::task::JoinHandle<()>> {
     let interval = app.config.reload_interval_ms;
     let watched = [
@@ -243,12 +244,25 @@ pub(crate) fn spawn(app: Arc<App>) -> Option<tokio::task::JoinHandle<()>> {
     if interval == 0 || watched.iter().all(|dir| dir.is_none()) {
         return None;
     }
+    let announced = app
+        .cluster
+        .as_ref()
+        .filter(|_| app.config.uploads_dir.is_some())
+        .map(tta_cluster::Cluster::changes);
     Some(tokio::spawn(async move {
         let mut ticker = tokio::time::interval(Duration::from_millis(interval));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticker.tick().await;
         loop {
-            ticker.tick().await;
+            match &announced {
+                Some(announced) => tokio::select! {
+                    _ = ticker.tick() => {}
+                    () = announced.notified() => {}
+                },
+                None => {
+                    ticker.tick().await;
+                }
+            }
             app.reloader.lock().await.scan(&app, false).await;
         }
     }))

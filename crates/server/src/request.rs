@@ -6,8 +6,8 @@
     reason = "the errors are the HTTP responses themselves, built once per refused request"
 )]
 
-use super::App;
 use super::problem::Problem;
+use super::{App, admission};
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -116,6 +116,8 @@ pub(crate) struct TenantId(pub(crate) String);
 pub(crate) struct Admitted {
     pub(crate) tenant: Arc<Tenant>,
     pub(crate) _quota: Permit,
+    /// Its lease in the cluster's shared concurrency quota, with a cluster.
+    pub(crate) _lease: Option<tta_cluster::Lease>,
 }
 
 /// Authenticates a request: the tenant its bearer key belongs to, or 401.
@@ -161,11 +163,24 @@ pub(crate) fn authenticated(app: &App, headers: &HeaderMap) -> Result<Arc<Tenant
     }
 }
 
-/// Authenticates and admits a request that will run guest code.
-pub(crate) fn admit(app: &Arc<App>, headers: &HeaderMap, ids: &RequestIds) -> Result<Admitted, Response> {
+/// Authenticates and admits a request that will run guest code: the tenant's local slot,
+/// then its rate token and, with a cluster, its lease across the replicas.
+pub(crate) async fn admit(app: &Arc<App>, headers: &HeaderMap, ids: &RequestIds) -> Result<Admitted, Response> {
     let tenant = authenticate(app, headers, ids)?;
-    let quota = tenant.admit().map_err(|refusal| refused(app, &tenant, ids, refusal))?;
-    Ok(Admitted { tenant, _quota: quota })
+    let refused = |refusal| refused(app, &tenant, ids, refusal);
+    let quota = if admission::shared(app) {
+        tenant.hold().map_err(refused)?
+    } else {
+        tenant.admit().map_err(refused)?
+    };
+    let lease = admission::admit(app, &tenant)
+        .await
+        .map_err(|problem| with_tenant(ids.problem(problem), &tenant))?;
+    Ok(Admitted {
+        tenant,
+        _quota: quota,
+        _lease: lease,
+    })
 }
 
 /// The 429 of a tenant over its quota, counted under its reason.

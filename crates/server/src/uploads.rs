@@ -170,6 +170,7 @@ async fn store(
         })
         .unwrap_or(None);
     drop(watcher);
+    announce(app).await;
     if let Some(previous) = &previous {
         app.host.retire_upload(&tenant.access, previous, true);
     }
@@ -361,6 +362,9 @@ pub(super) async fn remove(State(app): State<Arc<App>>, Path(name): Path<String>
         watcher.note_upload(path);
     }
     drop(watcher);
+    if result.is_ok() {
+        announce(&app).await;
+    }
     let response = match result {
         Ok((_, removed)) => {
             app.host.retire_upload(&tenant.access, &removed, false);
@@ -387,4 +391,11 @@ pub(crate) fn persist(file: tempfile::NamedTempFile, path: &std::path::Path) -> 
     #[cfg(unix)]
     std::fs::File::open(dir)?.sync_all()?;
     Ok(())
+}
+
+/// Tells the other replicas sharing the uploads directory to rescan it now (with a cluster).
+async fn announce(app: &App) {
+    if let Some(cluster) = &app.cluster {
+        cluster.announce_change().await;
+    }
 }

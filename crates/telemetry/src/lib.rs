@@ -97,11 +97,12 @@ pub fn initialize_observability(config: &ObservabilityConfig) -> Result<Telemetr
 
 /// The crates of the host, whose log records `level` shows; every other crate shows
 /// warnings only.
-const HOST_CRATES: [&str; 7] = [
+const HOST_CRATES: [&str; 8] = [
     "tta_core",
     "tta_telemetry",
     "tta_runtime",
     "tta_workflow",
+    "tta_cluster",
     "tta_catalog",
     "tta_server",
     "tta_host",

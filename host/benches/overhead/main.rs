@@ -15,7 +15,8 @@
 //! 8. the call with 1–1 000 plugins loaded and 1–100 tenants, and workflows of 1–16 steps
 //!    ([`growth`]);
 //! 9. call latency while the OTLP collector works, refuses, hangs, is slow or fails, and
-//!    while `/metrics` is scraped concurrently or slowly ([`backends`]).
+//!    while `/metrics` is scraped concurrently or slowly ([`backends`]);
+//! 10. admitting a call: the local quota against the shared one in a real Redis ([`cluster`]).
 //!
 //! Every bare baseline uses tta-host's own engine configuration (pooling, copy-on-write,
 //! fuel, epochs) unless the measure is about that configuration, so a ratio is the cost of
@@ -25,6 +26,7 @@
 
 mod backends;
 mod calls;
+mod cluster;
 mod engine_modes;
 mod growth;
 mod load;
@@ -150,6 +152,7 @@ fn main() {
     growth::bench(&mut criterion, &rt);
     load::bench(&mut criterion);
     backends::bench(&mut criterion);
+    cluster::bench(&mut criterion);
     criterion.final_summary();
     // In `cargo test` mode each benchmark runs once and no estimates are written.
     let args: Vec<String> = std::env::args().collect();

@@ -330,6 +330,37 @@ fn growth(out: &mut String) {
 }
 
 /// Builds the summary, prints it and writes it where asked.
+fn admission(out: &mut String) {
+    use crate::cluster::{ADMISSION_GROUP, LOCAL, REDIS, REDIS_8};
+    let Some(local) = mean(ADMISSION_GROUP, LOCAL) else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "### 10. Admitting a call: the tenant's quota, local and shared through Redis (loopback)\n"
+    );
+    let mut rows = vec![vec![
+        "local slot and token bucket".to_owned(),
+        time(local),
+        "1.00×".to_owned(),
+    ]];
+    if let Some(redis) = mean(ADMISSION_GROUP, REDIS) {
+        rows.push(vec![
+            "`[cluster]`: one script on Redis (rate, lease), lease released".to_owned(),
+            time(redis),
+            format!("{:.0}×", redis / local),
+        ]);
+    }
+    if let Some(eight) = mean(ADMISSION_GROUP, REDIS_8) {
+        rows.push(vec![
+            "`[cluster]`, 8 admissions at once (pipelined), per admission".to_owned(),
+            time(eight / 8.0),
+            format!("{:.0}×", eight / 8.0 / local),
+        ]);
+    }
+    table(out, &["admission", "mean", "vs local"], &rows);
+}
+
 pub fn write() {
     let mut out = format!("Measured on {}.\n\n", machine());
     calls(&mut out);
@@ -338,6 +369,7 @@ pub fn write() {
     load(&mut out);
     growth(&mut out);
     backends(&mut out);
+    admission(&mut out);
     println!("\n{out}");
     let path = target_dir().join("criterion/summary.md");
     if let Err(e) = std::fs::write(&path, &out) {

@@ -56,7 +56,7 @@ pub(super) async fn serve(host: Host, args: &ServeArgs) -> anyhow::Result<u8> {
     let listen = host.config().server.listen;
     let server = tta_server::Server::bind(host.clone())
         .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
+        .with_context(|| format!("cannot serve on {listen}"))?;
     let addr = server.local_addr()?;
     tracing::info!(%addr, tenants = host.config().tenants.len(), primitives = host.registry().names().len(), "serving the HTTP API");
     eprintln!("tta-host serving on http://{addr}");

@@ -5,6 +5,7 @@
 //! them, `OTEL_*` variables override the file's telemetry, and CLI flags override both;
 //! see `docs/configuration.md` for every key.
 
+pub mod cluster;
 pub mod flags;
 pub mod guest;
 pub mod http;
@@ -17,6 +18,7 @@ pub mod setting;
 pub mod telemetry;
 pub mod tenants;
 
+pub use cluster::{ClusterConfig, OnUnavailable};
 pub use flags::{LimitFlags, ServerFlags, TelemetryFlags};
 pub use guest::GuestValues;
 pub use http::HttpPolicy;
@@ -57,6 +59,8 @@ pub struct HostConfig {
     pub tenants: Vec<TenantConfig>,
     /// LLM calls guests report: the price table (`[llm]`).
     pub llm: LlmConfig,
+    /// State replicas of `serve` share through Redis (`[cluster]`).
+    pub cluster: ClusterConfig,
 }
 
 impl Default for HostConfig {
@@ -72,6 +76,7 @@ impl Default for HostConfig {
             server: ServerConfig::default(),
             tenants: Vec::new(),
             llm: LlmConfig::default(),
+            cluster: ClusterConfig::default(),
         }
     }
 }

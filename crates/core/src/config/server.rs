@@ -146,5 +146,6 @@ pub fn check(config: &super::HostConfig) -> Vec<String> {
     }
     problems.extend(check_tenants(&config.tenants, &config.limits));
     problems.extend(config.llm.check());
+    problems.extend(config.cluster.check());
     problems
 }

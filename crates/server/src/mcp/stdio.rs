@@ -35,7 +35,7 @@ where
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let id = tenant.id.clone();
-    let app = App::start(host, std::slice::from_ref(&tenant)).await;
+    let app = App::start(host, std::slice::from_ref(&tenant), None).await;
     let reload = crate::reload::spawn(Arc::clone(&app));
     let Some(tenant) = app.tenants.get(&id).cloned() else {
         return Err(std::io::Error::other(format!("tenant `{id}` was not set up")));

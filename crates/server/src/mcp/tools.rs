@@ -9,7 +9,7 @@ use super::jsonrpc::{self, CANCELLED, RpcError};
 use super::{Caller, Protocol};
 use crate::problem::Problem;
 use crate::request::{refusal_problem, slot};
-use crate::{App, LoadedWorkflow};
+use crate::{App, LoadedWorkflow, admission};
 use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -235,9 +235,12 @@ pub(crate) fn prepare(
             .inc();
         RpcError::refused(&problem.with_ids(&caller.ids.correlation_id, &format!("{:032x}", caller.ids.trace_id)))
     };
-    let quota = match caller.held.take() {
-        Some(held) => tenant.take_rate().map(|()| held),
-        None => tenant.admit(),
+    // With a cluster the rate token is the shared state's, taken when the call runs.
+    let quota = match (caller.held.take(), admission::shared(app)) {
+        (Some(held), true) => Ok(held),
+        (Some(held), false) => tenant.take_rate().map(|()| held),
+        (None, true) => tenant.hold(),
+        (None, false) => tenant.admit(),
     }
     .map_err(|refusal| refused(refusal_problem(app, &tenant, refusal)))?;
     let slot = slot(app, &tenant).map_err(refused)?;
@@ -340,6 +343,24 @@ impl Prepared {
 
     async fn execute(self, progress: Option<mpsc::Sender<Value>>) -> Ran {
         let app = &self.app;
+        let _lease = match admission::admit(app, &self.tenant).await {
+            Ok(lease) => lease,
+            Err(problem) => {
+                app.mcp
+                    .metrics
+                    .tool_calls
+                    .with_label_values(&[&self.name, "refused", &tenant_label(app, &self.tenant)])
+                    .inc();
+                let problem = problem.with_ids(
+                    &self.options.correlation_id.clone().unwrap_or_default(),
+                    &format!("{:032x}", self.trace_id),
+                );
+                return Ran {
+                    response: jsonrpc::error(&self.id, &RpcError::refused(&problem)),
+                    span: None,
+                };
+            }
+        };
         let checked = if self.tenant.validate_input {
             self.tool.check_input(&self.input)
         } else {
