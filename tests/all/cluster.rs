@@ -168,9 +168,9 @@ fn tenants() -> String {
          quotas = {{ calls_per_second = 50.0, burst = 5, max_concurrent = 64 }}\n\n\
          [[tenants]]\nid = \"narrow\"\napi_key_sha256 = [\"{}\"]\nprimitives = [\"*\"]\n\
          quotas = {{ max_concurrent = 4, timeout_ms = 2500, fuel = 1000000000000 }}\n\n\
-         [[tenants]]\nid = \"other\"\napi_key_sha256 = [\"{}\"]\nprimitives = [\"*\"]\n\
+         [[tenants]]\nid = \"other\"\napi_key_sha256 = [\"{}\"]\nprimitives = [\"*\"]\nworkflows = [\"*\"]\n\
          quotas = {{ calls_per_second = 1000.0, max_concurrent = 64 }}\n\n\
-         [[tenants]]\nid = \"uploader\"\napi_key_sha256 = [\"{}\"]\nprimitives = [\"*\"]\n\
+         [[tenants]]\nid = \"uploader\"\napi_key_sha256 = [\"{}\"]\nprimitives = [\"*\"]\nworkflows = [\"*\"]\n\
          uploads = true\nmax_uploads = 4\n",
         hash_key(KEY_METERED),
         hash_key(KEY_NARROW),
@@ -178,6 +178,15 @@ fn tenants() -> String {
         hash_key(KEY_UPLOADER),
     )
 }
+
+/// A workflow whose one step's outputs are cached in the cluster's Redis.
+const CACHED_WORKFLOW: &str = "name = \"cached\"\n[steps.main]\n\
+    cache = { step = \"echo\", ttl_ms = 60000, store = \"redis\" }\n[steps.echo]\nprimitive = \"echo\"\n";
+
+/// A workflow whose failing step is behind a breaker shared by the cluster.
+const GUARDED_WORKFLOW: &str = "name = \"guarded\"\n[steps.main]\n\
+    circuit_breaker = { step = \"crash\", failures = 2, window_ms = 60000, cooldown_ms = 60000, shared = true }\n\
+    [steps.crash]\nprimitive = \"trap\"\n";
 
 /// Starts a replica in its own directory (its own plugins, uploads and config).
 async fn replica(test: &str, n: usize, redis: &str, policy: &str) -> ServeProcess {
@@ -193,13 +202,25 @@ async fn replica_with(
     policy: &str,
     shared_uploads: Option<(&Path, u64)>,
 ) -> ServeProcess {
-    let dir = plugins_dir(&format!("{test}-{n}"), &[plugin("echo"), fixture("spin-forever")]);
+    let dir = plugins_dir(
+        &format!("{test}-{n}"),
+        &[plugin("echo"), fixture("spin-forever"), fixture("trap")],
+    );
     let cluster = format!(
         "[limits]\nfuel = 1000000000000\ntimeout_ms = 30000\n\n\
          [cluster]\nredis_url = \"{redis}\"\non_unavailable = \"{policy}\"\ntimeout_ms = 100\n\
          retry_ms = 300\nlease_ttl_ms = 1000\n"
     );
-    let config = write_config_with(&dir, &cluster, "max_in_flight = 64", "", &tenants());
+    let config = write_config_with(
+        &dir,
+        &cluster,
+        "max_in_flight = 64\nworkflows_dir = \"workflows\"",
+        "",
+        &tenants(),
+    );
+    std::fs::create_dir_all(dir.join("workflows")).expect("workflows dir");
+    std::fs::write(dir.join("workflows/cached.toml"), CACHED_WORKFLOW).expect("workflow");
+    std::fs::write(dir.join("workflows/guarded.toml"), GUARDED_WORKFLOW).expect("workflow");
     if let Some((uploads, poll_ms)) = shared_uploads {
         let text = std::fs::read_to_string(&config).expect("config");
         let text = text
@@ -517,4 +538,68 @@ async fn an_upload_through_one_replica_reaches_the_others_by_pub_sub_and_else_by
     let on_c = served_in(&c, "word-count", Duration::from_secs(10)).await;
     assert!(on_c.is_some(), "C finds the upload by polling");
     eprintln!("upload propagation by polling (1 s) to C, Redis down: {on_c:?}");
+}
+
+/// A workflow `cache` with `store = "redis"`: an output cached through replica A is a hit
+/// on replica B (whose guest never runs), and another tenant's same input misses. A
+/// breaker with `shared = true` opened through A refuses on B.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_hit_and_an_open_breaker_on_one_replica_hold_on_another_per_tenant() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let redis = Redis::start(dir.path());
+    let a = replica("cluster-cache", 0, &redis.url(), "local").await;
+    let b = replica("cluster-cache", 1, &redis.url(), "local").await;
+    let run = |server: &ServeProcess, key: &'static str| {
+        let url = server.url("/v1/workflows/cached/run");
+        async move { post(&url, key).await }
+    };
+    let on_a = run(&a, KEY_OTHER).await;
+    assert_eq!(on_a.0, 200, "{}", on_a.1);
+    let on_b = run(&b, KEY_OTHER).await;
+    assert_eq!(on_b, on_a, "B answers from the entry A made");
+    let metrics = b.metrics().await;
+    assert_eq!(sample(&metrics, "cache_hit_total{"), 1.0, "{metrics}");
+    assert_eq!(sample(&metrics, "cache_miss_total{"), 0.0, "{metrics}");
+    assert_eq!(
+        sample(&metrics, "primitive_executions_total{"),
+        0.0,
+        "no guest ran on B:\n{metrics}"
+    );
+    // Another tenant, the same input: its own miss.
+    let theirs = run(&b, KEY_UPLOADER).await;
+    assert_eq!(theirs.0, 200, "{}", theirs.1);
+    let metrics = b.metrics().await;
+    assert_eq!(sample(&metrics, "cache_miss_total{"), 1.0, "{metrics}");
+    assert!(sample(&metrics, "primitive_executions_total{") >= 1.0, "{metrics}");
+
+    // A shared breaker opened by failures through A refuses on B, without calling the
+    // guest there; another tenant's breaker stays closed.
+    let guarded = |server: &ServeProcess, key: &'static str| {
+        let url = server.url("/v1/workflows/guarded/run");
+        async move { post(&url, key).await }
+    };
+    for _ in 0..2 {
+        let (status, body) = guarded(&a, KEY_OTHER).await;
+        assert!(
+            status >= 500 && !body.contains("circuit_open"),
+            "the trap fails: {status} {body}"
+        );
+    }
+    let (status, body) = guarded(&b, KEY_OTHER).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("circuit_open"), "open on B after failures on A: {body}");
+    let traps_on_b = |metrics: &str| {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("primitive_executions_total{") && l.contains("primitive_name=\"trap\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    assert_eq!(traps_on_b(&b.metrics().await), 0.0, "B never called the failing guest");
+    let (status, body) = guarded(&b, KEY_UPLOADER).await;
+    assert!(
+        !body.contains("circuit_open"),
+        "another tenant's breaker is its own: {status} {body}"
+    );
+    assert_eq!(traps_on_b(&b.metrics().await), 1.0);
 }

@@ -16,10 +16,12 @@ pub mod changes;
 pub mod health;
 pub mod leases;
 pub mod metrics;
+pub mod store;
 
 pub use admission::{Admission, Quota};
 pub use health::Fallback;
 pub use leases::Lease;
+pub use store::RedisStore;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};

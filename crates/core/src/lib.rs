@@ -16,6 +16,7 @@ pub mod metadata;
 pub mod redact;
 pub mod report;
 pub mod schema;
+pub mod shared_store;
 pub mod text;
 pub mod tls;
 pub mod trace_context;

@@ -48,6 +48,8 @@ struct Shared {
     registry_writer: std::sync::Mutex<()>,
     cache: Option<Arc<ArtifactCache>>,
     telemetry: Telemetry,
+    /// The store replicas share (set once by `serve` with a cluster).
+    shared_store: std::sync::OnceLock<Arc<dyn tta_core::shared_store::SharedStore>>,
     _ticker: EpochTicker,
 }
 
@@ -198,6 +200,7 @@ impl Host {
             registry_writer: std::sync::Mutex::new(()),
             cache,
             telemetry,
+            shared_store: std::sync::OnceLock::new(),
             _ticker: ticker,
         });
         Ok(Host { shared })
@@ -211,6 +214,20 @@ impl Host {
     /// The host's telemetry: metrics, exporters, sampler.
     pub fn telemetry(&self) -> &Telemetry {
         &self.shared.telemetry
+    }
+
+    /// Gives the host the store its cluster's replicas share (once; a second store is
+    /// refused and returned).
+    pub fn set_shared_store(
+        &self,
+        store: Arc<dyn tta_core::shared_store::SharedStore>,
+    ) -> Result<(), Arc<dyn tta_core::shared_store::SharedStore>> {
+        self.shared.shared_store.set(store)
+    }
+
+    /// The store the cluster's replicas share, if the host is in one.
+    pub fn shared_store(&self) -> Option<&Arc<dyn tta_core::shared_store::SharedStore>> {
+        self.shared.shared_store.get()
     }
 
     /// Loads, validates and registers the component at `path`, so calls and `invoke` find it.

@@ -129,6 +129,10 @@ impl Server {
             )?,
             _ => None,
         };
+        if let Some(cluster) = &cluster {
+            // Only `serve` sets it, once per host.
+            let _ = host.set_shared_store(Arc::new(tta_cluster::RedisStore(Arc::clone(cluster))));
+        }
         let listener = tokio::net::TcpListener::bind(host.config().server.listen).await?;
         let tenants = &host.config().tenants;
         let app = App::start(host.clone(), tenants, cluster).await;

@@ -13,7 +13,7 @@
 //! # Ok(()) }
 //! ```
 
-use crate::combinators::cache::Cache;
+use crate::combinators::cache::{Cache, Store};
 use crate::combinators::circuit_breaker::CircuitBreaker;
 use crate::combinators::conditional::{Comparison, Conditional, Predicate};
 use crate::combinators::fallback::Fallback;
@@ -358,6 +358,8 @@ impl Lowering {
                     max_entries,
                     max_bytes: 16 << 20,
                     key_data: Vec::new(),
+                    store: Store::Local,
+                    max_entry_bytes: 1 << 20,
                 });
             }
             Node::Breaker(inner, failures, window_ms, cooldown_ms) => {
@@ -366,6 +368,7 @@ impl Lowering {
                     failures,
                     window_ms,
                     cooldown_ms,
+                    shared: false,
                 });
             }
             Node::Saga(list) => {

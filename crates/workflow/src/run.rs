@@ -157,6 +157,10 @@ impl Driver for Run<'_> {
         &self.invocation
     }
 
+    fn shared_store(&self) -> Option<&Arc<dyn tta_core::shared_store::SharedStore>> {
+        self.wf.host.shared_store()
+    }
+
     /// Calls `plugin` on `input` as step `step` under `scope`.
     fn call<'s>(
         &'s self,

@@ -146,6 +146,9 @@ pub(crate) trait Driver: Sync {
 
     /// The run's own invocation.
     fn invocation(&self) -> &Invocation;
+
+    /// The store the host's cluster shares, if it is in one.
+    fn shared_store(&self) -> Option<&std::sync::Arc<dyn tta_core::shared_store::SharedStore>>;
 }
 
 /// The longest value `set_data` copies into the context, and a step's own `data` may hold.

@@ -1,5 +1,10 @@
 //! `cache = { step = "a", ttl_ms = 60000, … }`: a step's outputs remembered by input (and
 //! tenant, and chosen context keys), least recently used first out, bounded by entries and bytes.
+//!
+//! `store = "redis"` keeps the entries in the store the cluster's replicas share instead,
+//! so an output cached through one replica is a hit on the others: under the tenant's own
+//! key prefix, with the TTL, each entry at most `max_entry_bytes`. A host outside a
+//! cluster, or a store that does not answer in time, uses no entry: a miss, never an error.
 
 use crate::check::{Checker, Problem};
 use crate::step::{Combinator, Compiler, Definition, Driver, Kind, Scope, StepCall, StepRef, StepResult, required};
@@ -31,6 +36,28 @@ pub struct Cache {
     /// Context `data` keys that are part of the key besides the input (the tenant always is).
     #[serde(default)]
     pub key_data: Vec<String>,
+    /// Where entries are kept: `local` (this host's memory) or `redis` (the store the
+    /// cluster's replicas share, `[cluster]`).
+    #[serde(default)]
+    pub store: Store,
+    /// With `store = "redis"`, the largest output kept; larger ones are not cached.
+    #[serde(default = "default_entry_bytes")]
+    pub max_entry_bytes: usize,
+}
+
+/// Where a cache keeps its entries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Store {
+    /// This host's memory, least recently used first out.
+    #[default]
+    Local,
+    /// The cluster's shared store (Redis), with the TTL; this host's memory when it has none.
+    Redis,
+}
+
+fn default_entry_bytes() -> usize {
+    1 << 20
 }
 
 fn default_entries() -> usize {
@@ -67,11 +94,11 @@ impl Definition for Cache {
             Some(0) => c.report(span.clone(), format!("{at}.cache.ttl_ms"), "must be at least 1"),
             Some(_) => {}
         }
-        if self.max_entries == 0 || self.max_bytes == 0 {
+        if self.max_entries == 0 || self.max_bytes == 0 || self.max_entry_bytes == 0 {
             c.report(
                 span,
                 format!("{at}.cache"),
-                "`max_entries` and `max_bytes` must be at least 1",
+                "`max_entries`, `max_bytes` and `max_entry_bytes` must be at least 1",
             );
         }
     }
@@ -82,6 +109,8 @@ impl Definition for Cache {
             ttl: Duration::from_millis(self.ttl_ms.unwrap_or(1)),
             key_data: self.key_data.clone(),
             store: Mutex::new(LruStore::new(self.max_entries, self.max_bytes)),
+            shared: self.store == Store::Redis,
+            max_entry_bytes: self.max_entry_bytes,
         })
     }
 }
@@ -91,6 +120,9 @@ struct Remembered {
     ttl: Duration,
     key_data: Vec<String>,
     store: Mutex<LruStore>,
+    /// Entries in the cluster's shared store, when the host has one.
+    shared: bool,
+    max_entry_bytes: usize,
 }
 
 impl Remembered {
@@ -130,11 +162,16 @@ impl Combinator for Remembered {
             let key = self.key(run, name, &scope, &input);
             let (workflow, tenant) = run.labels();
             let metrics = run.metrics();
-            let hit = self
-                .store
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .get(&key, self.ttl);
+            let shared = run.shared_store().filter(|_| self.shared);
+            let hit = match shared {
+                // A store that cannot answer is a miss (the store logs why).
+                Some(shared) => shared.get(run.tenant(), &key).await.unwrap_or(None),
+                None => self
+                    .store
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .get(&key, self.ttl),
+            };
             if let Some(output) = hit {
                 metrics.cache_hit.with_label_values(&[workflow, name, tenant]).inc();
                 metrics
@@ -147,7 +184,12 @@ impl Combinator for Remembered {
             metrics.cache_miss.with_label_values(&[workflow, name, tenant]).inc();
             span.attr("cache.hit", Value::Boolean(false));
             let result = run.step(self.step, input, scope).await;
-            if let Ok((output, _)) = &result {
+            if let (Some(shared), Ok((output, _))) = (shared, &result) {
+                if output.len() <= self.max_entry_bytes {
+                    // An entry the store could not keep is only a later miss.
+                    let _ = shared.put(run.tenant(), &key, output, self.ttl).await;
+                }
+            } else if let Ok((output, _)) = &result {
                 let mut store = self.store.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 let evicted = store.insert(key, output.clone());
                 metrics

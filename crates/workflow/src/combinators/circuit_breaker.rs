@@ -1,5 +1,10 @@
 //! `circuit_breaker = { step = "a", failures = 5, window_ms = 10000, cooldown_ms = 30000 }`:
 //! a failing step is not called for a while; then one trial call decides.
+//!
+//! `shared = true` keeps the state in the store the cluster's replicas share (per tenant):
+//! open on one replica is open on all, and of the half-open cluster only one call, on one
+//! replica, is the trial. A host outside a cluster, or a store that does not answer in
+//! time, uses this host's own breaker for the call.
 
 use crate::check::{Checker, Problem};
 use crate::step::{Combinator, Compiler, Definition, Kind, StepCall, StepRef, StepResult, StepSpan, required, text};
@@ -11,6 +16,7 @@ use std::ops::Range;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tta_core::error::{StepError, StepErrorKind};
+use tta_core::shared_store::{BreakerEntry, BreakerSettings, BreakerState as SharedState};
 
 /// `circuit_breaker = { step = "a", failures = 5, window_ms = 10000, cooldown_ms = 30000 }`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -28,6 +34,9 @@ pub struct CircuitBreaker {
     /// How long the breaker stays open before letting one call through, in milliseconds.
     #[serde(default = "default_cooldown_ms")]
     pub cooldown_ms: u64,
+    /// Keep the state in the cluster's shared store, so every replica sees it.
+    #[serde(default)]
+    pub shared: bool,
 }
 
 fn default_failures() -> u32 {
@@ -73,6 +82,7 @@ impl Definition for CircuitBreaker {
             failures: self.failures,
             window: Duration::from_millis(self.window_ms),
             cooldown: Duration::from_millis(self.cooldown_ms),
+            shared: self.shared,
             state: Mutex::new(BreakerState {
                 phase: BreakerPhase::Closed,
                 failures: VecDeque::new(),
@@ -88,7 +98,29 @@ struct Breaker {
     failures: u32,
     window: Duration,
     cooldown: Duration,
+    shared: bool,
     state: Mutex<BreakerState>,
+}
+
+impl Breaker {
+    fn settings(&self) -> BreakerSettings {
+        BreakerSettings {
+            failures: self.failures,
+            window: self.window,
+            cooldown: self.cooldown,
+        }
+    }
+
+    fn open_error(name: &str, left: Duration) -> StepError {
+        StepError::new(
+            name,
+            StepErrorKind::CircuitOpen,
+            format!(
+                "circuit breaker `{name}` is open after repeated failures; it lets a trial call through in {} ms",
+                left.as_millis()
+            ),
+        )
+    }
 }
 
 impl Combinator for Breaker {
@@ -103,6 +135,46 @@ impl Combinator for Breaker {
         Box::pin(async move {
             let (workflow, _) = run.labels();
             let gauge = run.metrics().circuit_breaker_state.with_label_values(&[workflow, name]);
+            let breaker = format!("{}:{name}", run.workflow_name());
+            if let Some(store) = run.shared_store().filter(|_| self.shared)
+                && let Ok(entry) = store.breaker_enter(run.tenant(), &breaker, self.settings()).await
+            {
+                let trial = match entry {
+                    BreakerEntry::Open(left) => {
+                        span.attr("circuit_breaker.state", text("open"));
+                        gauge.set(BreakerPhase::Open.gauge());
+                        return Err(Self::open_error(name, left));
+                    }
+                    BreakerEntry::Trial => {
+                        transition(span, &mut BreakerPhase::Open, BreakerPhase::HalfOpen);
+                        true
+                    }
+                    BreakerEntry::Closed => false,
+                };
+                span.attr(
+                    "circuit_breaker.state",
+                    text(if trial { "half_open" } else { "closed" }),
+                );
+                let result = run.step(self.step, input, scope).await;
+                let after = store
+                    .breaker_exit(run.tenant(), &breaker, self.settings(), result.is_ok(), trial)
+                    .await;
+                let phase = match after {
+                    Ok(SharedState::Open) => BreakerPhase::Open,
+                    Ok(SharedState::Closed) => BreakerPhase::Closed,
+                    Err(_) => return result,
+                };
+                let before = if trial {
+                    BreakerPhase::HalfOpen
+                } else {
+                    BreakerPhase::Closed
+                };
+                if phase != before {
+                    transition(span, &mut before.clone(), phase);
+                }
+                gauge.set(phase.gauge());
+                return result;
+            }
             let trial = {
                 let mut s = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 if s.phase == BreakerPhase::Open && s.opened_at.is_some_and(|at| at.elapsed() >= self.cooldown) {
@@ -120,14 +192,7 @@ impl Combinator for Breaker {
                         let left = s
                             .opened_at
                             .map_or(Duration::ZERO, |at| self.cooldown.saturating_sub(at.elapsed()));
-                        return Err(StepError::new(
-                            name,
-                            StepErrorKind::CircuitOpen,
-                            format!(
-                                "circuit breaker `{name}` is open after repeated failures; it lets a trial call through in {} ms",
-                                left.as_millis()
-                            ),
-                        ));
+                        return Err(Self::open_error(name, left));
                     }
                 }
             };
