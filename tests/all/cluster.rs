@@ -167,7 +167,7 @@ fn tenants() -> String {
         "[[tenants]]\nid = \"metered\"\napi_key_sha256 = [\"{}\"]\nprimitives = [\"*\"]\n\
          quotas = {{ calls_per_second = 50.0, burst = 5, max_concurrent = 64 }}\n\n\
          [[tenants]]\nid = \"narrow\"\napi_key_sha256 = [\"{}\"]\nprimitives = [\"*\"]\n\
-         quotas = {{ max_concurrent = 4, timeout_ms = 2500, fuel = 1000000000000 }}\n\n\
+         quotas = {{ max_concurrent = 4, timeout_ms = 4000, fuel = 1000000000000 }}\n\n\
          [[tenants]]\nid = \"other\"\napi_key_sha256 = [\"{}\"]\nprimitives = [\"*\"]\nworkflows = [\"*\"]\n\
          quotas = {{ calls_per_second = 1000.0, max_concurrent = 64 }}\n\n\
          [[tenants]]\nid = \"uploader\"\napi_key_sha256 = [\"{}\"]\nprimitives = [\"*\"]\nworkflows = [\"*\"]\n\
@@ -209,7 +209,7 @@ async fn replica_with(
     let cluster = format!(
         "[limits]\nfuel = 1000000000000\ntimeout_ms = 30000\n\n\
          [cluster]\nredis_url = \"{redis}\"\non_unavailable = \"{policy}\"\ntimeout_ms = 100\n\
-         retry_ms = 300\nlease_ttl_ms = 1000\n"
+         retry_ms = 300\nlease_ttl_ms = 1500\n"
     );
     let config = write_config_with(
         &dir,
@@ -268,13 +268,43 @@ async fn drive_timed(url: &str, key: &str, per_second: u32, duration: Duration) 
     while start.elapsed() < duration {
         tick.tick().await;
         let (url, key) = (url.to_owned(), key.to_owned());
-        calls.push(tokio::spawn(async move { post(&url, &key).await.0 }));
+        calls.push(tokio::spawn(async move {
+            let sent = Instant::now();
+            let status = post(&url, &key).await.0;
+            (status, sent, Instant::now())
+        }));
     }
-    let mut statuses = Vec::new();
+    let mut answered = Vec::new();
     for call in calls {
-        statuses.push(call.await.expect("a call task"));
+        answered.push(call.await.expect("a call task"));
     }
-    (statuses, start.elapsed())
+    // The admissions happened between the first admitted call's sending and the last
+    // admitted call's answer; refused calls queued at the end do not stretch it.
+    let admitted = answered.iter().filter(|(status, ..)| *status == 200);
+    let first = admitted.clone().map(|(_, sent, _)| *sent).min().unwrap_or(start);
+    let last = admitted.map(|(.., done)| *done).max().unwrap_or(start);
+    (
+        answered.iter().map(|(status, ..)| *status).collect(),
+        last.duration_since(first),
+    )
+}
+
+/// `n` calls of `key` at `url`, all started at once.
+fn at_once(url: &str, key: &'static str, n: usize) -> Vec<tokio::task::JoinHandle<(u16, String)>> {
+    (0..n)
+        .map(|_| {
+            let url = url.to_owned();
+            tokio::spawn(async move { post(&url, key).await })
+        })
+        .collect()
+}
+
+async fn answers(calls: Vec<tokio::task::JoinHandle<(u16, String)>>) -> Vec<(u16, String)> {
+    let mut all = Vec::new();
+    for call in calls {
+        all.push(call.await.expect("a call task"));
+    }
+    all
 }
 
 fn count(statuses: &[u16], status: u16) -> usize {
@@ -342,16 +372,7 @@ async fn three_replicas_behind_nginx_share_each_tenants_quotas() {
 
     // max_concurrent = 4 across the three: twelve long calls at once, four run.
     let spin = nginx.url("/v1/primitives/spin-forever/execute");
-    let calls: Vec<_> = (0..12)
-        .map(|_| {
-            let spin = spin.clone();
-            tokio::spawn(async move { post(&spin, KEY_NARROW).await })
-        })
-        .collect();
-    let mut statuses = Vec::new();
-    for call in calls {
-        statuses.push(call.await.expect("a call task"));
-    }
+    let statuses = answers(at_once(&spin, KEY_NARROW, 12)).await;
     let refused: Vec<_> = statuses.iter().filter(|(s, _)| *s == 429).collect();
     assert_eq!(refused.len(), 8, "four of twelve run: {statuses:?}");
     assert!(
@@ -359,48 +380,27 @@ async fn three_replicas_behind_nginx_share_each_tenants_quotas() {
         "{refused:?}"
     );
 
-    // A replica killed mid-call: its two leases expire within the TTL (1 s).
-    let on_a = a.url("/v1/primitives/spin-forever/execute");
-    let dying: Vec<_> = (0..2)
-        .map(|_| {
-            let on_a = on_a.clone();
-            tokio::spawn(async move { post(&on_a, KEY_NARROW).await })
-        })
-        .collect();
+    // A replica killed mid-call: its two leases expire within the TTL (1.5 s; renewed every
+    // 0.5 s, so they outlive the kill by 1 to 1.5 s).
+    let dying = at_once(&a.url("/v1/primitives/spin-forever/execute"), KEY_NARROW, 2);
     tokio::time::sleep(Duration::from_millis(400)).await;
     a.kill().await;
-    for call in dying {
-        let (status, _) = call.await.expect("a call task");
+    for (status, _) in answers(dying).await {
         assert_eq!(status, 0, "the killed replica answers nothing");
     }
-    let on_b = b.url("/v1/primitives/spin-forever/execute");
-    let running: Vec<_> = (0..2)
-        .map(|_| {
-            let on_b = on_b.clone();
-            tokio::spawn(async move { post(&on_b, KEY_NARROW).await })
-        })
-        .collect();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let running = at_once(&b.url("/v1/primitives/spin-forever/execute"), KEY_NARROW, 2);
+    tokio::time::sleep(Duration::from_millis(400)).await;
     let (status, body) = post(&c.url("/v1/primitives/spin-forever/execute"), KEY_NARROW).await;
     assert_eq!(status, 429, "the dead replica's leases still count: {body}");
-    tokio::time::sleep(Duration::from_millis(1300)).await;
-    let later: Vec<_> = (0..3)
-        .map(|_| {
-            let on_c = c.url("/v1/primitives/spin-forever/execute");
-            tokio::spawn(async move { post(&on_c, KEY_NARROW).await.0 })
-        })
-        .collect();
-    let mut later_statuses = Vec::new();
-    for call in later {
-        later_statuses.push(call.await.expect("a call task"));
-    }
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let later = answers(at_once(&c.url("/v1/primitives/spin-forever/execute"), KEY_NARROW, 3)).await;
+    let later_statuses: Vec<u16> = later.iter().map(|(status, _)| *status).collect();
     assert_eq!(
         count(&later_statuses, 429),
         1,
         "after the TTL the two dead leases are free again (two running on B, two more fit): {later_statuses:?}"
     );
-    for call in running {
-        let (status, _) = call.await.expect("a call task");
+    for (status, _) in answers(running).await {
         assert_ne!(status, 429, "the calls on B were admitted");
     }
 }
@@ -461,10 +461,13 @@ async fn a_redis_outage_falls_back_by_policy_and_ends_when_redis_returns() {
     tokio::time::sleep(Duration::from_millis(400)).await;
     // Shared again: `metered`'s burst of 5 is the cluster's, not 5 on each replica.
     let (local_url, strict_url) = (url(&local), url(&strict));
-    let ((on_local, window), on_strict) = tokio::join!(
+    let ((on_local, local_window), (on_strict, strict_window)) = tokio::join!(
         drive_timed(&local_url, KEY_METERED, 400, Duration::from_millis(50)),
-        drive(&strict_url, KEY_METERED, 400, Duration::from_millis(50)),
+        drive_timed(&strict_url, KEY_METERED, 400, Duration::from_millis(50)),
     );
+    // Both drives start together: their admissions span at most the longer window and the
+    // other's start lag.
+    let window = local_window.max(strict_window) + Duration::from_millis(20);
     let admitted = count(&on_local, 200) + count(&on_strict, 200);
     // One burst of 5 and what 50/s refills while the calls arrive; two unshared quotas
     // would admit twice that.
