@@ -15,9 +15,10 @@ done
 
 # Real servers the tests start on loopback, from Debian: promtool (package `prometheus`)
 # checks the /metrics exposition; redis-server and nginx make the cluster of
-# tests/all/cluster.rs.
+# tests/all/cluster.rs; docker-registry (the CNCF distribution registry) is the OCI
+# registry of tests/all/oci.rs.
 missing=()
-for check in promtool:prometheus redis-server:redis-server nginx:nginx; do
+for check in promtool:prometheus redis-server:redis-server nginx:nginx docker-registry:docker-registry; do
   command -v "${check%%:*}" >/dev/null 2>&1 || missing+=("${check##*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -22,6 +22,7 @@ mod limits;
 mod llm;
 mod load;
 mod mcp;
+mod oci;
 mod otlp_receiver;
 mod process;
 mod scaffold;

@@ -1,6 +1,10 @@
 //! Files of primitives and workflows loaded into a host with an explicit policy: the one
 //! loader of `load`, `run`, `validate`, `bench`, `serve --check`, `serve`'s start and its hot
 //! reload. What each does with a failure is its [`Policy`]; what it prints is the caller's.
+//! Components in OCI registries are pulled into the cache by digest ([`oci`]) and loaded
+//! from there like any file.
+
+pub mod oci;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -11,14 +11,38 @@ use tta_runtime::host::Host;
 /// `tta-host load`.
 #[derive(Debug, Args)]
 pub struct LoadArgs {
-    /// Component files (`plugins/*.wasm`).
+    /// Component files (`plugins/*.wasm`), or components in an OCI registry
+    /// (`oci://registry/repository:tag` or `…@sha256:<digest>`), pulled and verified first.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    /// The longest one request to a registry may take, in milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    pub timeout_ms: u64,
 }
 
 pub(super) async fn load(host: &Host, args: &LoadArgs) -> anyhow::Result<u8> {
     let total = args.files.len();
-    let rows = catalog::load_primitives(host, args.files.clone(), Policy::ReportAll, |i, total, path| {
+    let mut files = Vec::with_capacity(total);
+    let mut pull_failed = false;
+    for file in &args.files {
+        let text = file.to_string_lossy();
+        if !text.starts_with("oci://") {
+            files.push(file.clone());
+            continue;
+        }
+        match pull(host, &text, args.timeout_ms).await {
+            Ok(path) => files.push(path),
+            Err(e) => {
+                eprintln!("error: {e}");
+                pull_failed = true;
+            }
+        }
+    }
+    if pull_failed {
+        eprintln!("nothing loaded: a component could not be pulled");
+        return Ok(exit::LOAD);
+    }
+    let rows = catalog::load_primitives(host, files, Policy::ReportAll, |i, total, path| {
         if total > 1 {
             eprintln!("[{}/{total}] loading {}", i + 1, path.display());
         }
@@ -98,4 +122,22 @@ fn print_load_table(rows: &[Loaded]) {
 
 fn one_line(s: &str) -> String {
     s.lines().next().unwrap_or_default().to_owned()
+}
+
+/// Pulls `reference` into the component cache (by digest, verified) and returns the file.
+async fn pull(host: &Host, reference: &str, timeout_ms: u64) -> Result<PathBuf, tta_catalog::oci::OciError> {
+    use tta_catalog::oci::{Client, Reference};
+    let reference = Reference::parse(reference)?;
+    let cache = host
+        .config()
+        .cache_dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("tta-host"));
+    let limit = host.config().server.max_upload_bytes as u64;
+    eprintln!("pulling {reference}");
+    let (path, digest) = Client::new(std::time::Duration::from_millis(timeout_ms))
+        .pull(&reference, &cache, limit)
+        .await?;
+    eprintln!("pulled {reference} ({digest})");
+    Ok(path)
 }

@@ -12,6 +12,7 @@ mod load;
 mod mcp;
 mod new;
 mod output;
+mod push;
 mod run;
 mod serve;
 mod validate;
@@ -56,6 +57,17 @@ pub enum Command {
     /// the exact reason a file was rejected. Exits 3 if any file was rejected.
     #[command(after_help = EXIT_CODES_HELP)]
     Load(load::LoadArgs),
+    /// Push a component to an OCI registry as a Wasm component artifact.
+    ///
+    /// The layout `wkg`, Spin and wasmCloud use: config `application/vnd.wasm.config.v0+json`,
+    /// one `application/wasm` layer. The component is validated first. Prints the reference
+    /// and the manifest's digest (pin it with `oci://…@sha256:…`). Credentials come from
+    /// TTA_REGISTRY_TOKEN or TTA_REGISTRY_USERNAME/TTA_REGISTRY_PASSWORD; plain HTTP only for
+    /// loopback and TTA_INSECURE_REGISTRIES.
+    #[command(
+        after_help = "Exit codes: 0 pushed, 1 the registry refused or failed, 2 a bad reference, 3 not a component tta-host loads."
+    )]
+    Push(push::PushArgs),
     /// Run one primitive, or a workflow file (`.toml`), once and print its output.
     ///
     /// The output goes to stdout; guest logs and a summary (status, wall time, fuel,
@@ -206,6 +218,7 @@ async fn run_command(cli: Cli, config: HostConfig, telemetry: Telemetry) -> anyh
     let host = Host::with_telemetry(config, telemetry)?;
     match cli.command {
         Command::Load(args) => load::load(&host, &args).await,
+        Command::Push(args) => push::push(&host, &args).await,
         Command::Run(args) => run::run(&host, &args).await,
         Command::Validate(args) => validate::validate(&host, &args).await,
         Command::Serve(args) => serve::serve(host, &args).await,
