@@ -23,7 +23,8 @@ fi
 
 # `--offline` reads the crates of every target deny.toml names: fetch those first.
 cargo fetch --locked --quiet
-cargo deny --offline check licenses bans sources
+# deny.toml's db-path falls back to a literal `$CARGO_HOME/...` when this is unset.
+TTA_ADVISORY_DBS="$PWD/target/advisory-dbs" cargo deny --offline check licenses bans sources
 
 if [ "${1:-}" = --fetch ]; then
   exec cargo deny check advisories

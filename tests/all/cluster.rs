@@ -4,7 +4,7 @@
 //! frees its leases within the TTL, and a Redis outage falls back by policy, is counted,
 //! and ends when Redis returns.
 
-use crate::process::{ServeProcess, write_config_with};
+use crate::process::{Nginx, ServeProcess, free_port, require, write_config_with};
 use crate::serve::plugins_dir;
 use crate::{fixture, http_client, plugin};
 use std::path::{Path, PathBuf};
@@ -16,25 +16,6 @@ const KEY_METERED: &str = "tta_metered_cluster_key";
 const KEY_NARROW: &str = "tta_narrow_cluster_key";
 const KEY_OTHER: &str = "tta_other_cluster_key";
 const KEY_UPLOADER: &str = "tta_uploader_cluster_key";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn require(program: &str, package: &str) {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        found,
-        "`{program}` is not installed: `apt-get install {package}` (scripts/test.sh installs it)"
-    );
-}
 
 /// A `redis-server` on loopback with nothing persisted, killed when dropped.
 struct Redis {
@@ -107,59 +88,19 @@ impl Drop for Redis {
 }
 
 /// An nginx on loopback balancing over `upstreams` (round robin), stopped when dropped.
-struct Nginx {
-    child: Child,
-    port: u16,
-}
-
-impl Nginx {
-    fn start(dir: &Path, upstreams: &[&ServeProcess]) -> Nginx {
-        require("nginx", "nginx");
-        let port = free_port();
-        let servers: String = upstreams
-            .iter()
-            .map(|s| format!("    server {} max_fails=0;\n", s.addr))
-            .collect();
-        let d = dir.display();
-        let conf = format!(
-            "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
-             events {{ worker_connections 1024; }}\n\
-             http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
-             fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
-             upstream tta {{\n{servers}    keepalive 16;\n  }}\n\
+fn balancer(dir: &Path, upstreams: &[&ServeProcess]) -> Nginx {
+    let servers: String = upstreams
+        .iter()
+        .map(|s| format!("    server {} max_fails=0;\n", s.addr))
+        .collect();
+    Nginx::start(dir, |port| {
+        format!(
+            "upstream tta {{\n{servers}    keepalive 16;\n  }}\n\
              server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://tta;\n\
              proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n\
-             proxy_next_upstream off;\n    }}\n  }}\n}}\n"
-        );
-        let path = dir.join("nginx.conf");
-        std::fs::write(&path, conf).expect("nginx.conf");
-        let child = Command::new("nginx")
-            .arg("-c")
-            .arg(&path)
-            .arg("-p")
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nginx starts");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "nginx did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Nginx { child, port }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+             proxy_next_upstream off;\n    }}\n  }}\n"
+        )
+    })
 }
 
 fn tenants() -> String {
@@ -186,6 +127,11 @@ const CACHED_WORKFLOW: &str = "name = \"cached\"\n[steps.main]\n\
 /// A workflow whose failing step is behind a breaker shared by the cluster.
 const GUARDED_WORKFLOW: &str = "name = \"guarded\"\n[steps.main]\n\
     circuit_breaker = { step = \"crash\", failures = 2, window_ms = 60000, cooldown_ms = 60000, shared = true }\n\
+    [steps.crash]\nprimitive = \"trap\"\n";
+
+/// A workflow behind a shared breaker whose cooldown ends within the test, for the trial.
+const PROBED_WORKFLOW: &str = "name = \"probed\"\n[steps.main]\n\
+    circuit_breaker = { step = \"crash\", failures = 2, window_ms = 60000, cooldown_ms = 1000, shared = true }\n\
     [steps.crash]\nprimitive = \"trap\"\n";
 
 /// Starts a replica in its own directory (its own plugins, uploads and config).
@@ -221,6 +167,7 @@ async fn replica_with(
     std::fs::create_dir_all(dir.join("workflows")).expect("workflows dir");
     std::fs::write(dir.join("workflows/cached.toml"), CACHED_WORKFLOW).expect("workflow");
     std::fs::write(dir.join("workflows/guarded.toml"), GUARDED_WORKFLOW).expect("workflow");
+    std::fs::write(dir.join("workflows/probed.toml"), PROBED_WORKFLOW).expect("workflow");
     if let Some((uploads, poll_ms)) = shared_uploads {
         let text = std::fs::read_to_string(&config).expect("config");
         let text = text
@@ -331,7 +278,7 @@ async fn three_replicas_behind_nginx_share_each_tenants_quotas() {
     let c = replica("cluster-share", 2, &redis.url(), "local").await;
     let nginx_dir = dir.path().join("nginx");
     std::fs::create_dir_all(&nginx_dir).expect("nginx dir");
-    let nginx = Nginx::start(&nginx_dir, &[&a, &b, &c]);
+    let nginx = balancer(&nginx_dir, &[&a, &b, &c]);
     let echo = nginx.url("/v1/primitives/echo/execute");
 
     // The shared rate: 50/s (burst 5) driven at 200/s through nginx for 4 s.
@@ -591,18 +538,38 @@ async fn a_cache_hit_and_an_open_breaker_on_one_replica_hold_on_another_per_tena
     let (status, body) = guarded(&b, KEY_OTHER).await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("circuit_open"), "open on B after failures on A: {body}");
-    let traps_on_b = |metrics: &str| {
+    let trap_runs = |metrics: &str| {
         metrics
             .lines()
             .filter(|l| l.starts_with("primitive_executions_total{") && l.contains("primitive_name=\"trap\""))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum::<f64>()
     };
-    assert_eq!(traps_on_b(&b.metrics().await), 0.0, "B never called the failing guest");
+    assert_eq!(trap_runs(&b.metrics().await), 0.0, "B never called the failing guest");
     let (status, body) = guarded(&b, KEY_UPLOADER).await;
     assert!(
         !body.contains("circuit_open"),
         "another tenant's breaker is its own: {status} {body}"
     );
-    assert_eq!(traps_on_b(&b.metrics().await), 1.0);
+    assert_eq!(trap_runs(&b.metrics().await), 1.0);
+
+    // Half-open: once the cooldown is over, calls through both replicas at once send one
+    // trial to the guest for the whole cluster; the others are refused while it runs, and
+    // after it fails.
+    let probed = |server: &ServeProcess| server.url("/v1/workflows/probed/run");
+    for _ in 0..2 {
+        let (status, body) = post(&probed(&a), KEY_OTHER).await;
+        assert!(status >= 500 && !body.contains("circuit_open"), "{status} {body}");
+    }
+    let (status, body) = post(&probed(&b), KEY_OTHER).await;
+    assert!(body.contains("circuit_open"), "open everywhere: {status} {body}");
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let traps = trap_runs(&a.metrics().await) + trap_runs(&b.metrics().await);
+    let mut calls = at_once(&probed(&a), KEY_OTHER, 4);
+    calls.extend(at_once(&probed(&b), KEY_OTHER, 4));
+    let answers = answers(calls).await;
+    let refused = answers.iter().filter(|(_, body)| body.contains("circuit_open")).count();
+    assert_eq!(refused, answers.len() - 1, "one trial, the rest refused: {answers:?}");
+    let after = trap_runs(&a.metrics().await) + trap_runs(&b.metrics().await);
+    assert_eq!(after - traps, 1.0, "the guest ran once for the cluster's trial");
 }

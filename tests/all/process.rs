@@ -1,6 +1,6 @@
 //! `tta-host serve` as a separate process, as an operator runs it: started from a config
 //! file, found by the address it prints, measured through `/proc`, stopped with SIGTERM
-//! or killed with SIGKILL.
+//! or killed with SIGKILL; and the other servers the tests start beside it.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -199,4 +199,79 @@ pub fn write_config_with(dir: &Path, top: &str, server: &str, metrics: &str, ext
     );
     std::fs::write(&path, text).expect("write the config");
     path
+}
+
+/// A free port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Fails the test with how to install `program` when it is missing.
+pub fn require(program: &str, package: &str) {
+    let found = std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        found,
+        "`{program}` is not installed: `apt-get install {package}` (scripts/test.sh installs it)"
+    );
+}
+
+/// An nginx on loopback, its files in `dir`, stopped when dropped.
+pub struct Nginx {
+    child: std::process::Child,
+    /// Where it listens.
+    pub port: u16,
+}
+
+impl Nginx {
+    /// Starts nginx with the `http` block's contents `http(port)` gives (its `server`
+    /// blocks listen on `port`) and waits until it listens.
+    pub fn start(dir: &Path, http: impl FnOnce(u16) -> String) -> Nginx {
+        require("nginx", "nginx");
+        let port = free_port();
+        let d = dir.display();
+        let conf = format!(
+            "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+             events {{ worker_connections 1024; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+             fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+             {}}}\n",
+            http(port)
+        );
+        let path = dir.join("nginx.conf");
+        std::fs::write(&path, conf).expect("nginx.conf");
+        let child = std::process::Command::new("nginx")
+            .arg("-c")
+            .arg(&path)
+            .arg("-p")
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nginx starts");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "nginx did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Nginx { child, port }
+    }
+
+    /// The URL of `path` on it.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

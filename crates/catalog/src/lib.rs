@@ -2,9 +2,10 @@
 //! loader of `load`, `run`, `validate`, `bench`, `serve --check`, `serve`'s start and its hot
 //! reload. What each does with a failure is its [`Policy`]; what it prints is the caller's.
 //! Components in OCI registries are pulled into the cache by digest ([`oci`]) and loaded
-//! from there like any file.
+//! from there like any file; [`sources`] reads `server.plugins`.
 
 pub mod oci;
+pub mod sources;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

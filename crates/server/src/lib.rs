@@ -12,6 +12,7 @@ pub mod api;
 pub mod mcp;
 pub mod metrics;
 pub mod problem;
+mod pulls;
 pub mod reload;
 pub mod request;
 pub mod uploads;
@@ -54,6 +55,8 @@ pub struct App {
     pub(crate) scrape: tta_telemetry::scrape::ScrapeAuth,
     pub(crate) ready: AtomicBool,
     pub(crate) reloader: tokio::sync::Mutex<reload::Watcher>,
+    /// The OCI references of `server.plugins`, when there are any.
+    pub(crate) pulls: Option<tokio::sync::Mutex<pulls::Pulls>>,
     /// The MCP endpoint's instruments and the calls a client may cancel.
     pub(crate) mcp: mcp::Shared,
     /// The state shared with the other replicas (`[cluster]`), when there is one.
@@ -88,10 +91,14 @@ impl App {
             compile: Arc::new(Semaphore::new(config.compile_workers as usize)),
             workflows: ArcSwap::default(),
             ready: AtomicBool::new(false),
-            reloader: tokio::sync::Mutex::new(reload::Watcher::new(&config)),
+            reloader: tokio::sync::Mutex::new(reload::Watcher::new(host.config())),
+            pulls: pulls::Pulls::new(host.config()).map(tokio::sync::Mutex::new),
             config,
             host,
         });
+        if let Some(pulls) = &app.pulls {
+            pulls.lock().await.poll(&app).await;
+        }
         app.reloader.lock().await.scan(&app, true).await;
         app.ready.store(true, Ordering::Release);
         app

@@ -16,7 +16,8 @@ pub struct ServerMetrics {
     pub http_active: IntGaugeVec,
     /// `http_server_rejected_total{reason,tenant}`: refused before any work (auth, quota, overload).
     pub http_rejected: IntCounterVec,
-    /// `plugin_reloads_total{kind,result}`: hot reloads and uploads of primitives and workflows.
+    /// `plugin_reloads_total{kind,result}`: hot reloads and uploads of primitives and
+    /// workflows, and pulls of OCI references.
     pub plugin_reloads: IntCounterVec,
 }
 
@@ -51,7 +52,7 @@ impl Instruments for ServerMetrics {
             plugin_reloads: counter(
                 r,
                 "plugin_reloads_total",
-                "Primitives and workflows (re)loaded from their directories or uploaded, by result.",
+                "Primitives and workflows (re)loaded from their directories or uploaded, and OCI references pulled (kind=oci), by result.",
                 &["kind", "result"],
             ),
         }

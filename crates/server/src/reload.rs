@@ -1,7 +1,8 @@
 //! Keeping what the server runs in step with its directories, and tenants' uploads on disk.
 //!
-//! The plugin and workflow directories are polled (portable, and cheap: one `stat` per file
-//! per interval). A new or changed file is loaded beside the running version and swapped
+//! The plugin and workflow directories and the files of `server.plugins` are polled
+//! (portable, and cheap: one `stat` per file per interval); its OCI references are asked
+//! again on their own, longer interval ([`super::pulls`]). A new or changed file is loaded beside the running version and swapped
 //! in only when it is valid; a broken file is reported and the old version keeps serving.
 //! Calls in flight finish on the plugin they started with (each holds its `Arc`).
 //!
@@ -16,11 +17,16 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use tta_catalog::sources::Source;
 use tta_catalog::{self as catalog, Fingerprint, Loaded, Policy, WorkflowFileError, fingerprint, list};
 
 /// What the last scan saw of each watched file.
 pub struct Watcher {
     plugins_dir: Option<PathBuf>,
+    /// The entries of `server.plugins`.
+    sources: Vec<Source>,
+    /// Where the files that stand for their OCI references are.
+    oci_cache: PathBuf,
     workflows_dir: Option<PathBuf>,
     uploads_dir: Option<PathBuf>,
     primitives: HashMap<PathBuf, Fingerprint>,
@@ -29,8 +35,16 @@ pub struct Watcher {
 }
 
 impl Watcher {
-    pub(crate) fn new(config: &super::ServerConfig) -> Self {
+    pub(crate) fn new(host: &tta_core::config::HostConfig) -> Self {
+        let config = &host.server;
+        let sources: Vec<Source> = config
+            .plugins
+            .iter()
+            .filter_map(|entry| Source::parse(entry).map_err(|e| tracing::error!("{e}")).ok())
+            .collect();
         Watcher {
+            oci_cache: tta_catalog::oci::cache_root(host),
+            sources,
             plugins_dir: config.plugins_dir.clone(),
             workflows_dir: config.workflows_dir.clone(),
             uploads_dir: config.uploads_dir.clone(),
@@ -116,8 +130,15 @@ impl Watcher {
         app.tenants.refresh_config();
         self.scan_uploads(app).await;
         let mut plugins_changed = false;
-        if let Some(dir) = self.plugins_dir.clone() {
-            let now = list(&dir, "wasm");
+        {
+            let mut now = self
+                .plugins_dir
+                .as_deref()
+                .map(|dir| list(dir, "wasm"))
+                .unwrap_or_default();
+            for source in &self.sources {
+                now.extend(source.files(&self.oci_cache));
+            }
             let removed: Vec<PathBuf> = self
                 .primitives
                 .keys()
@@ -241,7 +262,7 @@ pub(crate) fn spawn(app: Arc<App>) -> Option<tokio::task::JoinHandle<()>> {
         &app.config.workflows_dir,
         &app.config.uploads_dir,
     ];
-    if interval == 0 || watched.iter().all(|dir| dir.is_none()) {
+    if interval == 0 || (watched.iter().all(|dir| dir.is_none()) && app.config.plugins.is_empty()) {
         return None;
     }
     let announced = app
@@ -262,6 +283,9 @@ pub(crate) fn spawn(app: Arc<App>) -> Option<tokio::task::JoinHandle<()>> {
                 None => {
                     ticker.tick().await;
                 }
+            }
+            if let Some(pulls) = &app.pulls {
+                pulls.lock().await.poll(&app).await;
             }
             app.reloader.lock().await.scan(&app, false).await;
         }

@@ -15,9 +15,10 @@ pub struct LoadArgs {
     /// (`oci://registry/repository:tag` or `…@sha256:<digest>`), pulled and verified first.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// The longest one request to a registry may take, in milliseconds.
-    #[arg(long, default_value_t = 30_000)]
-    pub timeout_ms: u64,
+    /// The longest one request to a registry may take, in milliseconds, instead of
+    /// `registry.timeout_ms`.
+    #[arg(long)]
+    pub timeout_ms: Option<u64>,
 }
 
 pub(super) async fn load(host: &Host, args: &LoadArgs) -> anyhow::Result<u8> {
@@ -125,19 +126,15 @@ fn one_line(s: &str) -> String {
 }
 
 /// Pulls `reference` into the component cache (by digest, verified) and returns the file.
-async fn pull(host: &Host, reference: &str, timeout_ms: u64) -> Result<PathBuf, tta_catalog::oci::OciError> {
+async fn pull(host: &Host, reference: &str, timeout_ms: Option<u64>) -> Result<PathBuf, tta_catalog::oci::OciError> {
     use tta_catalog::oci::{Client, Reference};
     let reference = Reference::parse(reference)?;
-    let cache = host
-        .config()
-        .cache_dir
-        .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join("tta-host"));
+    let mut registry = host.config().registry.clone();
+    registry.timeout_ms = timeout_ms.unwrap_or(registry.timeout_ms);
+    let cache = tta_catalog::oci::cache_root(host.config());
     let limit = host.config().server.max_upload_bytes as u64;
     eprintln!("pulling {reference}");
-    let (path, digest) = Client::new(std::time::Duration::from_millis(timeout_ms))
-        .pull(&reference, &cache, limit)
-        .await?;
+    let (path, digest) = Client::new(&registry).pull(&reference, &cache, limit).await?;
     eprintln!("pulled {reference} ({digest})");
     Ok(path)
 }

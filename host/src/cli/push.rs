@@ -3,7 +3,6 @@
 use super::exit;
 use clap::Args;
 use std::path::PathBuf;
-use std::time::Duration;
 use tta_catalog::oci::{Client, Reference};
 use tta_runtime::host::Host;
 
@@ -14,9 +13,10 @@ pub struct PushArgs {
     pub file: PathBuf,
     /// Where to push it: `oci://registry[:port]/repository:tag`.
     pub reference: String,
-    /// The longest one request to the registry may take, in milliseconds.
-    #[arg(long, default_value_t = 30_000)]
-    pub timeout_ms: u64,
+    /// The longest one request to the registry may take, in milliseconds, instead of
+    /// `registry.timeout_ms`.
+    #[arg(long)]
+    pub timeout_ms: Option<u64>,
 }
 
 /// Validates the component as `load` does, then pushes it; prints the manifest's digest.
@@ -35,10 +35,9 @@ pub(super) async fn push(host: &Host, args: &PushArgs) -> anyhow::Result<u8> {
     }
     let bytes = std::fs::read(&args.file)?;
     eprintln!("pushing {} ({} bytes) to {reference}", args.file.display(), bytes.len());
-    match Client::new(Duration::from_millis(args.timeout_ms))
-        .push(&reference, &bytes)
-        .await
-    {
+    let mut registry = host.config().registry.clone();
+    registry.timeout_ms = args.timeout_ms.unwrap_or(registry.timeout_ms);
+    match Client::new(&registry).push(&reference, &bytes).await {
         Ok(digest) => {
             println!("{reference} {digest}");
             Ok(exit::OK)

@@ -26,7 +26,10 @@ pub struct ServeArgs {
 /// `tta-host serve`: checks the config (all problems at once), binds, serves until a
 /// signal, drains.
 pub(super) async fn serve(host: Host, args: &ServeArgs) -> anyhow::Result<u8> {
-    let problems = tta_core::config::server::check(host.config());
+    let mut problems = tta_core::config::server::check(host.config());
+    if let Err(errors) = tta_catalog::sources::parse_all(&host.config().server.plugins) {
+        problems.extend(errors.iter().map(ToString::to_string));
+    }
     for problem in &problems {
         eprintln!("error: config: {problem}");
     }
@@ -71,18 +74,38 @@ pub(super) async fn serve(host: Host, args: &ServeArgs) -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
-/// `serve --check`: loads every plugin and compiles every workflow of the configured
-/// directories, reporting each failure on stderr; returns how many plugins were rejected and workflows invalid.
+/// `serve --check`: loads every plugin (pulling those of registries) and compiles every
+/// workflow of the configured directories, reporting each failure on stderr; returns how
+/// many plugins were rejected and workflows invalid.
 async fn check_files(host: &Host) -> (usize, usize) {
     let server = &host.config().server;
     let mut rejected = 0;
-    if let Some(dir) = &server.plugins_dir {
-        let paths = catalog::list(dir, "wasm").into_keys().collect();
-        for loaded in catalog::load_primitives(host, paths, Policy::ReportAll, |_, _, _| {}).await {
-            if let Err(e) = loaded.result {
-                eprintln!("error: plugin: {e}");
-                rejected += 1;
+    let mut paths: Vec<std::path::PathBuf> = server
+        .plugins_dir
+        .as_deref()
+        .map(|dir| catalog::list(dir, "wasm").into_keys().collect())
+        .unwrap_or_default();
+    let cache = catalog::oci::cache_root(host.config());
+    let client = catalog::oci::Client::new(&host.config().registry);
+    let sources = catalog::sources::parse_all(&server.plugins).unwrap_or_default();
+    for source in &sources {
+        match source {
+            catalog::sources::Source::Oci(reference) => {
+                match client.pull(reference, &cache, server.max_upload_bytes as u64).await {
+                    Ok((path, _)) => paths.push(path),
+                    Err(e) => {
+                        eprintln!("error: plugin: {e}");
+                        rejected += 1;
+                    }
+                }
             }
+            files => paths.extend(files.files(&cache).into_keys()),
+        }
+    }
+    for loaded in catalog::load_primitives(host, paths, Policy::ReportAll, |_, _, _| {}).await {
+        if let Err(e) = loaded.result {
+            eprintln!("error: plugin: {e}");
+            rejected += 1;
         }
     }
     let mut invalid = 0;

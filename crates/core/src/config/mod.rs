@@ -2,7 +2,8 @@
 //! checks. Runtime modules import these types; nothing here imports the runtime.
 //!
 //! The defaults are safe for untrusted guests. A config file (`tta.toml`) overrides
-//! them, `OTEL_*` variables override the file's telemetry, and CLI flags override both;
+//! them, `OTEL_*` variables override the file's telemetry (and `TTA_INSECURE_REGISTRIES`
+//! adds to its registries), and CLI flags override both;
 //! see `docs/configuration.md` for every key.
 
 pub mod cluster;
@@ -12,6 +13,7 @@ pub mod http;
 pub mod limits;
 pub mod llm;
 pub mod otlp;
+pub mod registry;
 pub mod secret;
 pub mod server;
 pub mod setting;
@@ -24,6 +26,7 @@ pub use guest::GuestValues;
 pub use http::HttpPolicy;
 pub use limits::Limits;
 pub use llm::LlmConfig;
+pub use registry::RegistryConfig;
 pub use secret::Secret;
 pub use server::ServerConfig;
 pub use telemetry::{ObservabilityConfig, TelemetryConfigError};
@@ -61,6 +64,8 @@ pub struct HostConfig {
     pub llm: LlmConfig,
     /// State replicas of `serve` share through Redis (`[cluster]`).
     pub cluster: ClusterConfig,
+    /// Pulling components from OCI registries (`[registry]`).
+    pub registry: RegistryConfig,
 }
 
 impl Default for HostConfig {
@@ -77,6 +82,7 @@ impl Default for HostConfig {
             tenants: Vec::new(),
             llm: LlmConfig::default(),
             cluster: ClusterConfig::default(),
+            registry: RegistryConfig::default(),
         }
     }
 }
@@ -117,7 +123,7 @@ pub enum ConfigError {
 pub struct Layers<'a> {
     /// The config file, if any.
     pub file: Option<&'a Path>,
-    /// Reads an environment variable (`OTEL_*`).
+    /// Reads an environment variable (`OTEL_*`, `TTA_INSECURE_REGISTRIES`).
     pub env: &'a dyn Fn(&str) -> Option<String>,
     /// Limit flags.
     pub limits: &'a LimitFlags,
@@ -140,6 +146,7 @@ impl HostConfig {
             None => Self::default(),
         };
         config.telemetry.apply_env(layers.env)?;
+        config.registry.apply_env(layers.env);
         layers.limits.apply(&mut config)?;
         layers.telemetry.apply(&mut config.telemetry, layers.metrics_port);
         if let Some(server) = layers.server {
@@ -167,6 +174,11 @@ impl HostConfig {
         {
             if dir.is_relative() {
                 *dir = base.join(&*dir);
+            }
+        }
+        for entry in &mut s.plugins {
+            if !entry.starts_with("oci://") && Path::new(entry.as_str()).is_relative() {
+                *entry = base.join(entry.as_str()).to_string_lossy().into_owned();
             }
         }
         config.validate()?;

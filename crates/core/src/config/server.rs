@@ -14,6 +14,10 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Shared primitives (`*.wasm`), loaded at start and reloaded when files change.
     pub plugins_dir: Option<PathBuf>,
+    /// More shared primitives: component files, directories, `dir/*.wasm` patterns and
+    /// OCI references (`oci://registry/repository:tag` or `…@sha256:<digest>`), loaded at
+    /// start and reloaded when a file changes or a tag moves (`registry.poll_interval_ms`).
+    pub plugins: Vec<String>,
     /// Workflows (`*.toml`), loaded at start and reloaded when files change.
     pub workflows_dir: Option<PathBuf>,
     /// Where tenants' uploads are kept (`<dir>/<tenant>/<name>.wasm`); uploads are off without it.
@@ -73,6 +77,7 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             plugins_dir: None,
+            plugins: Vec::new(),
             workflows_dir: None,
             uploads_dir: None,
             reload_interval_ms: 1_000,
@@ -147,5 +152,6 @@ pub fn check(config: &super::HostConfig) -> Vec<String> {
     problems.extend(check_tenants(&config.tenants, &config.limits));
     problems.extend(config.llm.check());
     problems.extend(config.cluster.check());
+    problems.extend(config.registry.check());
     problems
 }
