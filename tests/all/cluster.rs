@@ -181,7 +181,8 @@ async fn replica_with(
     ServeProcess::start(&dir, &config).await
 }
 
-async fn post(url: &str, key: &str) -> (u16, String) {
+/// Posts `{"text": "hello"}` to `url` with `key`; the status (0 when no answer) and the body.
+pub(crate) async fn post(url: &str, key: &str) -> (u16, String) {
     match http_client()
         .post(url)
         .bearer_auth(key)
