@@ -25,10 +25,8 @@ struct Registry {
 
 impl Registry {
     fn start(dir: &Path) -> Registry {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
+        crate::process::require("docker-registry", "docker-registry");
+        let port = crate::process::free_port();
         let config = dir.join("registry.yml");
         std::fs::write(
             &config,

@@ -2,8 +2,9 @@
 //!
 //! The plugin and workflow directories and the files of `server.plugins` are polled
 //! (portable, and cheap: one `stat` per file per interval); its OCI references are asked
-//! again on their own, longer interval ([`super::pulls`]). A new or changed file is loaded beside the running version and swapped
-//! in only when it is valid; a broken file is reported and the old version keeps serving.
+//! again on their own, longer interval ([`super::pulls`]). A new or changed file is loaded
+//! beside the running version and swapped in only when it is valid; a broken file is
+//! reported and the old version keeps serving.
 //! Calls in flight finish on the plugin they started with (each holds its `Arc`).
 //!
 //! Uploads are written to a temporary file, synced, and renamed into place, so a host
