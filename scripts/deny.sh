@@ -14,6 +14,11 @@
 # TTA_ADVISORY_DB names another snapshot directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# deny.toml's db-path is `${TTA_ADVISORY_DBS:-$CARGO_HOME/advisory-dbs}`, and cargo-deny
+# does not expand `$CARGO_HOME`: unset, every run (even --version) makes a directory of
+# that literal name in the checkout. The databases live under target/.
+dbs="$PWD/target/advisory-dbs"
+export TTA_ADVISORY_DBS="$dbs"
 
 if ! cargo deny --version >/dev/null 2>&1; then
   printf '\n==> installing cargo-deny\n' >&2
@@ -23,8 +28,7 @@ fi
 
 # `--offline` reads the crates of every target deny.toml names: fetch those first.
 cargo fetch --locked --quiet
-# deny.toml's db-path falls back to a literal `$CARGO_HOME/...` when this is unset.
-TTA_ADVISORY_DBS="$PWD/target/advisory-dbs" cargo deny --offline check licenses bans sources
+cargo deny --offline check licenses bans sources
 
 if [ "${1:-}" = --fetch ]; then
   exec cargo deny check advisories
@@ -38,7 +42,6 @@ fi
 # cargo-deny 0.20 keeps the database of its default URL in <db-path>/advisory-db-<hash of
 # the URL> and reads it as a git repository: the snapshot is copied there and committed,
 # again only when the snapshot changed.
-dbs="$PWD/target/advisory-dbs"
 db="$dbs/advisory-db-3157b0e258782691"
 stamp=$(cat "$snapshot/SNAPSHOT.md")
 if [ ! -d "$db/.git" ] || [ "$(cat "$db/.snapshot" 2>/dev/null)" != "$stamp" ]; then
@@ -56,7 +59,7 @@ if [ ! -d "$db/.git" ] || [ "$(cat "$db/.snapshot" 2>/dev/null)" != "$stamp" ]; 
 fi
 date=$(grep -o '([0-9-]*)' "$snapshot/SNAPSHOT.md" | head -1)
 echo "advisories: RustSec snapshot $date ($snapshot)" >&2
-if ! TTA_ADVISORY_DBS="$dbs" cargo deny --offline check advisories; then
+if ! cargo deny --offline check advisories; then
   echo "error: cargo deny found advisories (above); update the crate or, with a reason, add it to [advisories].ignore in deny.toml" >&2
   exit 1
 fi
