@@ -493,7 +493,8 @@ async fn an_upload_through_one_replica_reaches_the_others_by_pub_sub_and_else_by
 
 /// A workflow `cache` with `store = "redis"`: an output cached through replica A is a hit
 /// on replica B (whose guest never runs), and another tenant's same input misses. A
-/// breaker with `shared = true` opened through A refuses on B.
+/// breaker with `shared = true` opened through A refuses on B, and once its cooldown is
+/// over, calls through both at once send the cluster one half-open trial.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cache_hit_and_an_open_breaker_on_one_replica_hold_on_another_per_tenant() {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -79,6 +79,17 @@ impl App {
             &config.default_quotas,
             fair_share(max_in_flight),
         );
+        // Each entry of `server.plugins` is read once, for the reload scan and the pulls;
+        // `serve` refused a config with a bad one, so here one is only logged.
+        let sources: Vec<tta_catalog::sources::Source> = config
+            .plugins
+            .iter()
+            .filter_map(|entry| {
+                tta_catalog::sources::Source::parse(entry)
+                    .map_err(|e| tracing::error!("{e}"))
+                    .ok()
+            })
+            .collect();
         let app = Arc::new(App {
             buffered: Arc::default(),
             scrape: tta_telemetry::scrape::ScrapeAuth::new(&host.config().telemetry.metrics),
@@ -91,8 +102,8 @@ impl App {
             compile: Arc::new(Semaphore::new(config.compile_workers as usize)),
             workflows: ArcSwap::default(),
             ready: AtomicBool::new(false),
-            reloader: tokio::sync::Mutex::new(reload::Watcher::new(host.config())),
-            pulls: pulls::Pulls::new(host.config()).map(tokio::sync::Mutex::new),
+            pulls: pulls::Pulls::new(host.config(), &sources).map(tokio::sync::Mutex::new),
+            reloader: tokio::sync::Mutex::new(reload::Watcher::new(host.config(), sources)),
             config,
             host,
         });

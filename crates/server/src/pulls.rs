@@ -22,14 +22,13 @@ pub(crate) struct Pulls {
 }
 
 impl Pulls {
-    /// The pulls of the references in `server.plugins`; `None` when there are none.
-    pub(crate) fn new(config: &tta_core::config::HostConfig) -> Option<Pulls> {
-        let references: Vec<Reference> = config
-            .server
-            .plugins
+    /// The pulls of the references among `sources` (`server.plugins`); `None` when there
+    /// are none.
+    pub(crate) fn new(config: &tta_core::config::HostConfig, sources: &[Source]) -> Option<Pulls> {
+        let references: Vec<Reference> = sources
             .iter()
-            .filter_map(|entry| match Source::parse(entry) {
-                Ok(Source::Oci(reference)) => Some(reference),
+            .filter_map(|source| match source {
+                Source::Oci(reference) => Some(reference.clone()),
                 _ => None,
             })
             .collect();

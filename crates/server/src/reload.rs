@@ -36,13 +36,9 @@ pub struct Watcher {
 }
 
 impl Watcher {
-    pub(crate) fn new(host: &tta_core::config::HostConfig) -> Self {
+    /// A watcher of `host`'s directories and of `sources` (its `server.plugins`).
+    pub(crate) fn new(host: &tta_core::config::HostConfig, sources: Vec<Source>) -> Self {
         let config = &host.server;
-        let sources: Vec<Source> = config
-            .plugins
-            .iter()
-            .filter_map(|entry| Source::parse(entry).map_err(|e| tracing::error!("{e}")).ok())
-            .collect();
         Watcher {
             oci_cache: tta_catalog::oci::cache_root(host),
             sources,

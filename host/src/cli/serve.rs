@@ -27,14 +27,15 @@ pub struct ServeArgs {
 /// signal, drains.
 pub(super) async fn serve(host: Host, args: &ServeArgs) -> anyhow::Result<u8> {
     let mut problems = tta_core::config::server::check(host.config());
-    if let Err(errors) = tta_catalog::sources::parse_all(&host.config().server.plugins) {
+    let sources = tta_catalog::sources::parse_all(&host.config().server.plugins).unwrap_or_else(|errors| {
         problems.extend(errors.iter().map(ToString::to_string));
-    }
+        Vec::new()
+    });
     for problem in &problems {
         eprintln!("error: config: {problem}");
     }
     if args.check {
-        let (rejected, invalid) = check_files(&host).await;
+        let (rejected, invalid) = check_files(&host, &sources).await;
         let code = if !problems.is_empty() {
             exit::HOST
         } else if rejected > 0 {
@@ -77,7 +78,7 @@ pub(super) async fn serve(host: Host, args: &ServeArgs) -> anyhow::Result<u8> {
 /// `serve --check`: loads every plugin (pulling those of registries) and compiles every
 /// workflow of the configured directories, reporting each failure on stderr; returns how
 /// many plugins were rejected and workflows invalid.
-async fn check_files(host: &Host) -> (usize, usize) {
+async fn check_files(host: &Host, sources: &[catalog::sources::Source]) -> (usize, usize) {
     let server = &host.config().server;
     let mut rejected = 0;
     let mut paths: Vec<std::path::PathBuf> = server
@@ -87,8 +88,7 @@ async fn check_files(host: &Host) -> (usize, usize) {
         .unwrap_or_default();
     let cache = catalog::oci::cache_root(host.config());
     let client = catalog::oci::Client::new(&host.config().registry);
-    let sources = catalog::sources::parse_all(&server.plugins).unwrap_or_default();
-    for source in &sources {
+    for source in sources {
         match source {
             catalog::sources::Source::Oci(reference) => {
                 match client.pull(reference, &cache, server.max_upload_bytes as u64).await {
