@@ -1007,26 +1007,69 @@ async fn a_guest_using_the_opentelemetry_sdk_over_wasi_otel_reports_under_the_ca
             .contains(&("key".to_owned(), tta_host::bindings::Value::Str("user:42".into())))
     );
 
+    let fuel = |span: &SpanData| int_attribute(span, "wasm.fuel_consumed");
+    assert!(
+        fuel(handle) > fuel(step) && fuel(step) > 0,
+        "the SDK's spans carry the fuel burned while they were open, the parent's holding its child's"
+    );
+    assert_eq!(
+        int_attribute(step, "wasm.fuel_self"),
+        fuel(step),
+        "a leaf's fuel is all its own"
+    );
+    assert!(fuel(call) > fuel(handle));
+
+    // A second call: counters and up-down counters add, the gauge keeps its last reading.
+    let second = host.call("otel-sdk", b"{}", CallOptions::default()).await;
+    assert!(second.output.is_ok());
     let exposition = host.telemetry().metrics().render();
+    crate::telemetry::promtool_check(&exposition);
     let labels = [("primitive_name", "otel-sdk"), ("route", "/a")];
     assert_eq!(
         sample(&exposition, "tta_guest_requests_total", &labels),
-        Some(2.0),
-        "a monotonic sum is a counter"
+        Some(4.0),
+        "a monotonic sum is a counter; an export repeated in a call replaces the earlier (2 a call)"
     );
     let labels = [("primitive_name", "otel-sdk")];
+    let bucket = |name: &str, le: &str| {
+        sample(
+            &exposition,
+            &format!("{name}_bucket"),
+            &[("primitive_name", "otel-sdk"), ("le", le)],
+        )
+    };
     assert_eq!(
-        sample(&exposition, "tta_guest_latency_ms_count", &labels),
-        Some(4.0),
-        "a histogram keeps its count"
+        [
+            bucket("tta_guest_latency", "5"),
+            bucket("tta_guest_latency", "10"),
+            bucket("tta_guest_latency", "25")
+        ],
+        [Some(0.0), Some(2.0), Some(4.0)],
+        "9 and 15 stay in their own buckets (not both at the mean's)"
     );
+    assert_eq!(sample(&exposition, "tta_guest_latency_count", &labels), Some(4.0));
+    assert_eq!(sample(&exposition, "tta_guest_latency_sum", &labels), Some(48.0));
     assert_eq!(
-        sample(&exposition, "tta_guest_latency_ms_sum", &labels),
-        Some(10.0),
-        "and its sum"
+        sample(&exposition, "tta_guest_queue_depth", &labels),
+        Some(7.0),
+        "a gauge is its last reading"
     );
+    assert!(exposition.contains("# TYPE tta_guest_queue_depth gauge"));
     assert_eq!(
-        report.dropped.metrics, 1,
-        "the gauge has no guest metric kind: counted as dropped"
+        sample(&exposition, "tta_guest_in_use", &labels),
+        Some(8.0),
+        "an up-down counter adds"
     );
+    assert!(exposition.contains("# TYPE tta_guest_in_use gauge"));
+    assert_eq!(
+        [
+            bucket("tta_guest_payload_bytes", "0"),
+            bucket("tta_guest_payload_bytes", "4"),
+            bucket("tta_guest_payload_bytes", "8")
+        ],
+        [Some(2.0), Some(6.0), Some(8.0)],
+        "an exponential histogram's buckets become explicit bounds"
+    );
+    assert_eq!(sample(&exposition, "tta_guest_payload_bytes_sum", &labels), Some(34.0));
+    assert_eq!(report.dropped.metrics, 0, "every kind wasi:otel carries is kept");
 }

@@ -17,6 +17,9 @@ pub struct CallStats {
     pub instantiate: Duration,
     /// Fuel the guest burned, nested `invoke` calls included.
     pub fuel_consumed: u64,
+    /// The part of `fuel_consumed` burned while instantiating (start functions, data
+    /// initialisation), before `execute` was entered.
+    pub instantiate_fuel: u64,
     /// The largest linear memory the instance held, in bytes.
     pub memory_peak_bytes: usize,
     /// Bytes of output.
@@ -73,6 +76,10 @@ pub struct GuestSpanRecord {
     /// Whether it is the client side of an outgoing request (a remote workflow step, a
     /// guest's `wasi:http` request), exported with span kind `Client`.
     pub client: bool,
+    /// Fuel burned while it was open, everything under it included, when the host could
+    /// read the store's fuel at both ends; `None` for spans the host made itself (a
+    /// workflow step, an outgoing request), whose fuel is that of what ran under them.
+    pub fuel: Option<u64>,
 }
 
 /// An event on a guest span.
@@ -89,23 +96,44 @@ pub struct SpanEvent {
 /// A metric data point a guest recorded.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GuestMetric {
-    /// Counter or histogram.
+    /// Which instrument it is a point of.
     pub kind: MetricKind,
     /// The guest's name for it (sanitized when exported).
     pub name: String,
-    /// The value.
+    /// The value: what a counter or up-down counter adds, a gauge's reading, one
+    /// histogram observation, or the sum of a [`Distribution`].
     pub value: f64,
     /// Its attributes.
     pub attributes: Vec<(String, Value)>,
+    /// For a histogram the guest aggregated itself (a `wasi:otel` SDK's), its buckets and
+    /// count; `value` is then their sum. `None` for a single observation.
+    pub distribution: Option<Box<Distribution>>,
 }
 
-/// The kind of a guest metric.
+/// The kind of a guest metric: every instrument kind `wasi:otel` carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetricKind {
-    /// `counter-add`.
+    /// `counter-add`, or a monotonic `wasi:otel` sum: only grows.
     Counter,
-    /// `histogram-record`.
+    /// `histogram-record`, or a `wasi:otel` histogram (explicit or exponential buckets).
     Histogram,
+    /// A `wasi:otel` gauge: the last reading wins.
+    Gauge,
+    /// A non-monotonic `wasi:otel` sum: adds, and may go down.
+    UpDownCounter,
+}
+
+/// Observations a guest aggregated into buckets: `counts[i]` of them were at most
+/// `bounds[i]` (and above the bound before); the last count, one more than the bounds, is
+/// of those above every bound.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Distribution {
+    /// How many observations.
+    pub count: u64,
+    /// The buckets' upper bounds, increasing.
+    pub bounds: Vec<f64>,
+    /// The count in each bucket, `bounds.len() + 1` of them.
+    pub counts: Vec<u64>,
 }
 
 /// How much of what the guest reported was over the limits and dropped.

@@ -44,7 +44,6 @@ impl Primitive {
             pre: &self.pre,
             name: &self.metadata.name,
             version: &self.metadata.version,
-            invokes: self.imports_invoke,
         }
     }
 
@@ -57,6 +56,11 @@ impl Primitive {
     /// Whether it imports `tta:primitives/invoke`, so it may call other primitives.
     pub fn invokes(&self) -> bool {
         self.imports_invoke
+    }
+
+    /// Its metric handles, to make its series ahead of its first call.
+    pub fn metrics(&self) -> &PrimitiveMetrics {
+        &self.metrics
     }
 }
 

@@ -101,6 +101,7 @@ impl Watcher {
                     Ok(primitive) => {
                         tracing::info!(tenant = %tenant.id, primitive = %primitive.metadata.name, "upload loaded");
                         reload_metric(app, "upload", "loaded");
+                        app.host.telemetry().metrics().prepare(primitive.metrics(), &tenant.id);
                         let previous = app
                             .host
                             .update_registry(|r| {
@@ -167,11 +168,28 @@ impl Watcher {
                 plugins_changed |= load_shared(app, &path).await;
             }
         }
+        if initial || plugins_changed {
+            zero_series(app);
+        }
         if let Some(dir) = self.workflows_dir.clone() {
             let now = list(&dir, "toml");
             if plugins_changed || now != self.workflows.iter().map(|(p, f)| (p.clone(), *f)).collect() {
                 self.workflows = now.iter().map(|(p, f)| (p.clone(), *f)).collect();
                 compile_workflows(app, now.keys());
+            }
+        }
+    }
+}
+
+/// Makes the call series of every primitive each tenant may call at zero, up to
+/// `metrics.zero_series` pairs, so Prometheus counts their first calls.
+fn zero_series(app: &App) {
+    let metrics = app.host.telemetry().metrics();
+    let registry = app.host.registry();
+    for tenant in app.tenants.iter() {
+        for primitive in registry.visible(Some(&tenant.access)) {
+            if !metrics.prepare(primitive.metrics(), &tenant.id) {
+                return;
             }
         }
     }

@@ -170,6 +170,7 @@ async fn store(
         })
         .unwrap_or(None);
     drop(watcher);
+    app.host.telemetry().metrics().prepare(primitive.metrics(), &tenant.id);
     announce(app).await;
     if let Some(previous) = &previous {
         app.host.retire_upload(&tenant.access, previous, true);

@@ -36,6 +36,10 @@ struct Shard {
     fuel_sum: AtomicU64,
     memory: [AtomicU64; M],
     memory_sum: AtomicU64,
+    /// Fuel of top-level calls only (a nested call's fuel is in its caller's already).
+    billed_fuel: AtomicU64,
+    /// Peak memory × wall time, byte-seconds, as the bits of an `f64`.
+    memory_byte_seconds: AtomicU64,
 }
 
 /// What one finished call adds to its series.
@@ -51,6 +55,9 @@ pub struct CallSample {
     pub fuel: u64,
     /// Peak linear memory, bytes.
     pub memory: u64,
+    /// Whether it was a top-level call, whose fuel is billed (a nested call's fuel is
+    /// charged to its caller's, so counting it too would bill it twice).
+    pub top_level: bool,
 }
 
 /// The series of one primitive for one tenant label.
@@ -108,6 +115,25 @@ impl CallSeries {
         shard.fuel_sum.fetch_add(call.fuel, Relaxed);
         shard.memory[bucket(MEMORY_BUCKETS, call.memory as f64)].fetch_add(1, Relaxed);
         shard.memory_sum.fetch_add(call.memory, Relaxed);
+        if call.top_level {
+            shard.billed_fuel.fetch_add(call.fuel, Relaxed);
+        }
+        let byte_seconds = call.memory as f64 * call.wall.as_secs_f64();
+        // Only this thread adds to its shard while threads ≤ shards, so the loop rarely turns.
+        let _ = shard.memory_byte_seconds.fetch_update(Relaxed, Relaxed, |bits| {
+            Some((f64::from_bits(bits) + byte_seconds).to_bits())
+        });
+    }
+
+    /// What the series bills its tenant: fuel of top-level calls, and byte-seconds.
+    fn bill(&self) -> (u64, f64) {
+        let fuel = self.total(|sh| &sh.billed_fuel);
+        let memory = self
+            .shards
+            .iter()
+            .map(|sh| f64::from_bits(sh.memory_byte_seconds.load(Relaxed)))
+            .sum();
+        (fuel, memory)
     }
 
     /// A counter's total over the shards.
@@ -191,6 +217,18 @@ const FAMILIES: [(&str, &str, bool); 5] = [
     ),
 ];
 
+/// The per-tenant families, summed over a tenant's series: what an operator bills.
+const BILL_FAMILIES: [(&str, &str); 2] = [
+    (
+        "tenant_fuel_consumed_total",
+        "Fuel a tenant's calls burned (top-level calls, their nested calls included), for billing.",
+    ),
+    (
+        "tenant_memory_byte_seconds_total",
+        "Peak linear memory times wall time of a tenant's calls, every level, in byte-seconds, for billing.",
+    ),
+];
+
 /// A series' primitive name and tenant label.
 type SeriesKey = (Box<str>, Box<str>);
 
@@ -198,13 +236,15 @@ type SeriesKey = (Box<str>, Box<str>);
 pub struct CallCollector {
     descs: Vec<Desc>,
     series: Mutex<HashMap<SeriesKey, Arc<CallSeries>>>,
+    /// What removed series had billed, per tenant, so the tenant counters never go down.
+    retired: Mutex<HashMap<Box<str>, (u64, f64)>>,
 }
 
 impl CallCollector {
     /// The collector, with no series yet.
     #[allow(clippy::expect_used)]
     pub fn new() -> Self {
-        let descs = FAMILIES
+        let mut descs: Vec<Desc> = FAMILIES
             .iter()
             .map(|(name, help, histogram)| {
                 let labels: &[&str] = if *histogram {
@@ -216,9 +256,19 @@ impl CallCollector {
                 Desc::new((*name).into(), (*help).into(), labels, HashMap::new()).expect("static metric definition")
             })
             .collect();
+        descs.extend(BILL_FAMILIES.iter().map(|(name, help)| {
+            Desc::new(
+                (*name).into(),
+                (*help).into(),
+                vec!["tenant".to_owned()],
+                HashMap::new(),
+            )
+            .expect("static metric definition")
+        }));
         CallCollector {
             descs,
             series: Mutex::default(),
+            retired: Mutex::default(),
         }
     }
 
@@ -238,7 +288,13 @@ impl CallCollector {
     /// series no scrape sees.
     pub fn remove(&self, primitive: &str, tenant: &str) {
         let mut all = self.series.lock().unwrap_or_else(|e| e.into_inner());
-        all.remove(&(Box::from(primitive), Box::from(tenant)));
+        if let Some(series) = all.remove(&(Box::from(primitive), Box::from(tenant))) {
+            let (fuel, memory) = series.bill();
+            let mut retired = self.retired.lock().unwrap_or_else(|e| e.into_inner());
+            let kept = retired.entry(tenant.into()).or_default();
+            kept.0 = kept.0.saturating_add(fuel);
+            kept.1 += memory;
+        }
     }
 }
 
@@ -304,7 +360,49 @@ impl Collector for CallCollector {
                 family.mut_metric().push(metric);
             }
         }
+        families.extend(self.bills(&series));
         families
+    }
+}
+
+impl CallCollector {
+    /// `tenant_fuel_consumed_total` and `tenant_memory_byte_seconds_total`: each tenant's
+    /// series summed, with what its removed series had billed.
+    fn bills(&self, series: &[Arc<CallSeries>]) -> [proto::MetricFamily; 2] {
+        let mut per_tenant: std::collections::BTreeMap<Box<str>, (u64, f64)> = self
+            .retired
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(tenant, bill)| (tenant.clone(), *bill))
+            .collect();
+        for s in series {
+            let (fuel, memory) = s.bill();
+            let bill = per_tenant.entry(s.tenant.clone()).or_default();
+            bill.0 = bill.0.saturating_add(fuel);
+            bill.1 += memory;
+        }
+        BILL_FAMILIES.map(|(name, help)| {
+            let mut family = proto::MetricFamily::default();
+            family.set_name(name.to_owned());
+            family.set_help(help.to_owned());
+            family.set_field_type(proto::MetricType::COUNTER);
+            for (tenant, (fuel, memory)) in &per_tenant {
+                let mut label = proto::LabelPair::default();
+                label.set_name("tenant".to_owned());
+                label.set_value(tenant.to_string());
+                let mut counter = proto::Counter::default();
+                counter.set_value(if name == BILL_FAMILIES[0].0 {
+                    *fuel as f64
+                } else {
+                    *memory
+                });
+                let mut metric = proto::Metric::from_label(vec![label]);
+                metric.set_counter(counter);
+                family.mut_metric().push(metric);
+            }
+            family
+        })
     }
 }
 
@@ -322,6 +420,7 @@ mod tests {
             instantiate: Duration::from_micros(6),
             fuel: 2_000,
             memory: 1 << 20,
+            top_level: true,
         };
         std::thread::scope(|scope| {
             for _ in 0..4 {
@@ -353,6 +452,21 @@ mod tests {
         assert_eq!(buckets[2], (0.000_05, 4_001));
         let fuel = families[3].get_metric()[0].get_histogram();
         assert_eq!(fuel.get_sample_sum(), 4_001.0 * 2_000.0);
+        // Nested calls are not billed fuel (their caller's fuel holds theirs) but are billed memory.
+        series.record(&CallSample {
+            top_level: false,
+            ..call
+        });
+        collector.remove("echo", "acme");
+        collector.series("echo", "acme").record(&call);
+        let families = collector.collect();
+        let billed = families[5].get_metric()[0].get_counter().get_value();
+        assert_eq!(billed, 4_002.0 * 2_000.0, "the removed series' bill is kept");
+        let byte_seconds = families[6].get_metric()[0].get_counter().get_value();
+        assert!(
+            (byte_seconds - 4_003.0 * 1_048_576.0 * 30e-6).abs() < 1e-3,
+            "{byte_seconds}"
+        );
     }
 
     #[test]

@@ -149,6 +149,8 @@ pub struct WorkerSetup {
     pub(crate) interval: Duration,
     pub(crate) export_timeout: Duration,
     pub(crate) service: String,
+    /// Where sampled traces are kept for `GET /v1/traces`, when `serve` keeps them.
+    pub(crate) kept: Option<Arc<crate::recent::TraceStore>>,
 }
 
 pub(crate) enum Control {
@@ -302,6 +304,11 @@ pub(crate) fn run_worker(
         loop {
             match reports.try_recv() {
                 Ok(report) => {
+                    if let Some(kept) = &setup.kept
+                        && report.sampled()
+                    {
+                        kept.keep(&report);
+                    }
                     batch.add(setup, &scopes, &report);
                     if batch.spans.len() >= setup.batch_size || batch.logs.len() >= setup.batch_size {
                         batch.send(setup, runtime, &metrics, &logger, &log_scope, deadline);

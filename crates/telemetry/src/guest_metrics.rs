@@ -4,8 +4,9 @@
 //! (primitive, tenant) and per tenant, so no guest can grow the registry without bound.
 
 use crate::genai::GenAiMetrics;
+use crate::guest_histogram::GuestHistogramVec;
 use crate::instruments::{OVERFLOW, counter, remove_matching};
-use prometheus::{CounterVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{CounterVec, GaugeVec, IntCounterVec, Opts, Registry};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 use tta_core::bindings::Value;
@@ -47,13 +48,20 @@ pub(super) struct GuestState {
 pub(super) struct GuestFamily {
     kind: MetricKind,
     labels: Vec<String>,
-    counter: Option<CounterVec>,
-    histogram: Option<HistogramVec>,
+    instrument: Instrument,
+}
+
+/// A guest family's instrument: gauges and up-down counters are both gauges to Prometheus.
+enum Instrument {
+    Counter(CounterVec),
+    Gauge(GaugeVec),
+    Histogram(GuestHistogramVec),
 }
 
 pub(super) enum GuestSeries {
     Counter(prometheus::Counter),
-    Histogram(Histogram),
+    Gauge(prometheus::Gauge),
+    Histogram(GuestHistogramVec, Vec<String>),
 }
 
 impl GuestState {
@@ -61,11 +69,10 @@ impl GuestState {
     /// both) and what the caps counted of them.
     pub(super) fn forget(&mut self, primitive: &str, tenant: &str, labels: &[(&str, &str)]) {
         for family in self.families.values() {
-            if let Some(c) = &family.counter {
-                remove_matching(c, labels);
-            }
-            if let Some(h) = &family.histogram {
-                remove_matching(h, labels);
+            match &family.instrument {
+                Instrument::Counter(c) => remove_matching(c, labels),
+                Instrument::Gauge(g) => remove_matching(g, labels),
+                Instrument::Histogram(h) => h.remove_matching(labels),
             }
         }
         let owner = format!("{primitive}\u{0}{tenant}");
@@ -174,7 +181,7 @@ impl GuestMetrics {
     ) -> bool {
         let valid = match point.kind {
             MetricKind::Counter => point.value >= 0.0 && point.value.is_finite(),
-            MetricKind::Histogram => point.value.is_finite(),
+            MetricKind::Histogram | MetricKind::Gauge | MetricKind::UpDownCounter => point.value.is_finite(),
         };
         let Some(name) = guest_metric_name(&point.name, point.kind) else {
             return false;
@@ -222,8 +229,7 @@ impl GuestMetrics {
             if created >= self.config.guest_series_per_primitive || total >= self.config.guest_series_per_tenant {
                 return false;
             }
-            let Some(series) = self.create_guest_series(state, &name, point.kind, labels, primitive, tenant, &values)
-            else {
+            let Some(series) = self.create_guest_series(state, &name, point, labels, primitive, tenant, &values) else {
                 return false;
             };
             *state.per_primitive.entry(owner).or_default() += 1;
@@ -232,7 +238,9 @@ impl GuestMetrics {
         }
         match state.series.get(&key) {
             Some(GuestSeries::Counter(c)) => c.inc_by(point.value),
-            Some(GuestSeries::Histogram(h)) => h.observe(point.value),
+            Some(GuestSeries::Gauge(g)) if point.kind == MetricKind::Gauge => g.set(point.value),
+            Some(GuestSeries::Gauge(g)) => g.add(point.value),
+            Some(GuestSeries::Histogram(h, values)) => h.add(values, point),
             None => return false,
         }
         true
@@ -243,57 +251,66 @@ impl GuestMetrics {
         &self,
         state: &mut GuestState,
         name: &str,
-        kind: MetricKind,
+        point: &GuestMetric,
         labels: Vec<String>,
         primitive: &str,
         tenant: &str,
         values: &[String],
     ) -> Option<GuestSeries> {
+        let kind = point.kind;
         if !state.families.contains_key(name) {
             let label_refs: Vec<&str> = labels.iter().map(String::as_str).collect();
             let help = format!(
                 "Guest-defined {} `{name}`.",
-                if kind == MetricKind::Counter {
-                    "counter"
-                } else {
-                    "histogram"
+                match kind {
+                    MetricKind::Counter => "counter",
+                    MetricKind::Histogram => "histogram",
+                    MetricKind::Gauge => "gauge",
+                    MetricKind::UpDownCounter => "up-down counter",
                 }
             );
-            let family = match kind {
+            let instrument = match kind {
                 MetricKind::Counter => {
                     let c = CounterVec::new(Opts::new(name, help), &label_refs).ok()?;
                     self.registry.register(Box::new(c.clone())).ok()?;
-                    GuestFamily {
-                        kind,
-                        labels,
-                        counter: Some(c),
-                        histogram: None,
-                    }
+                    Instrument::Counter(c)
+                }
+                MetricKind::Gauge | MetricKind::UpDownCounter => {
+                    let g = GaugeVec::new(Opts::new(name, help), &label_refs).ok()?;
+                    self.registry.register(Box::new(g.clone())).ok()?;
+                    Instrument::Gauge(g)
                 }
                 MetricKind::Histogram => {
-                    let h = HistogramVec::new(
-                        HistogramOpts::new(name, help).buckets(GUEST_BUCKETS.to_vec()),
-                        &label_refs,
-                    )
-                    .ok()?;
-                    self.registry.register(Box::new(h.clone())).ok()?;
-                    GuestFamily {
-                        kind,
-                        labels,
-                        counter: None,
-                        histogram: Some(h),
-                    }
+                    // The family's buckets are those of the point that makes it.
+                    let bounds = match &point.distribution {
+                        Some(d) => d.bounds.clone(),
+                        None => GUEST_BUCKETS.to_vec(),
+                    };
+                    let h = GuestHistogramVec::new(name, help, &labels, bounds).ok()?;
+                    self.registry.register(h.collector()).ok()?;
+                    Instrument::Histogram(h)
                 }
             };
-            state.families.insert(name.to_owned(), family);
+            state.families.insert(
+                name.to_owned(),
+                GuestFamily {
+                    kind,
+                    labels,
+                    instrument,
+                },
+            );
         }
         let family = state.families.get(name)?;
         let mut all: Vec<&str> = vec![primitive, tenant];
         all.extend(values.iter().map(String::as_str));
-        match (&family.counter, &family.histogram) {
-            (Some(c), _) => c.get_metric_with_label_values(&all).ok().map(GuestSeries::Counter),
-            (_, Some(h)) => h.get_metric_with_label_values(&all).ok().map(GuestSeries::Histogram),
-            _ => None,
+        match &family.instrument {
+            Instrument::Counter(c) => c.get_metric_with_label_values(&all).ok().map(GuestSeries::Counter),
+            Instrument::Gauge(g) => g.get_metric_with_label_values(&all).ok().map(GuestSeries::Gauge),
+            Instrument::Histogram(h) => {
+                let all: Vec<String> = all.iter().map(|v| (*v).to_owned()).collect();
+                h.touch(&all);
+                Some(GuestSeries::Histogram(h.clone(), all))
+            }
         }
     }
 
@@ -357,7 +374,7 @@ fn as_float(v: &Value) -> Option<f64> {
 }
 
 /// The exported name of a guest metric: `tta_guest_` + snake_case name; counters end in
-/// `_total`, histograms never end in a suffix Prometheus reserves. `None` if nothing is left.
+/// `_total`, other kinds never end in a suffix Prometheus reserves. `None` if nothing is left.
 pub fn guest_metric_name(name: &str, kind: MetricKind) -> Option<String> {
     let mut base = String::with_capacity(name.len());
     let mut last_underscore = true;
@@ -386,7 +403,7 @@ pub fn guest_metric_name(name: &str, kind: MetricKind) -> Option<String> {
     }
     Some(match kind {
         MetricKind::Counter => format!("tta_guest_{base}_total"),
-        MetricKind::Histogram => format!("tta_guest_{base}"),
+        MetricKind::Histogram | MetricKind::Gauge | MetricKind::UpDownCounter => format!("tta_guest_{base}"),
     })
 }
 

@@ -10,16 +10,20 @@
 pub mod buckets;
 pub mod call_series;
 mod connect;
+pub mod cost;
 mod error;
 pub mod export;
 pub mod file;
+pub mod flame;
 pub mod genai;
+mod guest_histogram;
 pub mod guest_metrics;
 pub mod instruments;
 pub mod logs;
 pub mod metrics;
 mod otlp;
 pub mod otlp_metrics;
+pub mod recent;
 pub mod sampler;
 pub mod scrape;
 pub mod spans;
@@ -47,6 +51,7 @@ struct Inner {
     metrics: Arc<Metrics>,
     sampler: Sampler,
     queue: Option<ExportQueue>,
+    kept: Option<Arc<recent::TraceStore>>,
     metrics_addr: Option<SocketAddr>,
     worker: Mutex<Option<std::thread::JoinHandle<()>>>,
     shut_down: AtomicBool,
@@ -83,6 +88,7 @@ pub struct TelemetryBuilder {
     spans: Vec<SpanSink>,
     logs: Vec<(String, Box<dyn DynLogExporter>)>,
     logger: Option<String>,
+    keep_traces: bool,
 }
 
 /// Builds telemetry from `config` with the standard `OTEL_*` environment variables applied
@@ -119,6 +125,13 @@ pub fn log_filter(level: &str) -> String {
 }
 
 impl TelemetryBuilder {
+    /// Keeps the most recent sampled traces in memory per tenant (`telemetry.traces.keep`),
+    /// for a server's `GET /v1/traces` and `/ui`.
+    pub fn keep_traces(mut self) -> Self {
+        self.keep_traces = true;
+        self
+    }
+
     /// Also sends spans to `exporter` (for example an in-memory exporter in tests).
     pub fn with_span_exporter(
         mut self,
@@ -153,6 +166,7 @@ impl TelemetryBuilder {
             spans: mut span_sinks,
             logs: extra_logs,
             logger,
+            keep_traces,
         } = self;
         config.validate()?;
         if let Some(filter) = logger {
@@ -216,7 +230,13 @@ impl TelemetryBuilder {
             None => None,
         };
         let metrics_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
-        let needs_worker = !span_sinks.is_empty()
+        let kept = if keep_traces && !config.disabled {
+            recent::TraceStore::new(&config.traces)
+        } else {
+            None
+        };
+        let needs_worker = kept.is_some()
+            || !span_sinks.is_empty()
             || console_traces
             || !log_sinks.is_empty()
             || otlp_traces
@@ -233,6 +253,7 @@ impl TelemetryBuilder {
                     metrics,
                     sampler,
                     queue: None,
+                    kept: None,
                     metrics_addr: None,
                     worker: Mutex::new(None),
                     shut_down: AtomicBool::new(false),
@@ -240,7 +261,7 @@ impl TelemetryBuilder {
                 }),
             });
         }
-        let wants_spans = !span_sinks.is_empty() || console_traces || otlp_traces;
+        let wants_spans = kept.is_some() || !span_sinks.is_empty() || console_traces || otlp_traces;
         let wants_logs = !log_sinks.is_empty() || otlp_logs;
         // Reports, not spans, are queued: wake the thread when a batch's worth of calls waits.
         let (queue, reports, control) = ExportQueue::new(
@@ -259,6 +280,7 @@ impl TelemetryBuilder {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), TelemetryError>>();
         let thread_config = config.clone();
         let thread_metrics = Arc::clone(&metrics);
+        let thread_kept = kept.clone();
         let worker = std::thread::Builder::new()
             .name("tta-telemetry".into())
             .spawn(move || {
@@ -296,6 +318,7 @@ impl TelemetryBuilder {
                         interval: Duration::from_millis(thread_config.export.interval_ms.max(1)),
                         export_timeout: Duration::from_millis(thread_config.otlp.timeout_ms.max(1)),
                         service: thread_config.service_name.clone(),
+                        kept: thread_kept,
                     })
                 };
                 let setup = match setup {
@@ -334,6 +357,7 @@ impl TelemetryBuilder {
                 metrics,
                 sampler,
                 queue: Some(queue),
+                kept,
                 metrics_addr,
                 worker: Mutex::new(Some(worker)),
                 shut_down: AtomicBool::new(false),
@@ -412,6 +436,7 @@ impl Telemetry {
             spans: Vec::new(),
             logs: Vec::new(),
             logger: None,
+            keep_traces: false,
         }
     }
 
@@ -425,6 +450,7 @@ impl Telemetry {
                 metrics,
                 sampler: Sampler::new(config.traces.sampler, config.traces.sampler_arg),
                 queue: None,
+                kept: None,
                 metrics_addr: None,
                 worker: Mutex::new(None),
                 shut_down: AtomicBool::new(false),
@@ -451,6 +477,11 @@ impl Telemetry {
     /// One line saying where each signal goes.
     pub fn summary(&self) -> &str {
         &self.inner.summary
+    }
+
+    /// The recent traces kept in memory, when [`TelemetryBuilder::keep_traces`] asked.
+    pub fn traces(&self) -> Option<&Arc<recent::TraceStore>> {
+        self.inner.kept.as_ref()
     }
 
     /// The configuration in force.
@@ -513,5 +544,44 @@ pub fn value_text(value: &Value) -> String {
         Value::Int(i) => i.to_string(),
         Value::Float(f) => f.to_string(),
         Value::Boolean(b) => b.to_string(),
+    }
+}
+
+/// Reports the unit tests of this crate build on.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use std::time::{Duration, SystemTime};
+    use tta_core::report::{CallReport, CallStats, SpanIds};
+
+    /// A successful call of `p` for `tenant` in trace `trace_id`, nothing reported.
+    pub fn report(tenant: &str, trace_id: u128) -> CallReport {
+        CallReport {
+            primitive: "p".into(),
+            version: "1".into(),
+            correlation_id: "c".into(),
+            tenant: tenant.into(),
+            ids: SpanIds {
+                trace_id,
+                span_id: 10,
+                parent_span_id: None,
+                sampled: true,
+            },
+            tracestate: String::new(),
+            instantiate_span_id: 11,
+            nested_depth: 0,
+            remote_parent: false,
+            start: SystemTime::UNIX_EPOCH + Duration::from_secs(1),
+            stats: CallStats {
+                wall: Duration::from_millis(1),
+                ..CallStats::default()
+            },
+            error: None,
+            logs: Vec::new(),
+            spans: Vec::new(),
+            metrics: Vec::new(),
+            nested: Vec::new(),
+            dropped: Default::default(),
+            attributes: Vec::new(),
+        }
     }
 }

@@ -19,7 +19,7 @@ use arc_swap::ArcSwap;
 use prometheus::{IntCounter, IntCounterVec, Registry};
 use std::any::{Any, TypeId};
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tta_core::config::telemetry::MetricsConfig;
 use tta_core::report::CallReport;
@@ -41,6 +41,8 @@ pub struct Metrics {
     instruments: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
     /// How to remove a primitive's series from each subsystem's instruments.
     forgetters: Mutex<Vec<Forgetter>>,
+    /// How many more (primitive, tenant) pairs [`Metrics::prepare`] may make at zero.
+    zero_left: AtomicUsize,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -152,7 +154,29 @@ impl Metrics {
             config: config.clone(),
             instruments: Mutex::default(),
             forgetters: Mutex::default(),
+            zero_left: AtomicUsize::new(config.zero_series),
         }
+    }
+
+    /// Makes the call series of `primitive` for `tenant` at zero, before its first call, so
+    /// `rate()` and `increase()` count that call; at most `metrics.zero_series` pairs in
+    /// all (tenants past the tenant cap are never made). Returns `false` once that many
+    /// exist, so a caller going through every pair can stop.
+    pub fn prepare(&self, primitive: &PrimitiveMetrics, tenant: &str) -> bool {
+        if primitive.retired.load(Ordering::Relaxed) || primitive.tenants.load().contains_key(tenant) {
+            return true;
+        }
+        let taken = self
+            .zero_left
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| left.checked_sub(1));
+        if taken.is_err() {
+            return false;
+        }
+        if lock(&self.tenants).contains(tenant) || self.tenant_label(tenant) == tenant {
+            self.handles(primitive, tenant);
+            self.touch_telemetry_counters(tenant);
+        }
+        true
     }
 
     /// The registry, to gather or to add collectors to.
@@ -282,6 +306,7 @@ impl Metrics {
             instantiate: stats.instantiate,
             fuel: stats.fuel_consumed,
             memory: stats.memory_peak_bytes as u64,
+            top_level: report.nested_depth == 0,
         });
         if let Some(error) = &report.error {
             let error_type = error.error_type();
@@ -401,6 +426,7 @@ mod tests {
             name: "hits".into(),
             value: 1.0,
             attributes: vec![("user".into(), Value::Str(format!("u{i}")))],
+            distribution: None,
         }
     }
 

@@ -5,6 +5,7 @@
 //! started live: the call path only hands the report to the export queue, and this
 //! conversion runs on the export thread.
 
+use crate::cost::Costs;
 use opentelemetry::trace::{Event, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState};
 use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
@@ -69,6 +70,18 @@ fn contexts(ids: &SpanIds, tracestate: &str) -> impl Fn(u64) -> SpanContext {
 
 /// Appends the spans of `report` and of its nested calls to `out`.
 pub fn report_spans(report: &CallReport, scopes: &Scopes, out: &mut Vec<SpanData>) {
+    call_spans(report, &Costs::of_call(report), scopes, out);
+}
+
+/// `wasm.fuel_consumed` (everything under the span) and `wasm.fuel_self` (its own part).
+fn fuel_attributes(costs: &Costs, span_id: u64, attributes: &mut Vec<KeyValue>) {
+    if let Some(node) = costs.get(span_id) {
+        attributes.push(KeyValue::new("wasm.fuel_consumed", i64_of(node.fuel)));
+        attributes.push(KeyValue::new("wasm.fuel_self", i64_of(node.fuel_self)));
+    }
+}
+
+fn call_spans(report: &CallReport, costs: &Costs, scopes: &Scopes, out: &mut Vec<SpanData>) {
     let ids = report.ids;
     let context = contexts(&ids, &report.tracestate);
     let start = report.start;
@@ -82,6 +95,10 @@ pub fn report_spans(report: &CallReport, scopes: &Scopes, out: &mut Vec<SpanData
         KeyValue::new("correlation_id", report.correlation_id.clone()),
         KeyValue::new("tenant.id", report.tenant.clone()),
         KeyValue::new("wasm.fuel_consumed", i64_of(stats.fuel_consumed)),
+        KeyValue::new(
+            "wasm.fuel_self",
+            i64_of(costs.get(ids.span_id).map_or(stats.fuel_consumed, |n| n.fuel_self)),
+        ),
         KeyValue::new("wasm.memory_peak_bytes", i64_of(stats.memory_peak_bytes)),
         KeyValue::new("wasm.instantiate_ns", i64_of(stats.instantiate.as_nanos())),
         KeyValue::new("wasm.output_bytes", i64_of(stats.output_bytes)),
@@ -149,7 +166,10 @@ pub fn report_spans(report: &CallReport, scopes: &Scopes, out: &mut Vec<SpanData
             name: Cow::Borrowed("wasm.instantiate"),
             start_time: start,
             end_time: start + stats.instantiate,
-            attributes: vec![KeyValue::new("primitive.name", report.primitive.clone())],
+            attributes: vec![
+                KeyValue::new("primitive.name", report.primitive.clone()),
+                KeyValue::new("wasm.fuel_consumed", i64_of(stats.instantiate_fuel)),
+            ],
             dropped_attributes_count: 0,
             events: SpanEvents::default(),
             links: SpanLinks::default(),
@@ -159,14 +179,22 @@ pub fn report_spans(report: &CallReport, scopes: &Scopes, out: &mut Vec<SpanData
     }
 
     for span in &report.spans {
-        out.push(guest_span(span, context(span.span_id), end, scopes));
+        out.push(guest_span(span, context(span.span_id), end, scopes, costs));
     }
     for nested in &report.nested {
-        report_spans(nested, scopes, out);
+        call_spans(nested, costs, scopes, out);
     }
 }
 
-fn guest_span(span: &GuestSpanRecord, context: SpanContext, call_end: SystemTime, scopes: &Scopes) -> SpanData {
+fn guest_span(
+    span: &GuestSpanRecord,
+    context: SpanContext,
+    call_end: SystemTime,
+    scopes: &Scopes,
+    costs: &Costs,
+) -> SpanData {
+    let mut attributes = key_values(&span.attributes);
+    fuel_attributes(costs, span.span_id, &mut attributes);
     let mut events = SpanEvents::default();
     events.events = span
         .events
@@ -185,7 +213,7 @@ fn guest_span(span: &GuestSpanRecord, context: SpanContext, call_end: SystemTime
         name: Cow::Owned(span.name.clone()),
         start_time: span.start,
         end_time: span.end.unwrap_or(call_end),
-        attributes: key_values(&span.attributes),
+        attributes,
         dropped_attributes_count: 0,
         events,
         links: SpanLinks::default(),
@@ -200,6 +228,7 @@ fn guest_span(span: &GuestSpanRecord, context: SpanContext, call_end: SystemTime
 /// Appends the spans of a workflow run: the root `workflow.<name>`, one per combinator
 /// step, and every primitive call under the step that made it.
 pub fn workflow_spans(report: &WorkflowReport, scopes: &Scopes, out: &mut Vec<SpanData>) {
+    let costs = Costs::of_workflow(report);
     let ids = report.ids;
     let context = contexts(&ids, &report.tracestate);
     let end = report.start + report.wall;
@@ -209,6 +238,7 @@ pub fn workflow_spans(report: &WorkflowReport, scopes: &Scopes, out: &mut Vec<Sp
         KeyValue::new("tenant.id", report.tenant.clone()),
         KeyValue::new("workflow.steps_run", i64_of(report.spans.len() + report.calls.len())),
     ];
+    fuel_attributes(&costs, ids.span_id, &mut attributes);
     attributes.extend(key_values(&report.attributes));
     let mut events = SpanEvents::default();
     let status = match &report.error {
@@ -243,10 +273,10 @@ pub fn workflow_spans(report: &WorkflowReport, scopes: &Scopes, out: &mut Vec<Sp
         instrumentation_scope: scopes.host.clone(),
     });
     for span in &report.spans {
-        out.push(guest_span(span, context(span.span_id), end, scopes));
+        out.push(guest_span(span, context(span.span_id), end, scopes, &costs));
     }
     for call in &report.calls {
-        report_spans(call, scopes, out);
+        call_spans(call, &costs, scopes, out);
     }
 }
 

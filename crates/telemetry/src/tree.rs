@@ -2,6 +2,7 @@
 //! each span with its duration and key facts, events and log records under the span that
 //! emitted them, guest spans and `invoke`d calls nested under the host span of their call.
 
+use crate::cost::Costs;
 use crate::logs::level_name;
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
@@ -25,10 +26,29 @@ impl Node<'_> {
     }
 }
 
+/// The fuel of span `id` as the tree shows it: everything under it, its share of the
+/// trace's, and its own part when something ran below it.
+fn fuel(costs: &Costs, id: u64) -> String {
+    let Some(node) = costs.get(id) else {
+        return String::new();
+    };
+    let total = costs.root().map_or(0, |r| r.fuel);
+    let share = if total == 0 {
+        0.0
+    } else {
+        node.fuel as f64 * 100.0 / total as f64
+    };
+    if node.fuel_self == node.fuel {
+        format!("fuel={} ({share:.1}%)", node.fuel)
+    } else {
+        format!("fuel={} ({share:.1}%, self {})", node.fuel, node.fuel_self)
+    }
+}
+
 /// The tree of `report` (a call and everything under it), ending in a newline.
 pub fn render(report: &CallReport) -> String {
     let mut out = format!("trace {:032x}\n", report.ids.trace_id);
-    call(report, "", "", &mut out);
+    call(report, &Costs::of_call(report), "", "", &mut out);
     out
 }
 
@@ -44,19 +64,21 @@ pub fn render_workflow(report: &WorkflowReport) -> String {
             e.message.lines().next().unwrap_or_default()
         ),
     };
+    let costs = Costs::of_workflow(report);
     let _ = writeln!(
         out,
-        "workflow.{}  {}  [{status}]  tenant={} span={:016x}",
+        "workflow.{}  {}  [{status}]  {}  tenant={} span={:016x}",
         report.workflow,
         duration(report.wall),
+        fuel(&costs, report.ids.span_id),
         report.tenant,
         report.ids.span_id
     );
-    workflow_children(report, report.ids.span_id, "", &mut out);
+    workflow_children(report, &costs, report.ids.span_id, "", &mut out);
     out
 }
 
-fn workflow_children(report: &WorkflowReport, parent: u64, prefix: &str, out: &mut String) {
+fn workflow_children(report: &WorkflowReport, costs: &Costs, parent: u64, prefix: &str, out: &mut String) {
     enum Item<'a> {
         Step(&'a GuestSpanRecord),
         Call(&'a CallReport),
@@ -81,7 +103,7 @@ fn workflow_children(report: &WorkflowReport, parent: u64, prefix: &str, out: &m
         let first = format!("{prefix}{}", if last { "└─ " } else { "├─ " });
         let rest = format!("{prefix}{}", if last { "   " } else { "│  " });
         match item {
-            Item::Call(call_report) => call(call_report, &first, &rest, out),
+            Item::Call(call_report) => call(call_report, costs, &first, &rest, out),
             Item::Step(span) => {
                 // The step's name is the span's name already.
                 let shown: Vec<(String, tta_core::bindings::Value)> = span
@@ -90,8 +112,8 @@ fn workflow_children(report: &WorkflowReport, parent: u64, prefix: &str, out: &m
                     .filter(|(k, _)| k != "workflow.step")
                     .cloned()
                     .collect();
-                span_lines(span, &shown, &first, &rest, out);
-                workflow_children(report, span.span_id, &rest, out);
+                span_lines(span, &shown, costs, &first, &rest, out);
+                workflow_children(report, costs, span.span_id, &rest, out);
             }
         }
     }
@@ -127,6 +149,7 @@ fn attributes(list: &[(String, tta_core::bindings::Value)], max: usize) -> Strin
 fn span_lines(
     span: &GuestSpanRecord,
     shown: &[(String, tta_core::bindings::Value)],
+    costs: &Costs,
     first: &str,
     rest: &str,
     out: &mut String,
@@ -141,9 +164,10 @@ fn span_lines(
     };
     let _ = writeln!(
         out,
-        "{first}{}  {}{status}{}",
+        "{first}{}  {}  {}{status}{}",
         span.name,
         duration(took),
+        fuel(costs, span.span_id),
         attributes(shown, 8)
     );
     for event in &span.events {
@@ -151,7 +175,7 @@ fn span_lines(
     }
 }
 
-fn call(report: &CallReport, first: &str, rest: &str, out: &mut String) {
+fn call(report: &CallReport, costs: &Costs, first: &str, rest: &str, out: &mut String) {
     let s = &report.stats;
     let status = match &report.error {
         None => "ok".to_owned(),
@@ -163,18 +187,18 @@ fn call(report: &CallReport, first: &str, rest: &str, out: &mut String) {
     };
     let _ = writeln!(
         out,
-        "{first}{}.execute  {}  [{status}]  fuel={} memory_peak={} tenant={} span={:016x}",
+        "{first}{}.execute  {}  [{status}]  {} memory_peak={} tenant={} span={:016x}",
         report.primitive,
         duration(s.wall),
-        s.fuel_consumed,
+        fuel(costs, report.ids.span_id),
         s.memory_peak_bytes,
         report.tenant,
         report.ids.span_id,
     );
-    children(report, report.ids.span_id, true, rest, out);
+    children(report, costs, report.ids.span_id, true, rest, out);
 }
 
-fn children(report: &CallReport, parent: u64, host: bool, prefix: &str, out: &mut String) {
+fn children(report: &CallReport, costs: &Costs, parent: u64, host: bool, prefix: &str, out: &mut String) {
     let mut nodes: Vec<Node<'_>> = Vec::new();
     if host && !report.stats.instantiate.is_zero() {
         nodes.push(Node::Instantiate(report));
@@ -202,9 +226,14 @@ fn children(report: &CallReport, parent: u64, host: bool, prefix: &str, out: &mu
         let rest = format!("{prefix}{}", if last { "   " } else { "│  " });
         match node {
             Node::Instantiate(r) => {
-                let _ = writeln!(out, "{first}wasm.instantiate  {}", duration(r.stats.instantiate));
+                let _ = writeln!(
+                    out,
+                    "{first}wasm.instantiate  {}  {}",
+                    duration(r.stats.instantiate),
+                    fuel(costs, r.instantiate_span_id)
+                );
             }
-            Node::Call(nested) => call(nested, &first, &rest, out),
+            Node::Call(nested) => call(nested, costs, &first, &rest, out),
             Node::Log(log) => {
                 let _ = writeln!(
                     out,
@@ -215,8 +244,8 @@ fn children(report: &CallReport, parent: u64, host: bool, prefix: &str, out: &mu
                 );
             }
             Node::Guest(r, span) => {
-                span_lines(span, &span.attributes, &first, &rest, out);
-                children(r, span.span_id, false, &rest, out);
+                span_lines(span, &span.attributes, costs, &first, &rest, out);
+                children(r, costs, span.span_id, false, &rest, out);
             }
         }
     }

@@ -192,6 +192,7 @@ impl StepSpan {
                 events: Vec::new(),
                 error: None,
                 client: false,
+                fuel: None,
             },
         }
     }

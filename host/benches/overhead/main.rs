@@ -31,6 +31,7 @@ mod engine_modes;
 mod growth;
 mod load;
 mod report;
+mod spans;
 
 #[path = "../common/bare.rs"]
 mod bare;
@@ -153,6 +154,7 @@ fn main() {
     load::bench(&mut criterion);
     backends::bench(&mut criterion);
     cluster::bench(&mut criterion);
+    spans::bench(&mut criterion);
     criterion.final_summary();
     // In `cargo test` mode each benchmark runs once and no estimates are written.
     let args: Vec<String> = std::env::args().collect();

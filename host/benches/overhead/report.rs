@@ -329,6 +329,36 @@ fn growth(out: &mut String) {
     table(out, &["workflow", "run", "a step over its call"], &rows);
 }
 
+fn span_fuel(out: &mut String) {
+    use crate::spans::{CALLS, SPAN_GROUP, WITH, WITHOUT};
+    let (Some(without), Some(with)) = (mean(SPAN_GROUP, WITHOUT), mean(SPAN_GROUP, WITH)) else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "### 11. Reading fuel at span boundaries (the sandbox's call hook, {CALLS} guest calls into the host)\n"
+    );
+    let per_call = (with - without) / f64::from(CALLS);
+    let rows = vec![
+        vec![
+            "a host call, no hook".to_owned(),
+            time(without / f64::from(CALLS)),
+            "1.00×".to_owned(),
+        ],
+        vec![
+            "a host call, fuel read by the hook".to_owned(),
+            time(with / f64::from(CALLS)),
+            format!("{:.2}×", with / without),
+        ],
+        vec![
+            "**a guest span** (opened and ended: two reads)".to_owned(),
+            time(2.0 * per_call),
+            String::new(),
+        ],
+    ];
+    table(out, &["measure", "mean", "vs no hook"], &rows);
+}
+
 /// Builds the summary, prints it and writes it where asked.
 fn admission(out: &mut String) {
     use crate::cluster::{ADMISSION_GROUP, LOCAL, REDIS, REDIS_8};
@@ -370,6 +400,7 @@ pub fn write() {
     growth(&mut out);
     backends(&mut out);
     admission(&mut out);
+    span_fuel(&mut out);
     println!("\n{out}");
     let path = target_dir().join("criterion/summary.md");
     if let Err(e) = std::fs::write(&path, &out) {

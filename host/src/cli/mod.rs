@@ -12,6 +12,7 @@ mod load;
 mod mcp;
 mod new;
 mod output;
+mod profile;
 mod push;
 mod run;
 mod serve;

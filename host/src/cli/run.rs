@@ -17,6 +17,7 @@ use tta_runtime::host::{CallOptions, Host};
 use tta_runtime::primitive::Primitive;
 use tta_runtime::tenant::Access;
 use tta_telemetry::LogFormat;
+use tta_telemetry::cost::Costs;
 
 /// What `run` and `bench` call, and its input.
 #[derive(Debug, Args)]
@@ -61,6 +62,9 @@ pub struct RunArgs {
     /// Print this run's Prometheus metrics (the `/metrics` text) on stderr when it ends.
     #[arg(long)]
     pub print_metrics: bool,
+    /// Flame graphs of the finished call.
+    #[command(flatten)]
+    pub profile: super::profile::ProfileArgs,
     /// A value the primitive reads through `wasi:config/store`, `key=value` (repeatable).
     #[arg(long = "config-value", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub config_values: Vec<(String, String)>,
@@ -211,6 +215,13 @@ pub(super) async fn run(host: &Host, args: &RunArgs) -> anyhow::Result<u8> {
     }
     if args.trace {
         eprint!("{}", tta_telemetry::tree::render(&outcome.report));
+    }
+    if args.profile.wanted() {
+        let title = format!(
+            "{} · trace {:032x}",
+            primitive.metadata.name, outcome.report.ids.trace_id
+        );
+        args.profile.write(&Costs::of_call(&outcome.report), &title)?;
     }
     if args.print_metrics {
         eprint!("{}", host.telemetry().metrics().render());
@@ -369,6 +380,10 @@ async fn run_workflow(
     }
     if args.trace {
         eprint!("{}", tta_telemetry::tree::render_workflow(r));
+    }
+    if args.profile.wanted() {
+        let title = format!("workflow {} · trace {:032x}", r.workflow, r.ids.trace_id);
+        args.profile.write(&Costs::of_workflow(r), &title)?;
     }
     if args.print_metrics {
         eprint!("{}", host.telemetry().metrics().render());

@@ -93,6 +93,14 @@ pub struct TracesConfig {
     pub sampler_arg: f64,
     /// The JSON-lines file of the `file` exporter.
     pub file: Option<PathBuf>,
+    /// Sampled traces `serve` keeps in memory per tenant, besides any exporter, for
+    /// `GET /v1/traces` and `/ui`; 0 keeps none.
+    pub keep: usize,
+    /// Bytes of kept traces per tenant (an estimate of what their reports hold); past it,
+    /// the tenant's oldest go first.
+    pub keep_bytes_per_tenant: usize,
+    /// Bytes of kept traces in all; past it, the oldest of the tenant holding the most go.
+    pub keep_bytes: usize,
 }
 
 impl Default for TracesConfig {
@@ -102,6 +110,9 @@ impl Default for TracesConfig {
             sampler: SamplerKind::ParentbasedAlwaysOn,
             sampler_arg: 1.0,
             file: None,
+            keep: 100,
+            keep_bytes_per_tenant: 4 << 20,
+            keep_bytes: 256 << 20,
         }
     }
 }
@@ -171,6 +182,11 @@ pub struct MetricsConfig {
     pub llm_models_per_primitive: usize,
     /// Distinct tenants with their own series; more are reported as `other`.
     pub tenants: usize,
+    /// (primitive, tenant) pairs whose call series are made at zero when the primitive is
+    /// loaded, before any call: Prometheus' `rate()` and `increase()` need a sample before
+    /// a series' first increment to count it. Past this many, a pair's series appear with
+    /// its first call, as before.
+    pub zero_series: usize,
 }
 
 impl Default for MetricsConfig {
@@ -185,6 +201,7 @@ impl Default for MetricsConfig {
             guest_labels: 4,
             llm_models_per_primitive: 16,
             tenants: 1_000,
+            zero_series: 1_000,
         }
     }
 }

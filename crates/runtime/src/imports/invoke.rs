@@ -30,20 +30,8 @@ pub type Nested = Result<(Result<Vec<u8>, CallError>, CallReport), CallError>;
 /// The fuel bookkeeping of nested calls, kept per call.
 #[derive(Debug, Default)]
 pub struct InvokeState {
-    /// Fuel left when the guest last called into the host.
-    pub fuel_at_host_entry: u64,
     /// Fuel burned by nested calls, taken from the caller's store when the import returns.
     pub fuel_debit: u64,
-}
-
-impl InvokeState {
-    /// The state of a call that starts with `fuel`.
-    pub fn new(fuel: u64) -> Self {
-        InvokeState {
-            fuel_at_host_entry: fuel,
-            fuel_debit: 0,
-        }
-    }
 }
 
 /// The part of a call's state `invoke` works on.
@@ -81,9 +69,7 @@ impl invoke::Host for InvokeCtx<'_> {
         if self.invocation.depth + 1 > limit {
             return Ok(Err(CallError::InvokeDepth { limit }.to_guest_error().into()));
         }
-        let child = self
-            .invocation
-            .child(self.rec.current_span_id(), self.state.fuel_at_host_entry);
+        let child = self.invocation.child(self.rec.current_span_id(), self.rec.fuel_left());
         match self.invoker.invoke(child, primitive, input).await {
             Ok((result, report)) => {
                 self.state.fuel_debit = report.stats.fuel_consumed;

@@ -18,8 +18,12 @@ use wasmtime::component::{HasData, Linker, Resource};
 pub struct Recorder {
     /// What the call reports so far.
     pub report: CallReport,
-    /// Open guest spans, innermost last: indices into `report.spans`.
-    open_spans: Vec<usize>,
+    /// Open guest spans, innermost last: indices into `report.spans`, each with the fuel
+    /// left when it opened.
+    open_spans: Vec<(usize, u64)>,
+    /// The fuel left in the store when the guest last called into the host (kept current
+    /// by the sandbox's call hook), so spans and nested calls know what was burned.
+    fuel_left: u64,
     limits: Limits,
 }
 
@@ -78,13 +82,24 @@ pub(crate) fn bounded_attributes(attributes: Vec<(String, Value)>, max: usize) -
 }
 
 impl Recorder {
-    /// A recorder for a call under `limits`, starting with `report`.
-    pub fn new(report: CallReport, limits: Limits) -> Self {
+    /// A recorder for a call under `limits` with `fuel` to burn, starting with `report`.
+    pub fn new(report: CallReport, limits: Limits, fuel: u64) -> Self {
         Recorder {
             report,
             open_spans: Vec::new(),
+            fuel_left: fuel,
             limits,
         }
+    }
+
+    /// The fuel left when the guest last entered the host.
+    pub fn fuel_left(&self) -> u64 {
+        self.fuel_left
+    }
+
+    /// Notes the fuel left as the guest enters the host (the sandbox's call hook).
+    pub fn set_fuel_left(&mut self, fuel: u64) {
+        self.fuel_left = fuel;
     }
 
     /// The limits the call runs under.
@@ -96,15 +111,16 @@ impl Recorder {
     pub fn current_span_id(&self) -> u64 {
         self.open_spans
             .last()
-            .and_then(|&i| self.report.spans.get(i))
+            .and_then(|&(i, _)| self.report.spans.get(i))
             .map_or(self.report.ids.span_id, |s| s.span_id)
     }
 
-    /// The report, every guest span still open ended at `end`.
-    pub fn finish(mut self, end: SystemTime) -> CallReport {
-        for &i in &self.open_spans {
+    /// The report, every guest span still open ended at `end` with `fuel_left` in the store.
+    pub fn finish(mut self, end: SystemTime, fuel_left: u64) -> CallReport {
+        for &(i, opened) in &self.open_spans {
             if let Some(span) = self.report.spans.get_mut(i) {
                 span.end.get_or_insert(end);
+                span.fuel.get_or_insert(opened.saturating_sub(fuel_left));
             }
         }
         self.report
@@ -122,11 +138,16 @@ impl Recorder {
     }
 
     fn end_span(&mut self, handle: &Resource<GuestSpan>) {
-        let rep = handle.rep();
+        let rep = handle.rep() as usize;
+        let Some(at) = self.open_spans.iter().position(|&(i, _)| i == rep) else {
+            return;
+        };
+        let (_, opened) = self.open_spans.remove(at);
+        let burned = opened.saturating_sub(self.fuel_left);
         if let Some(span) = self.span_mut(handle) {
             span.end = Some(SystemTime::now());
+            span.fuel = Some(burned);
         }
-        self.open_spans.retain(|&i| i != rep as usize);
     }
 
     /// Whether one more attribute or event fits on `span`; counts it as dropped if not.
@@ -197,18 +218,46 @@ impl Recorder {
         value: f64,
         attributes: Vec<(String, Value)>,
     ) {
-        if self.report.metrics.len() >= self.limits().max_metric_points || !value.is_finite() {
+        let point = GuestMetric {
+            kind,
+            name,
+            value,
+            attributes,
+            distribution: None,
+        };
+        self.record_point(point, false);
+    }
+
+    /// Keeps a metric point within the call's limits. With `replace`, it takes the place of
+    /// an earlier point of the same instrument and attributes: a cumulative export's later
+    /// reading, which already counts what the earlier one did.
+    pub(crate) fn record_point(&mut self, point: GuestMetric, replace: bool) {
+        if !point.value.is_finite() {
             self.report.dropped.metrics += 1;
             return;
         }
-        let (attributes, dropped) = bounded_attributes(attributes, self.limits().max_span_items);
+        let (attributes, dropped) = bounded_attributes(point.attributes, self.limits().max_span_items);
         self.report.dropped.span_items += dropped;
-        self.report.metrics.push(GuestMetric {
-            kind,
-            name: bounded(name),
-            value,
+        let point = GuestMetric {
+            name: bounded(point.name),
             attributes,
-        });
+            ..point
+        };
+        if replace
+            && let Some(earlier) = self
+                .report
+                .metrics
+                .iter_mut()
+                .find(|m| m.kind == point.kind && m.name == point.name && m.attributes == point.attributes)
+        {
+            *earlier = point;
+            return;
+        }
+        if self.report.metrics.len() >= self.limits().max_metric_points {
+            self.report.dropped.metrics += 1;
+            return;
+        }
+        self.report.metrics.push(point);
     }
 }
 
@@ -231,9 +280,10 @@ impl telemetry::HostSpan for Recorder {
             events: Vec::new(),
             error: None,
             client: false,
+            fuel: None,
         };
         self.report.spans.push(record);
-        self.open_spans.push(index);
+        self.open_spans.push((index, self.fuel_left));
         let rep = u32::try_from(index).unwrap_or(DROPPED_SPAN);
         Ok(Resource::new_own(rep))
     }

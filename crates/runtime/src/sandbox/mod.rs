@@ -45,8 +45,6 @@ pub struct Guest<'a> {
     pub name: &'a str,
     /// Its version, for the report.
     pub version: &'a str,
-    /// Whether it imports `invoke`, so nested calls' fuel is charged to it.
-    pub invokes: bool,
 }
 
 /// Runs `guest` once on `input` under `invocation` and returns its output and its report.
@@ -85,7 +83,7 @@ pub async fn execute(
         ),
     };
     let (timeout, fuel, deadline) = (invocation.timeout, invocation.fuel, invocation.deadline);
-    let mut store = match new_store(env, invocation, report, guest.invokes) {
+    let mut store = match new_store(env, invocation, report) {
         Ok(store) => store,
         Err((err, report)) => return (Err(err), report),
     };
@@ -103,6 +101,8 @@ pub async fn execute(
         }
     };
     let instantiate = began.elapsed();
+    let instantiate_fuel = fuel.saturating_sub(store.get_fuel().unwrap_or(fuel));
+    store.data_mut().instantiate_fuel = instantiate_fuel;
     let outcome = within(deadline, instance.execute(&mut store, &context, input)).await;
     let result = match outcome {
         Some(Ok(Ok(output))) if output.len() > limits.max_output_bytes => Err(CallError::OutputTooLarge {
@@ -144,7 +144,7 @@ pub async fn describe(env: &Arc<CallEnv>, pre: &Pre, limits: &Limits) -> Result<
     let report = invocation.report("describe", "");
     let (timeout, fuel, deadline) = (invocation.timeout, invocation.fuel, invocation.deadline);
     let late = || DescribeFailure::Call(CallError::DeadlineExceeded { limit: timeout });
-    let mut store = new_store(env, invocation, report, false).map_err(|(err, _)| DescribeFailure::Call(err))?;
+    let mut store = new_store(env, invocation, report).map_err(|(err, _)| DescribeFailure::Call(err))?;
     let instance = match within(deadline, pre.instance_pre().instantiate_async(&mut store)).await {
         Some(Ok(instance)) => instance,
         Some(Err(e)) => return Err(DescribeFailure::Call(classify(e, store.data(), fuel, timeout, true))),
@@ -177,7 +177,6 @@ fn new_store(
     env: &Arc<CallEnv>,
     invocation: Invocation,
     report: CallReport,
-    charge_nested: bool,
 ) -> Result<Store<CallState>, (CallError, CallReport)> {
     let limits = invocation.limits;
     let stdout = CapturedOutput::new(limits.max_stdio_bytes);
@@ -197,8 +196,9 @@ fn new_store(
         limiter: MemoryLimiter::new(&limits),
         stdout,
         stderr,
-        recorder: Recorder::new(report, limits),
-        invoke: InvokeState::new(fuel),
+        recorder: Recorder::new(report, limits, fuel),
+        invoke: InvokeState::default(),
+        instantiate_fuel: 0,
         otel: OtelState::default(),
         http: None,
     };
@@ -215,7 +215,7 @@ fn new_store(
     {
         return Err((
             CallError::Host(e.to_string()),
-            store.into_data().recorder.finish(SystemTime::now()),
+            store.into_data().recorder.finish(SystemTime::now(), fuel),
         ));
     }
     store.set_epoch_deadline(1);
@@ -226,18 +226,18 @@ fn new_store(
             Ok(UpdateDeadline::Yield(1))
         }
     });
-    if charge_nested {
-        store.call_hook(charge_nested_fuel);
-    }
+    store.call_hook(track_fuel);
     Ok(store)
 }
 
-/// Moves fuel burned by a nested `invoke` call from this store's budget.
-fn charge_nested_fuel(mut cx: wasmtime::StoreContextMut<'_, CallState>, hook: CallHook) -> wasmtime::Result<()> {
+/// Notes the fuel left each time the guest calls into the host (so a span, a `wasi:otel`
+/// span or a nested call knows what was burned up to then: one read of the store's
+/// counter), and moves fuel burned by a nested `invoke` call from this store's budget.
+fn track_fuel(mut cx: wasmtime::StoreContextMut<'_, CallState>, hook: CallHook) -> wasmtime::Result<()> {
     match hook {
         CallHook::CallingHost => {
             let left = cx.get_fuel()?;
-            cx.data_mut().invoke.fuel_at_host_entry = left;
+            cx.data_mut().recorder.set_fuel_left(left);
         }
         CallHook::ReturningFromHost => {
             let debit = std::mem::take(&mut cx.data_mut().invoke.fuel_debit);
@@ -262,7 +262,7 @@ fn finish(
     let fuel_left = store.get_fuel().unwrap_or(0);
     let state = store.into_data();
     let end = SystemTime::now();
-    let mut report = state.recorder.finish(end);
+    let mut report = state.recorder.finish(end, fuel_left);
     if let Some(http) = &state.http {
         let max_spans = state.invocation.limits.max_spans;
         for span in http.take_spans() {
@@ -306,6 +306,7 @@ fn finish(
         wall,
         instantiate,
         fuel_consumed: fuel_budget.saturating_sub(fuel_left),
+        instantiate_fuel: state.instantiate_fuel,
         memory_peak_bytes: state.limiter.peak_bytes(),
         output_bytes: result.as_ref().map_or(0, Vec::len),
     };

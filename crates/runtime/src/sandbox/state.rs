@@ -27,6 +27,8 @@ pub struct CallState {
     pub(crate) recorder: Recorder,
     pub(crate) invoke: InvokeState,
     pub(crate) otel: OtelState,
+    /// Fuel burned before `execute` was entered.
+    pub(crate) instantiate_fuel: u64,
     /// Outgoing HTTP, made on the first request.
     pub(crate) http: Option<Box<OutgoingHttp>>,
 }

@@ -219,6 +219,7 @@ impl WasiHttpHooks for Hooks {
             events: Vec::new(),
             error: None,
             client: true,
+            fuel: None,
         };
         let began = Instant::now();
         let sink = Arc::clone(&self.sink);

@@ -7,12 +7,14 @@
 //! kept where they are sound; a guest cannot graft its spans onto another trace or reuse the
 //! host's span ids.
 
+mod metrics;
+
 use super::telemetry::{Recorder, bounded, bounded_attributes};
 use std::time::{Duration, SystemTime};
 use tta_core::bindings::Level;
 use tta_core::bindings::Value;
-use tta_core::bindings::wasi::otel::{logs, metrics, tracing, types};
-use tta_core::report::{GuestSpanRecord, MetricKind, SpanEvent};
+use tta_core::bindings::wasi::otel::{logs, tracing, types};
+use tta_core::report::{GuestSpanRecord, SpanEvent};
 use tta_core::trace_context::new_span_id;
 use wasmtime::component::{HasData, Linker};
 use wasmtime_wasi::p2::bindings::clocks::wall_clock::Datetime;
@@ -31,7 +33,7 @@ fn attribute_value(json: String) -> Value {
     }
 }
 
-fn attributes(list: Vec<types::KeyValue>) -> Vec<(String, Value)> {
+pub(super) fn attributes(list: Vec<types::KeyValue>) -> Vec<(String, Value)> {
     list.into_iter().map(|kv| (kv.key, attribute_value(kv.value))).collect()
 }
 
@@ -66,19 +68,12 @@ fn level(number: Option<u8>, text: Option<&str>) -> Level {
     }
 }
 
-fn number(n: metrics::MetricNumber) -> f64 {
-    match n {
-        metrics::MetricNumber::F64(f) => f,
-        metrics::MetricNumber::S64(i) => i as f64,
-        metrics::MetricNumber::U64(u) => u as f64,
-    }
-}
-
 /// What `wasi:otel` keeps per call besides the records: the span ids a guest's SDK
-/// announced as started, so children ending first find their parent.
+/// announced as started, so children ending first find their parent, each with the fuel
+/// left then, so its span carries what it burned.
 #[derive(Debug, Default)]
 pub struct OtelState {
-    started: Vec<u64>,
+    started: Vec<(u64, u64)>,
 }
 
 /// The part of a call's state `wasi:otel` works on.
@@ -106,7 +101,7 @@ pub fn add_to_linker<T: OtelView + 'static>(linker: &mut Linker<T>) -> wasmtime:
     types::add_to_linker::<T, HasOtel>(linker, T::otel)?;
     tracing::add_to_linker::<T, HasOtel>(linker, T::otel)?;
     logs::add_to_linker::<T, HasOtel>(linker, T::otel)?;
-    metrics::add_to_linker::<T, HasOtel>(linker, T::otel)?;
+    tta_core::bindings::wasi::otel::metrics::add_to_linker::<T, HasOtel>(linker, T::otel)?;
     Ok(())
 }
 
@@ -114,7 +109,7 @@ impl OtelCtx<'_> {
     /// Whether `id` names a span of this call: its own, a guest span, or one a guest started.
     fn is_call_span(&self, id: u64) -> bool {
         id == self.rec.report.ids.span_id
-            || self.state.started.contains(&id)
+            || self.state.started.iter().any(|&(s, _)| s == id)
             || self.rec.report.spans.iter().any(|s| s.span_id == id)
     }
 
@@ -126,25 +121,6 @@ impl OtelCtx<'_> {
             _ => self.rec.current_span_id(),
         }
     }
-
-    /// A distribution the guest aggregated itself: `count` observations of its mean, so the
-    /// exported count and sum are the guest's (bucket placement is approximate).
-    fn record_distribution(&mut self, name: &str, count: u64, sum: f64, attrs: &[(String, Value)]) {
-        if count == 0 {
-            return;
-        }
-        let mean = sum / count as f64;
-        let room = self
-            .rec
-            .limits()
-            .max_metric_points
-            .saturating_sub(self.rec.report.metrics.len()) as u64;
-        for _ in 0..count.min(room) {
-            self.rec
-                .record_metric(MetricKind::Histogram, name.to_owned(), mean, attrs.to_vec());
-        }
-        self.rec.report.dropped.metrics += count.saturating_sub(room);
-    }
 }
 
 impl types::Host for OtelCtx<'_> {}
@@ -154,7 +130,7 @@ impl tracing::Host for OtelCtx<'_> {
         if let Some(id) = span_id(&context.span_id)
             && self.state.started.len() < self.rec.limits().max_spans
         {
-            self.state.started.push(id);
+            self.state.started.push((id, self.rec.fuel_left()));
         }
         Ok(())
     }
@@ -165,6 +141,9 @@ impl tracing::Host for OtelCtx<'_> {
             return Ok(());
         }
         let own = span_id(&span.span_context.span_id);
+        let fuel = own
+            .and_then(|id| self.state.started.iter().find(|&&(s, _)| s == id))
+            .map(|&(_, opened)| opened.saturating_sub(self.rec.fuel_left()));
         let span_id = match own {
             Some(id) if id != self.rec.report.ids.span_id && !self.rec.report.spans.iter().any(|s| s.span_id == id) => {
                 id
@@ -205,6 +184,7 @@ impl tracing::Host for OtelCtx<'_> {
             events,
             error,
             client: matches!(span.span_kind, tracing::SpanKind::Client | tracing::SpanKind::Producer),
+            fuel,
         });
         Ok(())
     }
@@ -256,44 +236,5 @@ impl logs::Host for OtelCtx<'_> {
             .map_or_else(SystemTime::now, time);
         self.rec.record_log(when, level, message, fields, span_id);
         Ok(())
-    }
-}
-
-impl metrics::Host for OtelCtx<'_> {
-    fn export(&mut self, batch: metrics::ResourceMetrics) -> wasmtime::Result<Result<(), String>> {
-        use metrics::MetricData as D;
-        for metric in batch.scope_metrics.into_iter().flat_map(|scope| scope.metrics) {
-            let name = metric.name;
-            match metric.data {
-                D::F64Sum(sum) | D::U64Sum(sum) | D::S64Sum(sum) if sum.is_monotonic => {
-                    for point in sum.data_points {
-                        self.rec.record_metric(
-                            MetricKind::Counter,
-                            name.clone(),
-                            number(point.value),
-                            attributes(point.attributes),
-                        );
-                    }
-                }
-                D::F64Histogram(h) | D::U64Histogram(h) | D::S64Histogram(h) => {
-                    for point in h.data_points {
-                        self.record_distribution(&name, point.count, number(point.sum), &attributes(point.attributes));
-                    }
-                }
-                D::F64ExponentialHistogram(h) | D::U64ExponentialHistogram(h) | D::S64ExponentialHistogram(h) => {
-                    for point in h.data_points {
-                        self.record_distribution(&name, point.count, number(point.sum), &attributes(point.attributes));
-                    }
-                }
-                // Gauges and up-down sums have no guest metric kind here: counted, not kept.
-                D::F64Sum(sum) | D::U64Sum(sum) | D::S64Sum(sum) => {
-                    self.rec.report.dropped.metrics += sum.data_points.len() as u64
-                }
-                D::F64Gauge(g) | D::U64Gauge(g) | D::S64Gauge(g) => {
-                    self.rec.report.dropped.metrics += g.data_points.len() as u64
-                }
-            }
-        }
-        Ok(Ok(()))
     }
 }
