@@ -16,11 +16,15 @@ done
 # Real servers the tests start on loopback, from Debian: promtool (package `prometheus`)
 # checks the /metrics exposition; redis-server and nginx make the cluster of
 # tests/all/cluster.rs; docker-registry (the CNCF distribution registry) is the OCI
-# registry of tests/all/oci.rs.
+# registry of tests/all/oci.rs; prometheus scrapes a serve in tests/all/prometheus.rs;
+# chromium and chromedriver (package `chromium-driver`) load /ui in tests/all/ui.rs.
 missing=()
-for check in promtool:prometheus redis-server:redis-server nginx:nginx docker-registry:docker-registry; do
+for check in promtool:prometheus prometheus:prometheus redis-server:redis-server nginx:nginx \
+  docker-registry:docker-registry chromium:chromium chromedriver:chromium-driver; do
   command -v "${check%%:*}" >/dev/null 2>&1 || missing+=("${check##*:}")
 done
+# A headless browser draws text with whatever fonts there are: one is enough.
+[[ " ${missing[*]} " == *" chromium "* ]] && missing+=(fonts-dejavu-core)
 if [ ${#missing[@]} -gt 0 ]; then
   step "installing ${missing[*]} (apt-get)"
   sudo_cmd=""

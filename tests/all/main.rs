@@ -31,6 +31,7 @@ mod scaffold;
 mod serve;
 mod soak;
 mod telemetry;
+mod ui;
 mod workflows;
 
 use std::path::{Path, PathBuf};

@@ -17,7 +17,7 @@ use super::request::{
     RequestIds, TenantId, admit, authenticate, capacity, header_value, not_found, primitive_json, read_body,
     with_tenant,
 };
-use super::{App, mcp, uploads};
+use super::{App, mcp, traces, ui, uploads};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{MatchedPath, Path, Request, State};
@@ -40,6 +40,13 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/primitives/{name}/execute", post(execute))
         .route("/v1/workflows", get(list_workflows))
         .route("/v1/workflows/{name}/run", post(run_workflow))
+        .route("/v1/traces", get(traces::list))
+        .route("/v1/traces/{id}", get(traces::one))
+        .route("/v1/stats", get(traces::stats))
+        .route("/ui", get(ui::index))
+        .route("/ui/app.js", get(ui::script))
+        .route("/ui/style.css", get(ui::style))
+        .route("/ui/favicon.svg", get(ui::icon))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz));
     if app.config.metrics {
@@ -227,7 +234,7 @@ async fn not_found_route(headers: HeaderMap, method: Method, uri: axum::http::Ur
         StatusCode::NOT_FOUND,
         "no_route",
         format!(
-            "no route {} {}; the API is POST /v1/primitives/{{name}}/execute, POST /v1/workflows/{{name}}/run, GET /v1/primitives, GET /v1/workflows, PUT|DELETE /v1/primitives/{{name}}, POST /mcp",
+            "no route {} {}; the API is POST /v1/primitives/{{name}}/execute, POST /v1/workflows/{{name}}/run, GET /v1/primitives, GET /v1/workflows, PUT|DELETE /v1/primitives/{{name}}, GET /v1/traces, GET /v1/stats, GET /ui, POST /mcp",
             text::bounded(method.as_str(), 16),
             text::bounded(uri.path(), 128)
         ),

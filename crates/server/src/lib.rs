@@ -15,6 +15,8 @@ pub mod problem;
 mod pulls;
 pub mod reload;
 pub mod request;
+mod traces;
+mod ui;
 pub mod uploads;
 
 use arc_swap::ArcSwap;

@@ -365,7 +365,75 @@ impl Collector for CallCollector {
     }
 }
 
+/// What a tenant's calls of one primitive add up to since the host started.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Totals {
+    /// The primitive.
+    pub primitive: String,
+    /// Calls that succeeded.
+    pub success: u64,
+    /// Calls that failed.
+    pub error: u64,
+    /// The median wall time, seconds, interpolated within its bucket.
+    pub p50: Option<f64>,
+    /// The 99th percentile wall time, seconds.
+    pub p99: Option<f64>,
+    /// Fuel burned, nested calls included.
+    pub fuel: u64,
+}
+
+/// The `q` quantile of a histogram's per-bucket `counts` over `bounds`, interpolated
+/// linearly within its bucket (as PromQL's `histogram_quantile` does).
+fn quantile(bounds: &[f64], counts: &[u64], q: f64) -> Option<f64> {
+    let total: u64 = counts.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let rank = q * total as f64;
+    let mut below = 0u64;
+    for (i, &n) in counts.iter().enumerate() {
+        if (below + n) as f64 >= rank && n > 0 {
+            let lower = if i == 0 { 0.0 } else { bounds[i - 1] };
+            let Some(&upper) = bounds.get(i) else {
+                return Some(lower);
+            };
+            return Some(lower + (upper - lower) * (rank - below as f64) / n as f64);
+        }
+        below += n;
+    }
+    bounds.last().copied()
+}
+
 impl CallCollector {
+    /// The totals of each primitive `tenant` (a tenant label) called, sorted by primitive.
+    pub fn totals(&self, tenant: &str) -> Vec<Totals> {
+        let series: Vec<Arc<CallSeries>> = {
+            let all = self.series.lock().unwrap_or_else(|e| e.into_inner());
+            all.values().filter(|s| &*s.tenant == tenant).cloned().collect()
+        };
+        let mut out: Vec<Totals> = series
+            .iter()
+            .map(|s| {
+                let mut counts = [0u64; D];
+                for shard in s.shards.iter() {
+                    for (total, n) in counts.iter_mut().zip(&shard.duration) {
+                        *total += n.load(Relaxed);
+                    }
+                }
+                Totals {
+                    primitive: s.primitive.to_string(),
+                    success: s.total(|sh| &sh.success),
+                    error: s.total(|sh| &sh.error),
+                    p50: quantile(DURATION_BUCKETS, &counts, 0.5),
+                    p99: quantile(DURATION_BUCKETS, &counts, 0.99),
+                    fuel: s.total(|sh| &sh.fuel_sum),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.primitive.cmp(&b.primitive));
+        out
+    }
+
     /// `tenant_fuel_consumed_total` and `tenant_memory_byte_seconds_total`: each tenant's
     /// series summed, with what its removed series had billed.
     fn bills(&self, series: &[Arc<CallSeries>]) -> [proto::MetricFamily; 2] {
@@ -467,6 +535,15 @@ mod tests {
             (byte_seconds - 4_003.0 * 1_048_576.0 * 30e-6).abs() < 1e-3,
             "{byte_seconds}"
         );
+    }
+
+    #[test]
+    fn quantiles_interpolate_within_their_bucket() {
+        assert_eq!(quantile(&[1.0, 2.0], &[0, 0, 0], 0.5), None);
+        assert_eq!(quantile(&[1.0, 2.0], &[0, 4, 0], 0.5), Some(1.5));
+        let p99 = quantile(&[1.0, 2.0], &[2, 2, 0], 0.99).expect("a quantile");
+        assert!((p99 - 1.98).abs() < 1e-9, "{p99}");
+        assert_eq!(quantile(&[1.0, 2.0], &[0, 0, 3], 0.5), Some(2.0));
     }
 
     #[test]

@@ -8,10 +8,11 @@
 //! slow or absent backend did not take. It also pushes metrics and hosts the runtime of
 //! the `/metrics` server, so nothing of telemetry runs on a caller's threads.
 
+pub use crate::exported::Exported;
 use crate::logs::{LogLine, call_logs, workflow_logs};
 use crate::metrics::Metrics;
 use crate::otlp_metrics::{MetricsPusher, to_request};
-use crate::spans::{Scopes, report_spans, span_count, workflow_spans};
+use crate::spans::{Scopes, report_spans, workflow_spans};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use futures_util::future::BoxFuture;
 use opentelemetry::InstrumentationScope;
@@ -94,45 +95,6 @@ impl SpanSink {
             name: name.into(),
             exporter,
             failing: false,
-        }
-    }
-}
-
-/// A finished top-level unit of work, handed to the export thread.
-#[derive(Debug, Clone)]
-pub enum Exported {
-    /// A primitive call (with its nested calls).
-    Call(Arc<CallReport>),
-    /// A workflow run (with every call it made).
-    Workflow(Arc<WorkflowReport>),
-}
-
-impl Exported {
-    fn tenant(&self) -> &str {
-        match self {
-            Exported::Call(r) => &r.tenant,
-            Exported::Workflow(r) => &r.tenant,
-        }
-    }
-
-    fn sampled(&self) -> bool {
-        match self {
-            Exported::Call(r) => r.ids.sampled,
-            Exported::Workflow(r) => r.ids.sampled,
-        }
-    }
-
-    fn span_count(&self) -> u64 {
-        match self {
-            Exported::Call(r) => span_count(r),
-            Exported::Workflow(r) => 1 + r.spans.len() as u64 + r.calls.iter().map(span_count).sum::<u64>(),
-        }
-    }
-
-    fn log_count(&self) -> u64 {
-        match self {
-            Exported::Call(r) => log_count(r),
-            Exported::Workflow(r) => 1 + r.calls.iter().map(log_count).sum::<u64>(),
         }
     }
 }
@@ -273,10 +235,6 @@ impl prometheus::core::Collector for QueueGauges {
         families.extend(self.capacity.collect());
         families
     }
-}
-
-fn log_count(report: &CallReport) -> u64 {
-    1 + report.logs.len() as u64 + report.nested.iter().map(log_count).sum::<u64>()
 }
 
 /// The export thread's loop; returns when shut down or when the host is gone.

@@ -13,6 +13,7 @@ mod connect;
 pub mod cost;
 mod error;
 pub mod export;
+mod exported;
 pub mod file;
 pub mod flame;
 pub mod genai;

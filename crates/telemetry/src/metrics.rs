@@ -351,6 +351,15 @@ impl Metrics {
         }
     }
 
+    /// What `tenant`'s calls of each primitive add up to; nothing for a tenant past the
+    /// tenant cap (its series are shared with others under `other`).
+    pub fn totals(&self, tenant: &str) -> Vec<crate::call_series::Totals> {
+        if !lock(&self.tenants).contains(tenant) {
+            return Vec::new();
+        }
+        self.calls.totals(tenant)
+    }
+
     /// Counts telemetry the export pipeline could not take.
     pub fn telemetry_dropped(&self, signal: &str, tenant: &str, n: u64) {
         if n > 0 {

@@ -8,7 +8,7 @@
 //! tenant sends never evicts another's traces while it holds less than its share.
 
 use crate::cost::{Costs, NodeKind};
-use crate::export::Exported;
+use crate::exported::Exported;
 use serde_json::{Value as Json, json};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -172,10 +172,7 @@ impl TraceStore {
                 item: item.clone(),
             },
         };
-        let tenant_id = match item {
-            Exported::Call(r) => r.tenant.as_str(),
-            Exported::Workflow(r) => r.tenant.as_str(),
-        };
+        let tenant_id = item.tenant();
         if kept.bytes > self.per_tenant.min(self.total) {
             return;
         }

@@ -149,10 +149,12 @@ pub fn main() -> u8 {
         1 => "debug".into(),
         _ => "trace".into(),
     };
-    let telemetry = match Telemetry::builder(config.telemetry.clone())
-        .install_logger(tta_telemetry::log_filter(&level))
-        .build()
-    {
+    let mut builder = Telemetry::builder(config.telemetry.clone()).install_logger(tta_telemetry::log_filter(&level));
+    // A server keeps its recent traces for `GET /v1/traces` and `/ui`; one-shot commands do not.
+    if matches!(cli.command, Command::Serve(_)) {
+        builder = builder.keep_traces();
+    }
+    let telemetry = match builder.build() {
         Ok(telemetry) => telemetry,
         Err(e) => {
             eprintln!("error: {e}");
