@@ -122,6 +122,13 @@ curl -s -X PUT "$api/v1/primitives/spin-forever" -H 'Authorization: Bearer demo-
 curl -s "$api/v1/primitives/spin-forever/execute" -H 'Authorization: Bearer demo-acme-key' -d '{}'; echo
 step "POST /v1/workflows/text-report/run as tenant beta"
 curl -s "$api/v1/workflows/text-report/run" -H 'Authorization: Bearer demo-beta-key' -d '{"text": "one two three"}'; echo
+step "GET /v1/traces as tenant acme: its recent traces, kept in memory (open $api/ui with the key for the waterfall)"
+sleep 1.2
+curl -s "$api/v1/traces?limit=3" -H 'Authorization: Bearer demo-acme-key'; echo
+step "tta-host run --flamegraph: where a workflow's fuel went (target/demo-flamegraph.svg), as folded stacks"
+"$tta" run workflows/text-report.toml --input '{"text": "one two three"}' --flamegraph target/demo-flamegraph.svg \
+  --folded target/demo-folded.txt >/dev/null 2>&1
+cat target/demo-folded.txt
 step "SIGTERM: the server drains and exits; its access log"
 kill -TERM "$serve_pid"; wait "$serve_pid" || true
 grep http_request target/demo-serve.log | tail -5

@@ -194,17 +194,23 @@ async fn get(serve: &ServeProcess, path: &str, key: &str) -> (u16, Json) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_trace_view_shows_a_tenants_own_traces_with_their_fuel_in_a_real_browser() {
-    let plugins: Vec<_> = ["echo", "orchestrator", "uppercase", "word-count"]
+    let plugins: Vec<_> = ["echo", "orchestrator", "uppercase", "word-count", "summarize", "format"]
         .map(crate::plugin)
         .to_vec();
     let dir = plugins_dir("ui-traces", &plugins);
+    std::fs::create_dir_all(dir.join("workflows")).expect("workflows dir");
+    std::fs::copy(
+        crate::repo().join("workflows/text-report.toml"),
+        dir.join("workflows/text-report.toml"),
+    )
+    .expect("copy the workflow");
     let tenants = format!(
-        "[[tenants]]\nid = \"acme\"\napi_key_sha256 = [\"{}\"]\nprimitives = [\"*\"]\n\n\
+        "[[tenants]]\nid = \"acme\"\napi_key_sha256 = [\"{}\"]\nprimitives = [\"*\"]\nworkflows = [\"*\"]\n\n\
          [[tenants]]\nid = \"beta\"\napi_key_sha256 = [\"{}\"]\nprimitives = [\"*\"]\n",
         hash_key(KEY_ACME),
         hash_key(KEY_BETA)
     );
-    let config = crate::process::write_config(&dir, &tenants);
+    let config = crate::process::write_config_with(&dir, "", "workflows_dir = \"workflows\"", "", &tenants);
     let serve = ServeProcess::start(&dir, &config).await;
     let client = crate::http_client();
     let call = |name: &'static str, key: &'static str, body: &'static str| {
@@ -217,6 +223,15 @@ async fn the_trace_view_shows_a_tenants_own_traces_with_their_fuel_in_a_real_bro
     for _ in 0..3 {
         assert_eq!(call("echo", KEY_ACME, "{}").await.status(), 200);
     }
+    let response = client
+        .post(serve.url("/v1/workflows/text-report/run"))
+        .bearer_auth(KEY_ACME)
+        .body(r#"{"text":"a report on four words"}"#)
+        .send()
+        .await
+        .expect("run");
+    assert_eq!(response.status(), 200);
+    let reported = trace_of(&response);
     let response = call("orchestrator", KEY_ACME, r#"{"text":"one two three"}"#).await;
     assert_eq!(response.status(), 200);
     let orchestrated = trace_of(&response);
@@ -227,7 +242,7 @@ async fn the_trace_view_shows_a_tenants_own_traces_with_their_fuel_in_a_real_bro
     let listed = loop {
         let (status, body) = get(&serve, "/v1/traces", KEY_ACME).await;
         assert_eq!(status, 200, "{body}");
-        if body["traces"].as_array().is_some_and(|t| t.len() == 4) {
+        if body["traces"].as_array().is_some_and(|t| t.len() == 5) {
             break body;
         }
         assert!(Instant::now() < until, "acme's traces never all showed: {body}");
@@ -274,7 +289,7 @@ async fn the_trace_view_shows_a_tenants_own_traces_with_their_fuel_in_a_real_bro
     let rows = browser
         .until(
             "acme's traces",
-            "const rows = [...document.querySelectorAll('#traces tbody tr')]; return rows.length >= 4 && rows.map(r => r.dataset.traceId);",
+            "const rows = [...document.querySelectorAll('#traces tbody tr')]; return rows.length >= 5 && rows.map(r => r.dataset.traceId);",
         )
         .await;
     assert_eq!(
@@ -315,6 +330,34 @@ async fn the_trace_view_shows_a_tenants_own_traces_with_their_fuel_in_a_real_bro
     }
     let screenshots = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ui");
     browser.screenshot(&screenshots.join("waterfall.png")).await;
+
+    // A workflow: its steps, with what they decided, and the calls under them.
+    assert_eq!(rows[1], json!(reported));
+    browser
+        .script(&format!(
+            "document.querySelector('tr[data-trace-id=\"{reported}\"]').click(); return true;"
+        ))
+        .await;
+    let steps = browser
+        .until(
+            "the workflow's steps",
+            "const names = [...document.querySelectorAll('#waterfall .row')].map(r => r.querySelector('.name').textContent); return names.some(n => n.startsWith('format.execute')) && names;",
+        )
+        .await;
+    let steps: Vec<&str> = steps
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter_map(Json::as_str)
+        .collect();
+    assert!(steps[0].starts_with("workflow.text-report"), "{steps:?}");
+    assert!(
+        steps
+            .iter()
+            .any(|s| s.starts_with("analyze") && s.contains("parallel.branches=3")),
+        "a step shows its decision: {steps:?}"
+    );
+    browser.screenshot(&screenshots.join("workflow.png")).await;
     let errors = browser.console_errors().await;
     assert!(errors.is_empty(), "the page logged errors: {errors:?}");
 

@@ -105,6 +105,17 @@ function depthOf(span, byId) {
   return depth;
 }
 
+// What a step decided, shown on its row: its attributes but its own name and kind, and
+// the names of its events (a route taken, a breaker tripping, a compensation).
+function decisions(span) {
+  if (span.kind !== "step") return "";
+  const own = Object.entries(span.attributes || {})
+    .filter(([k]) => k !== "workflow.step" && k !== "workflow.step.kind")
+    .map(([k, v]) => k + "=" + v);
+  const events = (span.events || []).map((e) => "• " + e.name);
+  return own.concat(events).join(" ");
+}
+
 function describe(span) {
   const lines = [span.name + "  (" + span.kind + ")", "fuel " + count(span.fuel) + ", own " + count(span.fuel_self)];
   if (span.error) lines.push("error: " + (span.error.message || span.error));
@@ -134,6 +145,13 @@ async function showTrace(id) {
     name.className = "name";
     name.style.paddingLeft = depthOf(span, byId) * 14 + "px";
     name.textContent = span.name;
+    const decided = decisions(span);
+    if (decided) {
+      const note = document.createElement("span");
+      note.className = "logs decision";
+      note.textContent = decided;
+      name.appendChild(note);
+    }
     if (span.logs.length) {
       const logs = document.createElement("span");
       logs.className = "logs";

@@ -235,41 +235,18 @@ impl Costs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tta_core::report::{CallStats, GuestSpanRecord, SpanIds};
+    use tta_core::report::{CallStats, GuestSpanRecord};
 
     fn report(fuel: u64) -> CallReport {
-        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1);
-        CallReport {
-            primitive: "outer".into(),
-            version: "1".into(),
-            correlation_id: "c".into(),
-            tenant: "t".into(),
-            ids: SpanIds {
-                trace_id: 1,
-                span_id: 10,
-                parent_span_id: None,
-                sampled: true,
-            },
-            tracestate: String::new(),
-            instantiate_span_id: 11,
-            nested_depth: 0,
-            remote_parent: false,
-            start,
-            stats: CallStats {
-                wall: Duration::from_millis(10),
-                instantiate: Duration::from_millis(1),
-                fuel_consumed: fuel,
-                instantiate_fuel: 100,
-                ..CallStats::default()
-            },
-            error: None,
-            logs: Vec::new(),
-            spans: Vec::new(),
-            metrics: Vec::new(),
-            nested: Vec::new(),
-            dropped: Default::default(),
-            attributes: Vec::new(),
-        }
+        let mut report = crate::tests_support::report("t", 1);
+        report.stats = CallStats {
+            wall: Duration::from_millis(10),
+            instantiate: Duration::from_millis(1),
+            fuel_consumed: fuel,
+            instantiate_fuel: 100,
+            ..CallStats::default()
+        };
+        report
     }
 
     fn span(id: u64, parent: u64, fuel: Option<u64>, start_ms: u64, end_ms: u64) -> GuestSpanRecord {

@@ -28,7 +28,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 use tta_core::bindings::Level;
 use tta_core::config::telemetry::LogFormat;
-use tta_core::report::{CallReport, WorkflowReport};
 
 /// A span exporter behind a pointer: `SpanExporter::export` returns `impl Future`.
 pub trait DynSpanExporter: Send + Sync + std::fmt::Debug {

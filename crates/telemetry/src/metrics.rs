@@ -166,16 +166,18 @@ impl Metrics {
         if primitive.retired.load(Ordering::Relaxed) || primitive.tenants.load().contains_key(tenant) {
             return true;
         }
+        // A tenant past the tenant cap has no series of its own to make.
+        if self.tenant_label(tenant) != tenant {
+            return true;
+        }
         let taken = self
             .zero_left
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| left.checked_sub(1));
         if taken.is_err() {
             return false;
         }
-        if lock(&self.tenants).contains(tenant) || self.tenant_label(tenant) == tenant {
-            self.handles(primitive, tenant);
-            self.touch_telemetry_counters(tenant);
-        }
+        self.handles(primitive, tenant);
+        self.touch_telemetry_counters(tenant);
         true
     }
 
@@ -449,6 +451,29 @@ mod tests {
                     && l.contains(&format!("tenant=\"{tenant}\""))
             })
             .count()
+    }
+
+    #[test]
+    fn series_made_ahead_of_calls_are_at_zero_and_bounded() {
+        let metrics = Metrics::new(&MetricsConfig {
+            zero_series: 2,
+            ..MetricsConfig::default()
+        });
+        let (p, q, r) = (metrics.primitive("p"), metrics.primitive("q"), metrics.primitive("r"));
+        assert!(metrics.prepare(&p, "acme") && metrics.prepare(&q, "acme"));
+        assert!(metrics.prepare(&p, "acme"), "a pair made already costs nothing");
+        assert!(!metrics.prepare(&r, "acme"), "past zero_series none are made");
+        let text = metrics.render();
+        let executions = |name: &str| {
+            text.lines()
+                .filter(|l| l.starts_with(&format!("primitive_executions_total{{primitive_name=\"{name}\"")))
+                .map(|l| l.rsplit(' ').next().unwrap_or_default().to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(executions("p"), ["0", "0"], "success and error, at zero");
+        assert_eq!(executions("q"), ["0", "0"]);
+        assert!(executions("r").is_empty());
+        assert!(text.contains("tenant_fuel_consumed_total{tenant=\"acme\"} 0"));
     }
 
     #[test]

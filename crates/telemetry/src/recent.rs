@@ -246,6 +246,14 @@ fn object(list: &[(String, Value)]) -> Json {
     Json::Object(list.iter().map(|(k, v)| (k.clone(), value(v))).collect())
 }
 
+/// A failure's type and message, or `null`.
+fn error_json(error: Option<(&str, String)>) -> Json {
+    error.map_or(
+        Json::Null,
+        |(kind, message)| json!({ "type": kind, "message": message }),
+    )
+}
+
 fn log_json(log: &GuestLog) -> Json {
     json!({
         "time_unix_nano": unix_nanos(log.time),
@@ -333,13 +341,8 @@ impl<'a> Spans<'a> {
         ];
         attributes.extend(report.attributes.iter().cloned());
         extra.insert("attributes".into(), object(&attributes));
-        extra.insert(
-            "error".into(),
-            report.error.as_ref().map_or(
-                Json::Null,
-                |e| json!({ "type": e.error_type(), "message": e.to_string() }),
-            ),
-        );
+        let error = report.error.as_ref().map(|e| (e.error_type(), e.to_string()));
+        extra.insert("error".into(), error_json(error));
         self.span(report.ids.span_id, extra);
         if !report.stats.instantiate.is_zero() {
             self.span(report.instantiate_span_id, serde_json::Map::new());
@@ -399,13 +402,8 @@ fn workflow_spans(report: &WorkflowReport) -> Spans<'_> {
     };
     let mut extra = serde_json::Map::new();
     extra.insert("attributes".into(), object(&report.attributes));
-    extra.insert(
-        "error".into(),
-        report.error.as_ref().map_or(
-            Json::Null,
-            |e| json!({ "type": e.error_type(), "message": e.to_string() }),
-        ),
-    );
+    let error = report.error.as_ref().map(|e| (e.error_type(), e.to_string()));
+    extra.insert("error".into(), error_json(error));
     spans.span(report.ids.span_id, extra);
     for step in &report.spans {
         spans.record(step);
