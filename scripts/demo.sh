@@ -129,6 +129,11 @@ step "tta-host run --flamegraph: where a workflow's fuel went (target/demo-flame
 "$tta" run workflows/text-report.toml --input '{"text": "one two three"}' --flamegraph target/demo-flamegraph.svg \
   --folded target/demo-folded.txt >/dev/null 2>&1
 cat target/demo-folded.txt
+step "tta-host run --record, then replay: the workflow run again on its recorded answers, and on a changed component"
+"$tta" run workflows/text-report.toml --input '{"text": "one two three"}' --record target/demo.ttarec >/dev/null
+"$tta" replay target/demo.ttarec
+"$tta" run tests/fixtures/clock-random.wasm --input '{"change": "import"}' --record target/demo-clock.ttarec >/dev/null
+"$tta" replay target/demo-clock.ttarec --with tests/fixtures/clock-random-v2.wasm || echo "(exit $?: the new version asked an import differently)"
 step "SIGTERM: the server drains and exits; its access log"
 kill -TERM "$serve_pid"; wait "$serve_pid" || true
 grep http_request target/demo-serve.log | tail -5

@@ -17,7 +17,9 @@ pub use tta_cluster as cluster;
 pub use tta_core::{
     bindings, config, credentials, error, guest_config, listener, metadata, redact, report, text, tls, trace_context,
 };
-pub use tta_runtime::{cache, compile, engine, host, imports, invocation, primitive, registry, sandbox, tenant};
+pub use tta_runtime::{
+    cache, compile, engine, host, imports, invocation, primitive, recording, registry, sandbox, tenant,
+};
 pub use tta_server as server;
 pub use tta_telemetry as telemetry;
 pub use tta_workflow as workflow;

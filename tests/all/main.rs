@@ -27,6 +27,7 @@ mod oci;
 mod otlp_receiver;
 mod process;
 mod prometheus;
+mod recording;
 mod scaffold;
 mod serve;
 mod soak;

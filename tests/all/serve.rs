@@ -50,10 +50,22 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(config: HostConfig, spans: Option<InMemorySpanExporter>) -> TestServer {
+        Self::start_with(config, spans, false).await
+    }
+
+    /// A server that keeps its recent traces, as `tta-host serve` does (`/v1/traces`).
+    pub async fn start_keeping_traces(config: HostConfig) -> TestServer {
+        Self::start_with(config, None, true).await
+    }
+
+    async fn start_with(config: HostConfig, spans: Option<InMemorySpanExporter>, keep_traces: bool) -> TestServer {
         let mut t: ObservabilityConfig = config.telemetry.clone();
         t.metrics.listen = None;
         t.export.interval_ms = 20;
         let mut builder = Telemetry::builder(t);
+        if keep_traces {
+            builder = builder.keep_traces();
+        }
         if let Some(spans) = spans {
             builder = builder.with_span_exporter("memory", spans);
         }

@@ -13,6 +13,7 @@ pub mod error;
 pub mod guest_config;
 pub mod listener;
 pub mod metadata;
+pub mod recording;
 pub mod redact;
 pub mod report;
 pub mod schema;

@@ -54,6 +54,45 @@ impl Redactor {
         }
     }
 
+    /// Whether `value` is one of the secret values itself.
+    #[must_use]
+    pub fn is_secret(&self, value: &str) -> bool {
+        self.values.iter().any(|v| &**v == value)
+    }
+
+    /// Whether `bytes` hold a secret value anywhere.
+    #[must_use]
+    pub fn finds(&self, bytes: &[u8]) -> bool {
+        self.values
+            .iter()
+            .any(|v| bytes.windows(v.len()).any(|w| w == v.as_bytes()))
+    }
+
+    /// The length of the longest secret value (0 when there is none).
+    #[must_use]
+    pub fn longest(&self) -> usize {
+        self.values.first().map_or(0, |v| v.len())
+    }
+
+    /// Replaces every secret value in `bytes` with [`MARK`], whatever the bytes are.
+    pub fn bytes(&self, bytes: &mut Vec<u8>) {
+        for value in &self.values {
+            let needle = value.as_bytes();
+            if !bytes.windows(needle.len()).any(|w| w == needle) {
+                continue;
+            }
+            let mut out = Vec::with_capacity(bytes.len());
+            let mut rest = &bytes[..];
+            while let Some(at) = rest.windows(needle.len()).position(|w| w == needle) {
+                out.extend_from_slice(&rest[..at]);
+                out.extend_from_slice(MARK.as_bytes());
+                rest = &rest[at + needle.len()..];
+            }
+            out.extend_from_slice(rest);
+            *bytes = out;
+        }
+    }
+
     fn attributes(&self, attributes: &mut [(String, Value)]) {
         for (key, value) in attributes {
             self.text(key);
@@ -122,6 +161,17 @@ impl Redactor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bytes_are_scrubbed_like_text() {
+        let r = Redactor::new(["s3cret".to_owned()]);
+        let mut bytes = b"\xffs3cret and s3cret".to_vec();
+        assert!(r.finds(&bytes));
+        r.bytes(&mut bytes);
+        assert_eq!(bytes, b"\xff[redacted] and [redacted]".to_vec());
+        assert!(!r.finds(&bytes));
+        assert!(r.is_secret("s3cret") && !r.is_secret("s3cre"));
+    }
 
     #[test]
     fn the_longest_value_goes_first_and_whole() {

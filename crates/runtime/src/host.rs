@@ -131,6 +131,8 @@ pub struct CallOptions {
     /// Attributes for the call's host span (or a workflow's root span), beside the host's own:
     /// the MCP server's `mcp.method.name`, `gen_ai.tool.name` and the like.
     pub attributes: Vec<(String, tta_core::bindings::Value)>,
+    /// Records the call (or the workflow run) on this session, or replays it from it.
+    pub recording: Option<Arc<crate::recording::Session>>,
 }
 
 /// The result of one call and its report.
@@ -193,6 +195,7 @@ impl Host {
                 http: telemetry.metrics().instruments(),
                 http_clients: Arc::default(),
                 invoker: Arc::new(Invoker { shared: weak.clone() }),
+                epoch_tick: Duration::from_millis(config.epoch_tick_ms),
             }),
             linker,
             config,
@@ -348,8 +351,8 @@ impl Host {
     }
 
     /// Calls `plugin` with no metrics and no export: the uninstrumented baseline the
-    /// overhead benchmark compares against. Not for production use.
-    #[doc(hidden)]
+    /// overhead benchmark compares against, and the replays `serve` makes to verify a new
+    /// version (which are not the tenant's calls).
     pub async fn call_primitive_unobserved(
         &self,
         primitive: &Arc<Primitive>,
@@ -405,6 +408,7 @@ impl Host {
         invocation.tracestate = options.tracestate.unwrap_or_default();
         invocation.data = options.data;
         invocation.attributes = options.attributes;
+        invocation.session = options.recording;
         invocation
     }
 }

@@ -2,6 +2,7 @@
 //! deadline. Every call — top-level, nested through `invoke`, a workflow's leaf — gets its
 //! invocation from one of the constructors here.
 
+use crate::recording::Session;
 use crate::tenant::Access;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -44,6 +45,9 @@ pub struct Invocation {
     pub config: Arc<GuestConfig>,
     /// What the caller puts on this call's host span; only a top-level call has any.
     pub attributes: Vec<(String, Value)>,
+    /// The recording or replay the call belongs to; a nested call has none (its result is
+    /// on its caller's tape).
+    pub session: Option<Arc<Session>>,
 }
 
 impl Invocation {
@@ -66,6 +70,7 @@ impl Invocation {
             access: None,
             config: GuestConfig::empty(),
             attributes: Vec::new(),
+            session: None,
         }
     }
 
@@ -78,6 +83,7 @@ impl Invocation {
             depth: self.depth + 1,
             remote_parent: false,
             attributes: Vec::new(),
+            session: None,
             ..self.clone()
         }
     }
@@ -103,6 +109,7 @@ impl Invocation {
             access: self.access.clone(),
             config: Arc::clone(&self.config),
             attributes: Vec::new(),
+            session: self.session.clone(),
         }
     }
 

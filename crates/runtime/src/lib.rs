@@ -13,6 +13,7 @@ pub mod host;
 pub mod imports;
 pub mod invocation;
 pub mod primitive;
+pub mod recording;
 pub mod registry;
 pub mod sandbox;
 pub mod tenant;

@@ -44,6 +44,8 @@ impl Primitive {
             pre: &self.pre,
             name: &self.metadata.name,
             version: &self.metadata.version,
+            digest: &self.digest,
+            path: &self.path,
         }
     }
 

@@ -17,7 +17,7 @@ use super::request::{
     RequestIds, TenantId, admit, authenticate, capacity, header_value, not_found, primitive_json, read_body,
     with_tenant,
 };
-use super::{App, mcp, traces, ui, uploads};
+use super::{App, mcp, recordings, traces, ui, uploads};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{MatchedPath, Path, Request, State};
@@ -43,6 +43,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/traces", get(traces::list))
         .route("/v1/traces/{id}", get(traces::one))
         .route("/v1/stats", get(traces::stats))
+        .route("/v1/recordings", get(recordings::list))
+        .route("/v1/recordings/{trace_id}", get(recordings::get))
         .route("/ui", get(ui::index))
         .route("/ui/app.js", get(ui::script))
         .route("/ui/style.css", get(ui::style))
@@ -89,11 +91,16 @@ async fn execute(State(app): State<Arc<App>>, Path(name): Path<String>, headers:
         Ok(slot) => slot,
         Err(response) => return response,
     };
-    let outcome = app
-        .host
-        .call_primitive(&primitive, &input.bytes, ids.options(tenant))
-        .await;
+    let taken = app.recordings.session();
+    let mut options = ids.options(tenant);
+    options.recording = taken.as_ref().map(|t| Arc::clone(&t.session));
+    let outcome = app.host.call_primitive(&primitive, &input.bytes, options).await;
     let report = &outcome.report;
+    if let Some(taken) = &taken {
+        let failed = outcome.output.is_err();
+        app.recordings
+            .keep(&tenant.id, taken, report.ids.trace_id, failed, None);
+    }
     let result = match outcome.output {
         Ok(output) => {
             let mut response = output_response(output);
@@ -143,7 +150,16 @@ async fn run_workflow(
         Ok(slot) => slot,
         Err(response) => return response,
     };
-    let outcome = loaded.workflow.run(&input.bytes, ids.options(tenant)).await;
+    let taken = app.recordings.session();
+    let mut options = ids.options(tenant);
+    options.recording = taken.as_ref().map(|t| Arc::clone(&t.session));
+    let outcome = loaded.workflow.run(&input.bytes, options).await;
+    if let Some(taken) = &taken {
+        let record = loaded.record(&input.bytes, &outcome.output, &tenant.config());
+        let failed = outcome.output.is_err();
+        app.recordings
+            .keep(&tenant.id, taken, outcome.report.ids.trace_id, failed, Some(record));
+    }
     let result = match outcome.output {
         Ok(output) if output.len() > tenant.max_response_bytes => Err(Problem::new(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -13,11 +13,13 @@ pub mod mcp;
 pub mod metrics;
 pub mod problem;
 mod pulls;
+mod recordings;
 pub mod reload;
 pub mod request;
 mod traces;
 mod ui;
 pub mod uploads;
+mod verify;
 
 use arc_swap::ArcSwap;
 use std::collections::BTreeMap;
@@ -38,6 +40,33 @@ pub struct LoadedWorkflow {
     pub workflow: Arc<Workflow>,
     /// Its file.
     pub path: PathBuf,
+}
+
+impl LoadedWorkflow {
+    /// What a recording of a run on `input` that ended in `output` keeps of the run itself,
+    /// scrubbed of the tenant's secrets.
+    pub(crate) fn record(
+        &self,
+        input: &[u8],
+        output: &Result<Vec<u8>, tta_core::error::StepError>,
+        config: &tta_core::guest_config::GuestConfig,
+    ) -> tta_core::recording::WorkflowRecord {
+        use tta_core::recording::{Outcome, Payload, WorkflowRecord};
+        let mut record = WorkflowRecord {
+            name: self.workflow.name().to_owned(),
+            source: self.workflow.source().to_owned(),
+            input: Payload(input.to_vec()),
+            outcome: match output {
+                Ok(output) => Outcome::Ok(Payload(output.clone())),
+                Err(e) => Outcome::Err {
+                    error_type: e.error_type().to_owned(),
+                    message: e.to_string(),
+                },
+            },
+        };
+        record.scrub(config.redactor());
+        record
+    }
 }
 
 /// Everything the handlers share.
@@ -63,6 +92,8 @@ pub struct App {
     pub(crate) mcp: mcp::Shared,
     /// The state shared with the other replicas (`[cluster]`), when there is one.
     pub(crate) cluster: Option<Arc<tta_cluster::Cluster>>,
+    /// The calls recorded for replay (`[recording]`).
+    pub(crate) recordings: Arc<recordings::Recordings>,
 }
 
 impl App {
@@ -97,6 +128,11 @@ impl App {
             scrape: tta_telemetry::scrape::ScrapeAuth::new(&host.config().telemetry.metrics),
             metrics: host.telemetry().metrics().instruments::<metrics::ServerMetrics>(),
             mcp: mcp::Shared::new(&host),
+            recordings: Arc::new(recordings::Recordings::open(
+                &host.config().recording,
+                host.config().cache_dir.as_deref(),
+                host.telemetry().metrics(),
+            )),
             cluster,
             tenants,
             in_flight: Arc::new(Semaphore::new(max_in_flight as usize)),

@@ -19,6 +19,9 @@ pub struct ServerMetrics {
     /// `plugin_reloads_total{kind,result}`: hot reloads and uploads of primitives and
     /// workflows, and pulls of OCI references.
     pub plugin_reloads: IntCounterVec,
+    /// `reload_verifications_total{kind,result}`: new versions replayed on recorded calls
+    /// before a swap (`reload.verify = "replay"`): identical, different, no_recordings.
+    pub reload_verifications: IntCounterVec,
 }
 
 impl Instruments for ServerMetrics {
@@ -53,6 +56,12 @@ impl Instruments for ServerMetrics {
                 r,
                 "plugin_reloads_total",
                 "Primitives and workflows (re)loaded from their directories or uploaded, and OCI references pulled (kind=oci), by result.",
+                &["kind", "result"],
+            ),
+            reload_verifications: counter(
+                r,
+                "reload_verifications_total",
+                "New versions of primitives replayed on their recent recorded calls before a swap (reload.verify = \"replay\"), by kind (upload: a tenant's; reload: the plugin directory's) and result: identical, different, no_recordings.",
                 &["kind", "result"],
             ),
         }

@@ -197,6 +197,14 @@ fn zero_series(app: &App) {
 
 /// Loads `path` and swaps it in; a failure is reported and changes nothing.
 async fn load_shared(app: &App, path: &Path) -> bool {
+    if app.host.config().reload.verify == tta_core::config::reload::Verify::Replay
+        && let Ok(candidate) = app.host.inspect(path).await
+        && !super::verify::shared(app, &candidate).await
+    {
+        tracing::error!(file = %path.display(), "not swapped in: it answers recorded calls differently (reload.verify); the previous version keeps serving");
+        reload_metric(app, "primitive", "rejected");
+        return false;
+    }
     let loaded = catalog::load_primitives(&app.host, vec![path.to_owned()], Policy::KeepPrevious, |_, _, _| {}).await;
     let Some(Loaded { result, replaced, .. }) = loaded.into_iter().next() else {
         return false;

@@ -95,6 +95,7 @@ impl RequestIds {
             access: Some(Arc::clone(&tenant.access)),
             config: Some(tenant.config()),
             attributes: Vec::new(),
+            recording: None,
         }
     }
 }

@@ -147,7 +147,18 @@ pub(crate) async fn list(State(app): State<Arc<App>>, headers: HeaderMap, uri: U
         Ok(filter) => filter,
         Err(problem) => return with_tenant(ids.problem(problem), &tenant),
     };
-    let traces: Vec<serde_json::Value> = store.list(&tenant.id, &filter).iter().map(|t| t.summary()).collect();
+    let traces: Vec<serde_json::Value> = store
+        .list(&tenant.id, &filter)
+        .iter()
+        .map(|t| {
+            let mut summary = t.summary();
+            let recorded = summary["trace_id"]
+                .as_str()
+                .is_some_and(|id| app.recordings.has(&tenant.id, id));
+            summary["recorded"] = json!(recorded);
+            summary
+        })
+        .collect();
     let mut response = axum::Json(json!({ "traces": traces })).into_response();
     ids.stamp(&mut response);
     with_tenant(response, &tenant)
@@ -175,7 +186,12 @@ pub(crate) async fn one(State(app): State<Arc<App>>, headers: HeaderMap, Path(id
         );
         return with_tenant(ids.problem(problem), &tenant);
     };
-    let mut response = axum::Json(kept.json()).into_response();
+    let mut body = kept.json();
+    let id = format!("{trace:032x}");
+    if app.recordings.has(&tenant.id, &id) {
+        body["recording"] = json!(format!("/v1/recordings/{id}"));
+    }
+    let mut response = axum::Json(body).into_response();
     ids.stamp(&mut response);
     with_tenant(response, &tenant)
 }

@@ -151,6 +151,7 @@ async fn store(
             ),
         )));
     }
+    super::verify::upload(app, tenant, &primitive).await.map_err(fail)?;
     // The watcher waits while the file is written and registered, so it never loads this
     // upload a second time (or makes a new upload look like a replacement).
     let mut watcher = app.reloader.lock().await;

@@ -174,6 +174,24 @@ async function showTrace(id) {
     waterfall.appendChild(row);
   }
   $("detail").textContent = describe(spans[0]);
+  const download = $("download");
+  download.hidden = !trace.recording;
+  download.onclick = trace.recording ? () => saveRecording(trace.recording, trace.trace_id).catch(report) : null;
+}
+
+// The recording is fetched with the key (a plain link could not send it) and saved from
+// the blob, under the name `tta-host replay` is shown in the docs with.
+async function saveRecording(path, traceId) {
+  const asked = generation;
+  const response = await fetch(path, { headers: { authorization: "Bearer " + key() } });
+  if (asked !== generation) return;
+  if (!response.ok) throw new Error("the recording is gone (" + response.status + "): it was evicted by a newer one");
+  const url = URL.createObjectURL(await response.blob());
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = traceId + ".ttarec";
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
 }
 
 function report(error) {

@@ -26,6 +26,8 @@ pub struct Workflow {
     pub(crate) input_schema: Option<String>,
     /// The declared schema, compiled.
     pub(crate) input_check: Option<InputSchema>,
+    /// The file's text, for a recording of a run.
+    pub(crate) source: Arc<str>,
 }
 
 impl std::fmt::Debug for Workflow {
@@ -122,6 +124,7 @@ impl Workflow {
             entry: file.entry_primitive(),
             input_schema: file.input_schema.as_ref().map(|s| s.get_ref().to_string()),
             input_check,
+            source: Arc::from(text),
         })
     }
 
@@ -135,6 +138,11 @@ impl Workflow {
     /// The workflow's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The text of the file it was compiled from.
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     /// What it does, for people.

@@ -16,7 +16,9 @@
 //!    ([`growth`]);
 //! 9. call latency while the OTLP collector works, refuses, hangs, is slow or fails, and
 //!    while `/metrics` is scraped concurrently or slowly ([`backends`]);
-//! 10. admitting a call: the local quota against the shared one in a real Redis ([`cluster`]).
+//! 10. admitting a call: the local quota against the shared one in a real Redis ([`cluster`]);
+//! 11. reading fuel at span boundaries ([`spans`]);
+//! 12. recording a call for replay, `echo` and an `llm-chat` call over HTTP ([`recording`]).
 //!
 //! Every bare baseline uses tta-host's own engine configuration (pooling, copy-on-write,
 //! fuel, epochs) unless the measure is about that configuration, so a ratio is the cost of
@@ -30,6 +32,7 @@ mod cluster;
 mod engine_modes;
 mod growth;
 mod load;
+mod recording;
 mod report;
 mod spans;
 
@@ -155,6 +158,7 @@ fn main() {
     backends::bench(&mut criterion);
     cluster::bench(&mut criterion);
     spans::bench(&mut criterion);
+    recording::bench(&mut criterion, &rt);
     criterion.final_summary();
     // In `cargo test` mode each benchmark runs once and no estimates are written.
     let args: Vec<String> = std::env::args().collect();

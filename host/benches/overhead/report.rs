@@ -359,6 +359,45 @@ fn span_fuel(out: &mut String) {
     table(out, &["measure", "mean", "vs no hook"], &rows);
 }
 
+fn recording(out: &mut String) {
+    use crate::recording::{ECHO_PLAIN, ECHO_RECORDED, GROUP, LLM_PLAIN, LLM_RECORDED, SIZES};
+    let sizes = SIZES.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let size = |id: &str| sizes.iter().find(|(i, _)| *i == id).map_or(0, |(_, n)| *n);
+    let mut rows = Vec::new();
+    for (what, plain, recorded) in [
+        ("`echo` (64 bytes)", ECHO_PLAIN, ECHO_RECORDED),
+        (
+            "`llm-chat` (a prompt over HTTP, the answer streamed)",
+            LLM_PLAIN,
+            LLM_RECORDED,
+        ),
+    ] {
+        let (Some(p), Some(r)) = (mean(GROUP, plain), mean(GROUP, recorded)) else {
+            continue;
+        };
+        rows.push(vec![
+            what.to_owned(),
+            time(p),
+            time(r),
+            signed(r - p),
+            format!("{:.2}×", r / p),
+            format!("{} B", size(recorded)),
+        ]);
+    }
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "### 12. Recording a call for replay (the tape, and the `.ttarec` bytes `serve` keeps)\n"
+    );
+    table(
+        out,
+        &["the call", "not recorded", "recorded", "added", "ratio", "recording"],
+        &rows,
+    );
+}
+
 /// Builds the summary, prints it and writes it where asked.
 fn admission(out: &mut String) {
     use crate::cluster::{ADMISSION_GROUP, LOCAL, REDIS, REDIS_8};
@@ -401,6 +440,7 @@ pub fn write() {
     backends(&mut out);
     admission(&mut out);
     span_fuel(&mut out);
+    recording(&mut out);
     println!("\n{out}");
     let path = target_dir().join("criterion/summary.md");
     if let Err(e) = std::fs::write(&path, &out) {

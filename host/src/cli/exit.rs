@@ -18,6 +18,18 @@ pub const TRAP: u8 = 5;
 pub const LIMIT: u8 = 6;
 /// A workflow file is invalid.
 pub const INVALID_WORKFLOW: u8 = 7;
+/// `replay`: the guest asked an import for something the recording does not have there.
+pub const REPLAY_IMPORT: u8 = 8;
+/// `replay`: the output differs.
+pub const REPLAY_OUTPUT: u8 = 9;
+/// `replay`: the error differs, or one run failed and the other did not.
+pub const REPLAY_ERROR: u8 = 10;
+/// `replay`: the span tree differs.
+pub const REPLAY_SPANS: u8 = 11;
+/// `replay`: only the fuel differs.
+pub const REPLAY_FUEL: u8 = 12;
+/// `replay`: the recording cannot be read.
+pub const BAD_RECORDING: u8 = 13;
 
 /// The exit code of a failed call.
 pub fn exit_code(error: &CallError) -> u8 {

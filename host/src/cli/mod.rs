@@ -14,6 +14,8 @@ mod new;
 mod output;
 mod profile;
 mod push;
+mod record;
+mod replay;
 mod run;
 mod serve;
 mod validate;
@@ -119,6 +121,15 @@ pub enum Command {
     /// minimum of the whole call, its instantiation and its execution, with fuel per call.
     #[command(after_help = EXIT_CODES_HELP)]
     Bench(bench::BenchArgs),
+    /// Run a recorded call (`run --record`, `GET /v1/recordings/{trace_id}`) again and say
+    /// whether it came out the same.
+    ///
+    /// The guest gets the recorded answers of the host (clocks, random, config, `invoke`,
+    /// HTTP: nothing is sent), so the same component gives the same output, spans and fuel.
+    /// With `--with new.wasm` it says what a new version does differently with the recorded
+    /// call: the first import it asks for differently, its output, error, spans or fuel.
+    #[command(after_help = replay::REPLAY_HELP)]
+    Replay(replay::ReplayArgs),
 }
 
 /// Runs the CLI and returns the process exit code.
@@ -232,5 +243,6 @@ async fn run_command(cli: Cli, config: HostConfig, telemetry: Telemetry) -> anyh
         }
         Command::New(args) => Ok(new::new_project(&args)),
         Command::Bench(args) => bench::bench(&host, &args).await,
+        Command::Replay(args) => replay::replay(&host, &args).await,
     }
 }

@@ -12,6 +12,7 @@ use tta_catalog::{self as catalog, Policy, WorkflowFileError};
 use tta_core::config::guest::valid_key;
 use tta_core::config::{HttpPolicy, Secret};
 use tta_core::guest_config::GuestConfig;
+use tta_core::recording::{Outcome, Payload, WorkflowRecord};
 use tta_core::trace_context::parse_traceparent;
 use tta_runtime::host::{CallOptions, Host};
 use tta_runtime::primitive::Primitive;
@@ -65,6 +66,9 @@ pub struct RunArgs {
     /// Flame graphs of the finished call.
     #[command(flatten)]
     pub profile: super::profile::ProfileArgs,
+    /// A recording of the call, for `replay`.
+    #[command(flatten)]
+    pub record: super::record::RecordArgs,
     /// A value the primitive reads through `wasi:config/store`, `key=value` (repeatable).
     #[arg(long = "config-value", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub config_values: Vec<(String, String)>,
@@ -123,7 +127,7 @@ fn access(args: &RunArgs) -> anyhow::Result<Option<Arc<Access>>> {
 
 /// A `--secret`: a reference only, since a value on the command line is visible to every
 /// user of the machine (`ps`) and stays in shell history.
-fn parse_secret(s: &str) -> Result<(String, Secret), String> {
+pub(super) fn parse_secret(s: &str) -> Result<(String, Secret), String> {
     let (key, reference) = parse_key_value(s)?;
     let secret = Secret(reference);
     if !secret.is_reference() {
@@ -179,9 +183,13 @@ pub(super) async fn run(host: &Host, args: &RunArgs) -> anyhow::Result<u8> {
         Ok(primitive) => primitive,
         Err(code) => return Ok(code),
     };
-    let outcome = host
-        .call_primitive(&primitive, &input, call_options(args, config, access))
-        .await;
+    let recorder = args.record.start(host);
+    let mut options = call_options(args, config, access);
+    options.recording = recorder.as_ref().map(super::record::Recorder::session);
+    let outcome = host.call_primitive(&primitive, &input, options).await;
+    if let Some(recorder) = recorder {
+        recorder.finish(None)?;
+    }
     let json = host.config().telemetry.logs.format == LogFormat::Json;
     if !json {
         print_guest_logs(&outcome.report, 0);
@@ -341,7 +349,27 @@ async fn run_workflow(
         Ok(workflow) => workflow,
         Err(code) => return Ok(code),
     };
-    let outcome = workflow.run(input, call_options(args, config, access)).await;
+    let recorder = args.record.start(host);
+    let redactor = Arc::clone(&config);
+    let mut options = call_options(args, config, access);
+    options.recording = recorder.as_ref().map(super::record::Recorder::session);
+    let outcome = workflow.run(input, options).await;
+    if let Some(recorder) = recorder {
+        let mut record = WorkflowRecord {
+            name: workflow.name().to_owned(),
+            source: workflow.source().to_owned(),
+            input: Payload(input.to_vec()),
+            outcome: match &outcome.output {
+                Ok(output) => Outcome::Ok(Payload(output.clone())),
+                Err(e) => Outcome::Err {
+                    error_type: e.error_type().to_owned(),
+                    message: e.to_string(),
+                },
+            },
+        };
+        record.scrub(redactor.redactor());
+        recorder.finish(Some(record))?;
+    }
     let json = host.config().telemetry.logs.format == LogFormat::Json;
     if !json {
         for call in &outcome.report.calls {

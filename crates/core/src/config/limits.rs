@@ -1,10 +1,10 @@
 //! `[limits]`: what one guest call may consume before the host stops it.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// Per-call limits: what one guest call may consume before the host stops it.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Fuel (roughly, wasm instructions) one call may burn, nested `invoke` calls included.

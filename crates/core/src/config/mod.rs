@@ -13,7 +13,9 @@ pub mod http;
 pub mod limits;
 pub mod llm;
 pub mod otlp;
+pub mod recording;
 pub mod registry;
+pub mod reload;
 pub mod secret;
 pub mod server;
 pub mod setting;
@@ -26,7 +28,9 @@ pub use guest::GuestValues;
 pub use http::HttpPolicy;
 pub use limits::Limits;
 pub use llm::LlmConfig;
+pub use recording::RecordingConfig;
 pub use registry::RegistryConfig;
+pub use reload::ReloadConfig;
 pub use secret::Secret;
 pub use server::ServerConfig;
 pub use telemetry::{ObservabilityConfig, TelemetryConfigError};
@@ -66,6 +70,10 @@ pub struct HostConfig {
     pub cluster: ClusterConfig,
     /// Pulling components from OCI registries (`[registry]`).
     pub registry: RegistryConfig,
+    /// Recording calls for replay (`[recording]`).
+    pub recording: RecordingConfig,
+    /// What is checked before a new version of a primitive is swapped in (`[reload]`).
+    pub reload: ReloadConfig,
 }
 
 impl Default for HostConfig {
@@ -83,6 +91,8 @@ impl Default for HostConfig {
             llm: LlmConfig::default(),
             cluster: ClusterConfig::default(),
             registry: RegistryConfig::default(),
+            recording: RecordingConfig::default(),
+            reload: ReloadConfig::default(),
         }
     }
 }

@@ -153,5 +153,7 @@ pub fn check(config: &super::HostConfig) -> Vec<String> {
     problems.extend(config.llm.check());
     problems.extend(config.cluster.check());
     problems.extend(config.registry.check());
+    problems.extend(config.recording.check());
+    problems.extend(config.reload.check(&config.recording));
     problems
 }

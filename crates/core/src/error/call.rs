@@ -26,6 +26,20 @@ impl ErrorKind {
             ErrorKind::Internal => "internal",
         }
     }
+
+    /// The kind of WIT name `name` (`invalid-input`, …).
+    #[must_use]
+    pub fn parse(name: &str) -> Option<ErrorKind> {
+        [
+            ErrorKind::InvalidInput,
+            ErrorKind::NotFound,
+            ErrorKind::Unavailable,
+            ErrorKind::Timeout,
+            ErrorKind::Internal,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == name)
+    }
 }
 
 impl fmt::Display for GuestError {

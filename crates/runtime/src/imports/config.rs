@@ -7,6 +7,7 @@
 //! missing key is `none`, not a trap. Secrets read here are scrubbed from the call's signals
 //! by the sandbox ([`tta_core::redact`]).
 
+use crate::recording::Tape;
 use std::sync::Arc;
 use tta_core::bindings::wasi::config::store;
 use tta_core::guest_config::GuestConfig;
@@ -18,6 +19,8 @@ pub struct ConfigCtx<'a> {
     pub config: &'a Arc<GuestConfig>,
     /// The primitive called, whose overlay applies.
     pub primitive: &'a str,
+    /// The call's tape, when it is recorded or replayed (a secret is recorded as a marker).
+    pub tape: Option<&'a Arc<Tape>>,
 }
 
 /// A store whose data offers `wasi:config/store`.
@@ -39,10 +42,18 @@ pub fn add_to_linker<T: ConfigView + 'static>(linker: &mut Linker<T>) -> wasmtim
 
 impl store::Host for ConfigCtx<'_> {
     fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<String>, store::Error>> {
-        Ok(Ok(self.config.get(self.primitive, &key).map(str::to_owned)))
+        let live = self.config.get(self.primitive, &key);
+        Ok(Ok(match self.tape {
+            Some(tape) => tape.config(&key, live, |v| self.config.redactor().is_secret(v)),
+            None => live.map(str::to_owned),
+        }))
     }
 
     fn get_all(&mut self) -> wasmtime::Result<Result<Vec<(String, String)>, store::Error>> {
-        Ok(Ok(self.config.all(self.primitive)))
+        let live = self.config.all(self.primitive);
+        Ok(Ok(match self.tape {
+            Some(tape) => tape.config_all(live, |v| self.config.redactor().is_secret(v)),
+            None => live,
+        }))
     }
 }

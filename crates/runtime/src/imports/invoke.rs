@@ -9,11 +9,14 @@
 
 use super::telemetry::Recorder;
 use crate::invocation::Invocation;
+use crate::recording::Tape;
 use futures_util::future::BoxFuture;
 use std::sync::Arc;
+use tta_core::bindings::ErrorKind;
 use tta_core::bindings::WitError;
 use tta_core::bindings::tta::primitives::invoke;
-use tta_core::error::CallError;
+use tta_core::error::{CallError, GuestError};
+use tta_core::recording::{InvokeResult, Payload, RecordedError};
 use tta_core::report::CallReport;
 use wasmtime::component::{HasData, Linker};
 
@@ -44,6 +47,8 @@ pub struct InvokeCtx<'a> {
     pub state: &'a mut InvokeState,
     /// Who runs the nested call.
     pub invoker: &'a Arc<dyn Invoke>,
+    /// The call's tape, when it is recorded or replayed.
+    pub tape: Option<&'a Arc<Tape>>,
 }
 
 /// A store whose data offers `invoke`.
@@ -70,13 +75,62 @@ impl invoke::Host for InvokeCtx<'_> {
             return Ok(Err(CallError::InvokeDepth { limit }.to_guest_error().into()));
         }
         let child = self.invocation.child(self.rec.current_span_id(), self.rec.fuel_left());
-        match self.invoker.invoke(child, primitive, input).await {
-            Ok((result, report)) => {
-                self.state.fuel_debit = report.stats.fuel_consumed;
-                self.rec.report.nested.push(report);
-                Ok(result.map_err(|e| e.to_guest_error().into()))
-            }
-            Err(unknown) => Ok(Err(unknown.to_guest_error().into())),
+        // The tape knows a name as a recording keeps it: with the call's secrets scrubbed.
+        let mut shown = primitive.clone();
+        self.invocation.config.redactor().text(&mut shown);
+        if let Some(tape) = self.tape.filter(|t| t.replays()) {
+            return Ok(self.replayed(tape, child, &shown, &input));
         }
+        let (answer, fuel, version) = match self.invoker.invoke(child, primitive.clone(), input.clone()).await {
+            Ok((result, report)) => {
+                let (fuel, version) = (report.stats.fuel_consumed, Some(report.version.clone()));
+                self.state.fuel_debit = fuel;
+                self.rec.report.nested.push(report);
+                (result.map_err(|e| e.to_guest_error()), fuel, version)
+            }
+            Err(unknown) => (Err(unknown.to_guest_error()), 0, None),
+        };
+        if let Some(tape) = self.tape {
+            let result = match &answer {
+                Ok(output) => InvokeResult::Ok(Payload(output.clone())),
+                Err(e) => InvokeResult::Err(RecordedError {
+                    kind: e.kind.as_str().to_owned(),
+                    message: e.message.clone(),
+                    retryable: e.retryable,
+                }),
+            };
+            tape.record_invoke(&shown, &input, result, fuel, version.as_deref());
+        }
+        Ok(answer.map_err(WitError::from))
+    }
+}
+
+impl InvokeCtx<'_> {
+    /// A nested call answered from the tape: its result and fuel as recorded, and a report
+    /// of it (with no spans of its own: it did not run) under the caller's span.
+    fn replayed(&mut self, tape: &Tape, child: Invocation, primitive: &str, input: &[u8]) -> Result<Vec<u8>, WitError> {
+        let Some((result, fuel, version)) = tape.replay_invoke(primitive, input) else {
+            return Err(WitError::from(GuestError {
+                kind: ErrorKind::Internal,
+                message: format!("replay: the recording has no call of `{primitive}` here"),
+                retryable: false,
+            }));
+        };
+        let answer = match result {
+            InvokeResult::Ok(output) => Ok(output.0),
+            InvokeResult::Err(e) => Err(GuestError {
+                kind: ErrorKind::parse(&e.kind).unwrap_or(ErrorKind::Internal),
+                message: e.message,
+                retryable: e.retryable,
+            }),
+        };
+        if let Some(version) = version {
+            let mut report = child.report(primitive, &version);
+            report.stats.fuel_consumed = fuel;
+            report.error = answer.as_ref().err().map(|e| CallError::Guest(e.clone()));
+            self.state.fuel_debit = fuel;
+            self.rec.report.nested.push(report);
+        }
+        answer.map_err(WitError::from)
     }
 }

@@ -22,4 +22,6 @@ pub struct CallEnv {
     pub http_clients: Arc<HttpClients>,
     /// Runs guests' nested calls.
     pub invoker: Arc<dyn Invoke>,
+    /// How often the engine's epoch ticks: a call's deadline is this many ticks away.
+    pub epoch_tick: std::time::Duration,
 }

@@ -21,6 +21,7 @@ use crate::imports::invoke::InvokeState;
 use crate::imports::otel::OtelState;
 use crate::imports::telemetry::Recorder;
 use crate::invocation::Invocation;
+use crate::recording::{Ended, Tape, sources};
 use classify::{classify, last_stderr_words};
 use contract::Pre;
 use limiter::MemoryLimiter;
@@ -45,6 +46,10 @@ pub struct Guest<'a> {
     pub name: &'a str,
     /// Its version, for the report.
     pub version: &'a str,
+    /// SHA-256 of the component, for a recording.
+    pub digest: &'a str,
+    /// The file it came from, for a recording.
+    pub path: &'a std::path::Path,
 }
 
 /// Runs `guest` once on `input` under `invocation` and returns its output and its report.
@@ -56,13 +61,12 @@ pub async fn execute(
     input: &[u8],
 ) -> (Result<Vec<u8>, CallError>, CallReport) {
     let limits = invocation.limits;
-    let report = invocation.report(guest.name, guest.version);
     if input.len() > limits.max_input_bytes {
         let err = CallError::InputTooLarge {
             size: input.len(),
             limit: limits.max_input_bytes,
         };
-        let mut report = report;
+        let mut report = invocation.report(guest.name, guest.version);
         report.error = Some(err.clone());
         return (Err(err), report);
     }
@@ -82,8 +86,51 @@ pub async fn execute(
             .unwrap_or(u64::MAX),
         ),
     };
+    let Some(session) = invocation.session.clone() else {
+        return run(env, guest, invocation, input, &context, None).await;
+    };
+    let tape = session.open(guest.name, input);
+    let context = tape.context.as_ref().map_or(context, |c| Context {
+        correlation_id: c.correlation_id.clone(),
+        traceparent: c.traceparent.clone(),
+        tracestate: c.tracestate.clone(),
+        tenant: c.tenant.clone(),
+        data: c.data.clone(),
+        deadline_ms: c.deadline_ms,
+    });
+    let config = Arc::clone(&invocation.config);
+    let (result, report) = run(env, guest, invocation, input, &context, Some(&tape)).await;
+    session.close(
+        &tape,
+        Ended {
+            primitive: guest.name,
+            version: guest.version,
+            digest: guest.digest,
+            path: guest.path,
+            input,
+            context: &context,
+            limits,
+            result: &result,
+            report: &report,
+            redactor: config.redactor(),
+        },
+    );
+    (result, report)
+}
+
+/// Runs the call, its clocks, random sources and imports going through `tape` if it has one.
+async fn run(
+    env: &Arc<CallEnv>,
+    guest: Guest<'_>,
+    invocation: Invocation,
+    input: &[u8],
+    context: &Context,
+    tape: Option<&Arc<Tape>>,
+) -> (Result<Vec<u8>, CallError>, CallReport) {
+    let limits = invocation.limits;
+    let report = invocation.report(guest.name, guest.version);
     let (timeout, fuel, deadline) = (invocation.timeout, invocation.fuel, invocation.deadline);
-    let mut store = match new_store(env, invocation, report) {
+    let mut store = match new_store(env, invocation, report, tape) {
         Ok(store) => store,
         Err((err, report)) => return (Err(err), report),
     };
@@ -103,7 +150,7 @@ pub async fn execute(
     let instantiate = began.elapsed();
     let instantiate_fuel = fuel.saturating_sub(store.get_fuel().unwrap_or(fuel));
     store.data_mut().instantiate_fuel = instantiate_fuel;
-    let outcome = within(deadline, instance.execute(&mut store, &context, input)).await;
+    let outcome = within(deadline, instance.execute(&mut store, context, input)).await;
     let result = match outcome {
         Some(Ok(Ok(output))) if output.len() > limits.max_output_bytes => Err(CallError::OutputTooLarge {
             size: output.len(),
@@ -144,7 +191,7 @@ pub async fn describe(env: &Arc<CallEnv>, pre: &Pre, limits: &Limits) -> Result<
     let report = invocation.report("describe", "");
     let (timeout, fuel, deadline) = (invocation.timeout, invocation.fuel, invocation.deadline);
     let late = || DescribeFailure::Call(CallError::DeadlineExceeded { limit: timeout });
-    let mut store = new_store(env, invocation, report).map_err(|(err, _)| DescribeFailure::Call(err))?;
+    let mut store = new_store(env, invocation, report, None).map_err(|(err, _)| DescribeFailure::Call(err))?;
     let instance = match within(deadline, pre.instance_pre().instantiate_async(&mut store)).await {
         Some(Ok(instance)) => instance,
         Some(Err(e)) => return Err(DescribeFailure::Call(classify(e, store.data(), fuel, timeout, true))),
@@ -177,15 +224,29 @@ fn new_store(
     env: &Arc<CallEnv>,
     invocation: Invocation,
     report: CallReport,
+    tape: Option<&Arc<Tape>>,
 ) -> Result<Store<CallState>, (CallError, CallReport)> {
     let limits = invocation.limits;
     let stdout = CapturedOutput::new(limits.max_stdio_bytes);
     let stderr = CapturedOutput::new(limits.max_stdio_bytes);
-    let wasi = WasiCtxBuilder::new()
-        .stdout(stdout.clone())
+    let mut wasi = WasiCtxBuilder::new();
+    wasi.stdout(stdout.clone())
         .stderr(stderr.clone())
-        .allow_blocking_current_thread(false)
-        .build();
+        .allow_blocking_current_thread(false);
+    if let Some(tape) = tape {
+        wasi.wall_clock(sources::WallClock(Arc::clone(tape)))
+            .monotonic_clock(sources::MonotonicClock(Arc::clone(tape)))
+            .secure_random(sources::Random {
+                tape: Arc::clone(tape),
+                secure: true,
+            })
+            .insecure_random(sources::Random {
+                tape: Arc::clone(tape),
+                secure: false,
+            })
+            .insecure_random_seed(tape.insecure_seed);
+    }
+    let wasi = wasi.build();
     let fuel = invocation.fuel;
     let deadline = invocation.deadline;
     let state = CallState {
@@ -201,6 +262,7 @@ fn new_store(
         instantiate_fuel: 0,
         otel: OtelState::default(),
         http: None,
+        tape: tape.cloned(),
     };
     let mut store = Store::new(&env.engine, state);
     store.limiter(|state| &mut state.limiter);
@@ -218,16 +280,31 @@ fn new_store(
             store.into_data().recorder.finish(SystemTime::now(), fuel),
         ));
     }
-    store.set_epoch_deadline(1);
+    // The epoch callback runs only once the deadline is near, not at every tick: an epoch
+    // check that fires after the call hook has moved a nested call's fuel out of the store
+    // can write back the counter the guest had before (about 1 call in 20 lost or gained
+    // thousands of fuel that way), and fuel must be the same on every run of the same input.
+    // Fairness does not need the ticks: the store yields every `FUEL_YIELD_INTERVAL` fuel.
+    let tick = env.epoch_tick.max(Duration::from_millis(1));
+    let ticks = invocation_ticks(deadline, tick);
+    store.set_epoch_deadline(ticks);
     store.epoch_deadline_callback(move |_| {
         if Instant::now() >= deadline {
             Ok(UpdateDeadline::Interrupt)
         } else {
-            Ok(UpdateDeadline::Yield(1))
+            Ok(UpdateDeadline::Continue(invocation_ticks(deadline, tick)))
         }
     });
     store.call_hook(track_fuel);
     Ok(store)
+}
+
+/// Epoch ticks from now until `deadline` (at least one).
+fn invocation_ticks(deadline: Instant, tick: Duration) -> u64 {
+    let left = deadline.saturating_duration_since(Instant::now());
+    u64::try_from(left.as_nanos() / tick.as_nanos())
+        .unwrap_or(u64::MAX)
+        .max(1)
 }
 
 /// Notes the fuel left each time the guest calls into the host (so a span, a `wasi:otel`

@@ -10,6 +10,7 @@ use crate::imports::invoke::{InvokeCtx, InvokeState, InvokeView};
 use crate::imports::otel::{OtelCtx, OtelState, OtelView};
 use crate::imports::telemetry::{Recorder, RecorderView};
 use crate::invocation::Invocation;
+use crate::recording::Tape;
 use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -31,6 +32,8 @@ pub struct CallState {
     pub(crate) instantiate_fuel: u64,
     /// Outgoing HTTP, made on the first request.
     pub(crate) http: Option<Box<OutgoingHttp>>,
+    /// The tape of a recorded or replayed call.
+    pub(crate) tape: Option<Arc<Tape>>,
 }
 
 impl WasiHttpView for CallState {
@@ -43,6 +46,7 @@ impl WasiHttpView for CallState {
                 &self.env.http_clients,
                 &self.invocation,
                 &self.recorder.report.primitive,
+                self.tape.clone(),
             ))
         });
         http.hooks.parent_span_id = parent;
@@ -76,6 +80,7 @@ impl InvokeView for CallState {
             rec: &mut self.recorder,
             state: &mut self.invoke,
             invoker: &self.env.invoker,
+            tape: self.tape.as_ref(),
         }
     }
 }
@@ -94,6 +99,7 @@ impl ConfigView for CallState {
         ConfigCtx {
             config: &self.invocation.config,
             primitive: &self.recorder.report.primitive,
+            tape: self.tape.as_ref(),
         }
     }
 }

@@ -371,11 +371,16 @@ impl Prepared {
             // validation; no guest ran, so there is no span.
             (_, Err(mismatch)) => (Err(Problem::input_mismatch(mismatch, &self.name)), None),
             (Tool::Primitive(primitive), Ok(())) => {
-                let outcome = app
-                    .host
-                    .call_primitive(primitive, &self.input, self.options.clone())
-                    .await;
+                let taken = app.recordings.session();
+                let mut options = self.options.clone();
+                options.recording = taken.as_ref().map(|t| Arc::clone(&t.session));
+                let outcome = app.host.call_primitive(primitive, &self.input, options).await;
                 let report = &outcome.report;
+                if let Some(taken) = &taken {
+                    let failed = outcome.output.is_err();
+                    app.recordings
+                        .keep(&self.tenant.id, taken, report.ids.trace_id, failed, None);
+                }
                 let result = outcome
                     .output
                     .map(|output| (output, report.stats.fuel_consumed))
@@ -397,10 +402,21 @@ impl Prepared {
                         "params": { "progressToken": token, "progress": n, "message": message },
                     }));
                 };
-                let outcome = loaded
-                    .workflow
-                    .run_observed(&self.input, self.options.clone(), &on_step)
-                    .await;
+                let taken = app.recordings.session();
+                let mut options = self.options.clone();
+                options.recording = taken.as_ref().map(|t| Arc::clone(&t.session));
+                let outcome = loaded.workflow.run_observed(&self.input, options, &on_step).await;
+                if let Some(taken) = &taken {
+                    let record = loaded.record(&self.input, &outcome.output, &self.tenant.config());
+                    let failed = outcome.output.is_err();
+                    app.recordings.keep(
+                        &self.tenant.id,
+                        taken,
+                        outcome.report.ids.trace_id,
+                        failed,
+                        Some(record),
+                    );
+                }
                 let fuel = outcome.report.calls.iter().map(|c| c.stats.fuel_consumed).sum();
                 let limit = self.tenant.max_response_bytes;
                 let result = match outcome.output {

@@ -12,11 +12,13 @@
 
 mod body;
 mod pool;
+mod recorded;
 mod tls;
 
 pub use pool::HttpClients;
 
 use crate::invocation::Invocation;
+use crate::recording::Tape;
 use http_body_util::BodyExt as _;
 use prometheus::{HistogramVec, IntCounterVec, Registry};
 use std::future::Future;
@@ -25,6 +27,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tta_core::bindings::Value;
 use tta_core::config::HttpPolicy;
 use tta_core::config::http::Scheme;
+use tta_core::guest_config::GuestConfig;
 use tta_core::report::GuestSpanRecord;
 use tta_core::trace_context::{new_span_id, traceparent};
 use tta_telemetry::Metrics;
@@ -65,6 +68,10 @@ pub(crate) struct Hooks {
     /// The guest span a new request is a child of; set each time the guest enters `wasi:http`.
     pub(crate) parent_span_id: u64,
     sink: Arc<SpanSink>,
+    /// The call's tape, when it is recorded or replayed.
+    tape: Option<Arc<Tape>>,
+    /// The call's configuration, whose secrets a recorded request is scrubbed of.
+    config: Arc<GuestConfig>,
 }
 
 /// The HTTP client's instruments.
@@ -116,6 +123,7 @@ impl OutgoingHttp {
         clients: &Arc<HttpClients>,
         invocation: &Invocation,
         primitive: &str,
+        tape: Option<Arc<Tape>>,
     ) -> Self {
         OutgoingHttp {
             ctx: WasiHttpCtx::new(),
@@ -134,6 +142,8 @@ impl OutgoingHttp {
                     primitive: primitive.to_owned(),
                     tenant: metrics.tenant_label(&invocation.tenant),
                 }),
+                tape,
+                config: Arc::clone(&invocation.config),
             },
         }
     }
@@ -186,7 +196,7 @@ impl WasiHttpHooks for Hooks {
 
     fn send_request(
         &mut self,
-        mut request: hyper::Request<WasiBody>,
+        request: hyper::Request<WasiBody>,
         options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> SendFuture {
@@ -221,6 +231,42 @@ impl WasiHttpHooks for Hooks {
             client: true,
             fuel: None,
         };
+        let url = {
+            let mut url = uri.to_string();
+            self.config.redactor().text(&mut url);
+            url
+        };
+        match self.tape.clone() {
+            Some(tape) if tape.replays() => {
+                return recorded::replay(tape, request, record, Arc::clone(&self.sink), host, url);
+            }
+            Some(tape) => {
+                if let Some(index) = tape.begin_http(request.method().as_str(), &url) {
+                    let config = Arc::clone(&self.config);
+                    return recorded::record(tape, index, request, config, |request| {
+                        self.send(request, options, uri, record, host, port, scheme)
+                    });
+                }
+            }
+            None => {}
+        }
+        self.send(request, options, uri, record, host, port, scheme)
+    }
+}
+
+impl Hooks {
+    /// Sends `request` (whose span is `record`) if the tenant's allowlist lets it.
+    #[allow(clippy::too_many_arguments)]
+    fn send(
+        &mut self,
+        mut request: hyper::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        uri: axum::http::Uri,
+        record: GuestSpanRecord,
+        host: String,
+        port: Option<u16>,
+        scheme: Scheme,
+    ) -> SendFuture {
         let began = Instant::now();
         let sink = Arc::clone(&self.sink);
         let allowed = self.policy.as_ref().and_then(|policy| {
@@ -241,7 +287,7 @@ impl WasiHttpHooks for Hooks {
             sink.finish(record, "denied", "denied", began);
             return Box::new(async { Err(Error::HttpRequestDenied) });
         };
-        let traceparent = traceparent(self.trace_id, span_id, self.sampled);
+        let traceparent = traceparent(self.trace_id, record.span_id, self.sampled);
         let headers = request.headers_mut();
         if let Ok(value) = axum::http::HeaderValue::from_str(&traceparent) {
             headers.insert("traceparent", value);
