@@ -255,17 +255,17 @@ impl Recordings {
         let mut recording = Recording::new(u64::try_from(now.as_millis()).unwrap_or(u64::MAX));
         recording.workflow = workflow;
         recording.calls = calls;
-        let bytes = recording.to_bytes();
-        if bytes.len() > self.config.max_call_bytes {
-            self.metrics.dropped.with_label_values(&[&label, "too_large"]).inc();
-            return;
-        }
         let trace = format!("{trace_id:032x}");
-        let summary = summary(&recording, trace.clone(), bytes.len() as u64);
         let this = Arc::clone(self);
         let tenant = tenant.to_owned();
-        // The write and any eviction touch the disk: off the request's worker.
+        // Compressing, the write and any eviction: off the request's worker.
         tokio::task::spawn_blocking(move || {
+            let bytes = recording.to_bytes();
+            if bytes.len() > this.config.max_call_bytes {
+                this.metrics.dropped.with_label_values(&[&label, "too_large"]).inc();
+                return;
+            }
+            let summary = summary(&recording, trace.clone(), bytes.len() as u64);
             let dir = this.dir.join(hex::encode(&tenant));
             let path = dir.join(format!("{trace}.ttarec"));
             let written = std::fs::create_dir_all(&dir).and_then(|()| {

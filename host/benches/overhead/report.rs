@@ -360,16 +360,17 @@ fn span_fuel(out: &mut String) {
 }
 
 fn recording(out: &mut String) {
-    use crate::recording::{ECHO_PLAIN, ECHO_RECORDED, GROUP, LLM_PLAIN, LLM_RECORDED, SIZES};
+    use crate::recording::{ECHO_FILE, ECHO_PLAIN, ECHO_RECORDED, GROUP, LLM_FILE, LLM_PLAIN, LLM_RECORDED, SIZES};
     let sizes = SIZES.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let size = |id: &str| sizes.iter().find(|(i, _)| *i == id).map_or(0, |(_, n)| *n);
     let mut rows = Vec::new();
-    for (what, plain, recorded) in [
-        ("`echo` (64 bytes)", ECHO_PLAIN, ECHO_RECORDED),
+    for (what, plain, recorded, file) in [
+        ("`echo` (64 bytes)", ECHO_PLAIN, ECHO_RECORDED, ECHO_FILE),
         (
             "`llm-chat` (a prompt over HTTP, the answer streamed)",
             LLM_PLAIN,
             LLM_RECORDED,
+            LLM_FILE,
         ),
     ] {
         let (Some(p), Some(r)) = (mean(GROUP, plain), mean(GROUP, recorded)) else {
@@ -381,6 +382,7 @@ fn recording(out: &mut String) {
             time(r),
             signed(r - p),
             format!("{:.2}×", r / p),
+            mean(GROUP, file).map_or_else(String::new, time),
             format!("{} B", size(recorded)),
         ]);
     }
@@ -393,7 +395,15 @@ fn recording(out: &mut String) {
     );
     table(
         out,
-        &["the call", "not recorded", "recorded", "added", "ratio", "recording"],
+        &[
+            "the call",
+            "not recorded",
+            "recorded (the tape)",
+            "added",
+            "ratio",
+            "the file, off the path",
+            "its size",
+        ],
         &rows,
     );
 }
